@@ -1,0 +1,402 @@
+//! The `Greenlet` handle, its shared state, and the `Builder`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{GreenletExit, ParentError};
+use crate::stack::{self, PooledStack};
+use crate::switch::{self, Coro, Payload};
+use crate::thread;
+use crate::value::Value;
+
+/// Where a greenlet is in its life. See the module docs of `switch` for how the
+/// states map onto corosensei's resume chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Created, never switched to.
+    Unstarted,
+    /// The greenlet whose code runs right now (exactly one per thread).
+    Running,
+    /// Blocked inside `Coroutine::resume` of the greenlet above it in the chain.
+    Resuming,
+    /// Parked inside `Yielder::suspend`, off the chain.
+    Suspended,
+    /// Its function returned or unwound.
+    Dead,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) state: Cell<State>,
+    /// The coroutine, while not being resumed (the resumer holds it during a resume).
+    pub(crate) coroutine: Cell<Option<Coro>>,
+    /// The yielder of this greenlet's coroutine, set when it starts.
+    pub(crate) yielder: Cell<*const switch::Yielder>,
+    /// `None` only for a thread's main greenlet.
+    pub(crate) parent: RefCell<Option<Greenlet>>,
+    /// Number of live `Greenlet` handles (internal `Rc`s on stacks are not counted).
+    handles: Cell<usize>,
+    /// Set once an abandoned greenlet was sent `GreenletExit`.
+    killing: Cell<bool>,
+    name: RefCell<Option<Rc<str>>>,
+    /// `(guard start, guard end, usable size)` of the stack; zeroes for a main greenlet.
+    pub(crate) stack_bounds: (usize, usize, usize),
+    context: RefCell<Option<Rc<dyn Any>>>,
+}
+
+impl Inner {
+    pub(crate) fn is_main(&self) -> bool {
+        self.stack_bounds.2 == 0
+    }
+
+    /// Reads the name without borrowing bookkeeping (for the overflow handler).
+    ///
+    /// # Safety
+    ///
+    /// No `RefCell` borrow of the name may be in progress on this thread.
+    pub(crate) unsafe fn name_unchecked(&self) -> Option<&str> {
+        // SAFETY: the caller guarantees no mutable borrow is live.
+        unsafe { (*self.name.as_ptr()).as_deref() }
+    }
+}
+
+/// A handle to a greenlet: a coroutine with its own stack on this OS thread.
+///
+/// Handles are cheap to clone and are `!Send`: a greenlet lives and dies on the thread
+/// that made it, so a handle cannot reach another thread:
+///
+/// ```compile_fail
+/// let g = greenweave_greenlet::Greenlet::new(|_| ());
+/// std::thread::spawn(move || g.switch(()));
+/// ```
+///
+/// When the last handle of a started, unfinished greenlet is dropped, it is sent
+/// [`GreenletExit`](crate::GreenletExit) so that its destructors run (as Python does
+/// when a suspended greenlet is garbage-collected); an unstarted one is discarded
+/// without running.
+pub struct Greenlet(Rc<Inner>);
+
+impl Greenlet {
+    /// A new greenlet that will run `f`, with the current greenlet as parent and the
+    /// thread's default stack size. It starts on the first [`switch`](Self::switch),
+    /// whose value becomes `f`'s argument; `f`'s return value is switched to the parent.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be mapped (see [`Builder::try_build`] for the fallible form).
+    #[track_caller]
+    pub fn new<F, R>(f: F) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        Builder::new().build(f)
+    }
+
+    /// A builder to set a name or stack size.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn new_main() -> Greenlet {
+        Greenlet::from_inner(Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Cell::new(State::Running),
+            coroutine: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            parent: RefCell::new(None),
+            handles: Cell::new(0),
+            killing: Cell::new(false),
+            name: RefCell::new(Some(Rc::from("main"))),
+            stack_bounds: (0, 0, 0),
+            context: RefCell::new(None),
+        }))
+    }
+
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> Greenlet {
+        inner.handles.set(inner.handles.get() + 1);
+        Greenlet(inner)
+    }
+
+    pub(crate) fn inner(&self) -> &Rc<Inner> {
+        &self.0
+    }
+
+    /// Transfers control to this greenlet, handing it `value`, and returns the value of
+    /// the next switch back into the calling greenlet.
+    ///
+    /// - An unstarted greenlet starts with `value` as its function's argument.
+    /// - A suspended one returns `value` from its own pending `switch`.
+    /// - Switching to the running greenlet returns `value` at once.
+    /// - Switching to a dead greenlet switches to its parent instead (the first live
+    ///   ancestor), as Python's greenlet does.
+    ///
+    /// If the value that comes back is a panic (a child's function panicked and this
+    /// greenlet is its parent, or someone [`throw`](Self::throw)s into us), it resumes
+    /// unwinding here.
+    pub fn switch<T: Any>(&self, value: T) -> Value {
+        switch::switch_to(self.0.clone(), Payload::Value(Value::new(value)))
+    }
+
+    /// Like [`switch`](Self::switch) with an already wrapped [`Value`].
+    pub fn switch_value(&self, value: Value) -> Value {
+        switch::switch_to(self.0.clone(), Payload::Value(value))
+    }
+
+    /// Raises `payload` inside this greenlet at its suspension point, as an unwind that
+    /// runs its destructors; returns what is next switched back to the caller.
+    ///
+    /// [`GreenletExit`] is the conventional payload: a greenlet that unwinds with it
+    /// finishes quietly and its parent receives the `GreenletExit` as a normal value.
+    /// Any other payload that the greenlet does not catch reaches its parent as a
+    /// panic. An unstarted greenlet dies at once without running its function.
+    pub fn throw<E: Any + Send>(&self, payload: E) -> Value {
+        switch::switch_to(self.0.clone(), Payload::Throw(Box::new(payload)))
+    }
+
+    /// Like [`throw`](Self::throw) with an already boxed payload (e.g. a caught panic).
+    pub fn throw_boxed(&self, payload: Box<dyn Any + Send>) -> Value {
+        switch::switch_to(self.0.clone(), Payload::Throw(payload))
+    }
+
+    /// The greenlet that receives this one's return value; `None` for a main greenlet.
+    pub fn parent(&self) -> Option<Greenlet> {
+        self.0.parent.borrow().clone()
+    }
+
+    /// Changes the parent.
+    ///
+    /// # Errors
+    ///
+    /// [`ParentError::Cycle`] if `parent` is this greenlet or one of its descendants,
+    /// [`ParentError::Main`] if this is a main greenlet (it has no parent).
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
+        if self.0.is_main() {
+            return Err(ParentError::Main {
+                greenlet: self.to_string(),
+            });
+        }
+        let mut p = Some(parent.clone());
+        while let Some(g) = p {
+            if Rc::ptr_eq(&g.0, &self.0) {
+                return Err(ParentError::Cycle {
+                    greenlet: self.to_string(),
+                    parent: parent.to_string(),
+                });
+            }
+            p = g.parent();
+        }
+        *self.0.parent.borrow_mut() = Some(parent.clone());
+        Ok(())
+    }
+
+    /// Whether the greenlet has been switched to at least once (always true for main).
+    pub fn is_started(&self) -> bool {
+        self.0.state.get() != State::Unstarted
+    }
+
+    /// Whether its function has returned or unwound.
+    pub fn is_dead(&self) -> bool {
+        self.0.state.get() == State::Dead
+    }
+
+    /// Started and not dead (Python's `bool(greenlet)`).
+    pub fn is_active(&self) -> bool {
+        !matches!(self.0.state.get(), State::Unstarted | State::Dead)
+    }
+
+    /// Whether this is the greenlet running now.
+    pub fn is_current(&self) -> bool {
+        self.0.state.get() == State::Running
+    }
+
+    /// Whether this is a thread's main greenlet (its original stack).
+    pub fn is_main(&self) -> bool {
+        self.0.is_main()
+    }
+
+    /// A process-wide unique id.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// The name given by [`Builder::name`] or [`set_name`](Self::set_name) (`"main"` for
+    /// a main greenlet).
+    pub fn name(&self) -> Option<Rc<str>> {
+        self.0.name.borrow().clone()
+    }
+
+    /// Renames the greenlet (shown in panics, overflow reports and `Display`).
+    pub fn set_name(&self, name: &str) {
+        *self.0.name.borrow_mut() = Some(Rc::from(name));
+    }
+
+    /// Usable stack size in bytes (0 for a main greenlet, whose stack is the thread's).
+    pub fn stack_size(&self) -> usize {
+        self.0.stack_bounds.2
+    }
+
+    /// Data a runtime attaches to the greenlet (greenweave's hub keeps its task here).
+    pub fn context(&self) -> Option<Rc<dyn Any>> {
+        self.0.context.borrow().clone()
+    }
+
+    /// Attaches runtime data; see [`context`](Self::context).
+    pub fn set_context(&self, context: Option<Rc<dyn Any>>) {
+        *self.0.context.borrow_mut() = context;
+    }
+
+    /// Whether two handles name the same greenlet.
+    pub fn ptr_eq(&self, other: &Greenlet) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Clone for Greenlet {
+    fn clone(&self) -> Greenlet {
+        Greenlet::from_inner(self.0.clone())
+    }
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Greenlet) -> bool {
+        self.ptr_eq(other)
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        let left = self.0.handles.get() - 1;
+        self.0.handles.set(left);
+        if left == 0 && self.0.state.get() == State::Suspended && !self.0.killing.get() {
+            kill_abandoned(&self.0);
+        }
+    }
+}
+
+/// Sends `GreenletExit` into a suspended greenlet nobody can switch to any more, with the
+/// current greenlet as its parent so control comes back here once it has unwound.
+fn kill_abandoned(inner: &Rc<Inner>) {
+    if !thread::alive() {
+        // Thread exit: dropping the coroutine (with the last `Rc`) makes corosensei
+        // unwind the stack instead, without switching.
+        return;
+    }
+    inner.killing.set(true);
+    let g = Greenlet::from_inner(inner.clone());
+    *inner.parent.borrow_mut() = Some(crate::current());
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| g.throw(GreenletExit)));
+    if outcome.is_err() {
+        log::error!("{g} panicked while unwinding after its last handle was dropped");
+    }
+}
+
+impl fmt::Display for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0.name.borrow() {
+            Some(name) => write!(f, "greenlet '{name}' (id {})", self.0.id),
+            None => write!(f, "greenlet id {}", self.0.id),
+        }
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Greenlet")
+            .field("id", &self.0.id)
+            .field("name", &self.0.name.borrow())
+            .field("state", &self.0.state.get())
+            .finish()
+    }
+}
+
+/// Configures a greenlet before creating it.
+///
+/// ```
+/// use greenweave_greenlet::Builder;
+///
+/// let g = Builder::new().name("worker").stack_size(64 * 1024).build(|_| 7);
+/// assert_eq!(g.name().as_deref(), Some("worker"));
+/// assert_eq!(g.switch(()).get::<i32>(), 7);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a Builder does nothing until `build` is called"]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Defaults: no name, the thread's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes, rounded up to whole pages.
+    ///
+    /// # Panics
+    ///
+    /// If `size` is outside [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE)..=[`MAX_STACK_SIZE`](crate::MAX_STACK_SIZE).
+    #[track_caller]
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(stack::validate_stack_size(size));
+        self
+    }
+
+    /// Creates the greenlet; see [`Greenlet::new`].
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be mapped.
+    #[track_caller]
+    pub fn build<F, R>(self, f: F) -> Greenlet
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        match self.try_build(f) {
+            Ok(g) => g,
+            Err(err) => panic!("cannot allocate a greenlet stack: {err}"),
+        }
+    }
+
+    /// Creates the greenlet, or says why no stack could be mapped (out of memory or of
+    /// kernel memory mappings).
+    pub fn try_build<F, R>(self, f: F) -> io::Result<Greenlet>
+    where
+        F: FnOnce(Value) -> R + 'static,
+        R: Any,
+    {
+        let stack: PooledStack = thread::take_stack(self.stack_size)?;
+        let parent = crate::current();
+        let inner = Rc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            state: Cell::new(State::Unstarted),
+            coroutine: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            parent: RefCell::new(Some(parent)),
+            handles: Cell::new(0),
+            killing: Cell::new(false),
+            name: RefCell::new(self.name.map(Rc::from)),
+            stack_bounds: (stack.guard_start(), stack.guard_end(), stack.size()),
+            context: RefCell::new(None),
+        });
+        inner.coroutine.set(Some(switch::new_coroutine(stack, f)));
+        Ok(Greenlet::from_inner(inner))
+    }
+}

@@ -1,0 +1,94 @@
+//! Symmetric greenlets for Rust, with Python greenlet's semantics.
+//!
+//! A [`Greenlet`] is a coroutine with its own stack on the current OS thread. Any
+//! greenlet can [`switch`](Greenlet::switch) to any other, passing a value; the switch
+//! returns when someone switches back. This is the seed tutorial's ping-pong:
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use greenweave_greenlet::Greenlet;
+//!
+//! let out = Rc::new(RefCell::new(Vec::new()));
+//! let gr2_slot: Rc<RefCell<Option<Greenlet>>> = Rc::default();
+//!
+//! let (o, slot) = (out.clone(), gr2_slot.clone());
+//! let gr1 = Greenlet::new(move |_| {
+//!     let gr2 = slot.borrow().clone().unwrap();
+//!     o.borrow_mut().push(12);
+//!     gr2.switch(());
+//!     o.borrow_mut().push(34);
+//!     gr2.switch(());
+//! });
+//! let (o, g1) = (out.clone(), gr1.clone());
+//! let gr2 = Greenlet::new(move |_| {
+//!     o.borrow_mut().push(56);
+//!     g1.switch(());
+//!     o.borrow_mut().push(78);
+//! });
+//! *gr2_slot.borrow_mut() = Some(gr2.clone());
+//!
+//! gr1.switch(());
+//! assert_eq!(*out.borrow(), [12, 56, 34, 78]);
+//! ```
+//!
+//! # Semantics
+//!
+//! - [`Greenlet::new`]`(f)`: the parent is the current greenlet; `f` starts on the first
+//!   switch and receives that switch's value. When `f` returns, its value is switched
+//!   to the parent; when `f` panics, the panic resumes in the parent at its pending
+//!   switch.
+//! - [`Greenlet::throw`] raises a payload inside a greenlet; [`GreenletExit`] ends it
+//!   quietly.
+//! - Dropping the last handle of a suspended greenlet sends it `GreenletExit`, so its
+//!   destructors run.
+//! - [`current`], [`Greenlet::parent`], [`Greenlet::set_parent`] (cycles are refused),
+//!   [`Greenlet::is_started`], [`Greenlet::is_dead`].
+//! - Each OS thread has its own main greenlet (its original stack) and greenlets never
+//!   leave their thread: handles are `!Send`.
+//!
+//! # Stacks
+//!
+//! Stacks come from a per-thread pool of guard-paged stacks ([`DEFAULT_STACK_SIZE`]
+//! by default; see [`Builder::stack_size`] and [`set_default_stack_size`]), so creating
+//! a greenlet after warm-up makes no system call. A greenlet that overflows its stack
+//! is reported by name and size and the process aborts, like std does for threads.
+//!
+//! # Cost
+//!
+//! A switch costs one corosensei context switch in the common cases (see the `switch`
+//! module's notes on the resume chain): a greenlet and the greenlet that resumed it,
+//! or two greenlets ping-ponging, trade control with one `suspend` or `resume` each way.
+#![warn(unsafe_op_in_unsafe_fn)]
+
+mod error;
+mod greenlet;
+mod overflow;
+mod stack;
+mod switch;
+mod sys;
+mod thread;
+mod value;
+
+pub use error::{GreenletExit, ParentError};
+pub use greenlet::{Builder, Greenlet};
+pub use stack::{DEFAULT_STACK_SIZE, HOT_STACKS, MAX_STACK_SIZE, MIN_STACK_SIZE};
+pub use thread::{default_stack_size, pooled_stacks, set_default_stack_size};
+pub use value::Value;
+
+/// The greenlet running now (Python's `greenlet.getcurrent()`); on a thread that never
+/// used greenlets, this makes its main greenlet.
+#[track_caller]
+pub fn current() -> Greenlet {
+    Greenlet::from_inner(thread::current_inner())
+}
+
+/// Which technique guards greenlet stacks on this machine, once the first stack is made:
+/// `"madvise"` (`MADV_GUARD_INSTALL`, no extra kernel mapping per stack) or
+/// `"mprotect"` (two mappings per stack).
+pub fn guard_technique() -> Option<&'static str> {
+    sys::guard_kind().map(|k| match k {
+        sys::GuardKind::Madvise => "madvise",
+        sys::GuardKind::Mprotect => "mprotect",
+    })
+}

@@ -1,0 +1,231 @@
+//! Per-thread pool of guard-paged stacks.
+//!
+//! Stacks are carved out of *slabs*: one anonymous mapping holds many stacks, each with
+//! a guard region below it (stacks grow down):
+//!
+//! ```text
+//! slab: [guard][stack 0 ........][guard][stack 1 ........] ...
+//!               ^limit      base^
+//! ```
+//!
+//! With `MADV_GUARD_INSTALL` (Linux 6.13+) a guard region does not split the mapping,
+//! so a slab of dozens of stacks costs the kernel one mapping instead of two per
+//! stack, and the `vm.max_map_count` ceiling (65530 by default, ~32,700 greenlets with
+//! one mapping plus one `mprotect` guard per stack) moves out of the way. On older
+//! kernels the guard falls back to `mprotect`.
+//!
+//! A stack whose greenlet finished goes back on its size class's free list (LIFO, so
+//! the hottest stack is reused first): after warm-up a greenlet costs no system call.
+//! Beyond [`HOT_STACKS`] free stacks per class, a returned stack's pages are given back
+//! to the kernel so a burst of greenlets does not pin its memory for ever. Slabs are
+//! unmapped when the thread exits and their last stack is gone.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
+
+use corosensei::stack::{Stack, StackPointer};
+
+use crate::sys;
+
+/// Default usable stack size of a greenlet: 256 KiB. Only touched pages use memory, so a
+/// parked greenlet typically costs one or two pages of RAM; the size bounds how deep it
+/// may recurse (ordinary code, formatting, std I/O and HTTP clients fit comfortably).
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// The smallest stack size accepted: room for a panic message and its unwinding.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// The largest stack size accepted (1 GiB).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Size of the guard region below each stack. Rust code probes every page of a large
+/// frame, so one page would do; a few pages also catch C frames that skip ahead.
+const GUARD_SIZE: usize = 16 * 1024;
+
+/// Target size of one slab mapping.
+const SLAB_BYTES: usize = 8 << 20;
+
+/// Free stacks kept warm per size class; returned stacks past this are released.
+pub const HOT_STACKS: usize = 256;
+
+/// One mapping holding `count` stacks of one size class.
+struct Slab {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map_stacks` with this length, and every
+        // stack carved from it held an `Rc<Slab>`: the last one is gone, so nothing
+        // runs on or points into it any more.
+        unsafe { sys::unmap(self.base, self.len) };
+    }
+}
+
+/// A stack's place in a slab, without the pool-returning behaviour of [`PooledStack`].
+struct Slot {
+    /// Lowest address of the guard region (the stack's `limit`).
+    limit: usize,
+    /// Highest address of the stack (where it starts growing down from).
+    base: usize,
+    _slab: Rc<Slab>,
+}
+
+/// A stack taken from the current thread's pool; dropping it gives it back.
+pub struct PooledStack {
+    slot: Option<Slot>,
+}
+
+impl PooledStack {
+    fn slot(&self) -> &Slot {
+        self.slot
+            .as_ref()
+            .expect("a PooledStack holds its slot until dropped")
+    }
+
+    /// Lowest address of the guard region below the stack.
+    pub fn guard_start(&self) -> usize {
+        self.slot().limit
+    }
+
+    /// One past the highest address of the guard region.
+    pub fn guard_end(&self) -> usize {
+        self.slot().limit + GUARD_SIZE
+    }
+
+    /// Usable size in bytes.
+    pub fn size(&self) -> usize {
+        self.slot().base - self.guard_end()
+    }
+}
+
+impl Drop for PooledStack {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            crate::thread::with_pool(move |pool| pool.put(slot));
+        }
+    }
+}
+
+// SAFETY: `base` and `limit` bound a read-write range of at least MIN_STACK_SIZE bytes
+// (sizes are validated) with a guard region of GUARD_SIZE at its bottom; both are
+// page aligned, hence aligned to STACK_ALIGNMENT, and the memory stays mapped while
+// the slot's `Rc<Slab>` lives, i.e. at least as long as this value.
+unsafe impl Stack for PooledStack {
+    fn base(&self) -> StackPointer {
+        NonZeroUsize::new(self.slot().base).expect("stack base is never null")
+    }
+
+    fn limit(&self) -> StackPointer {
+        NonZeroUsize::new(self.slot().limit).expect("stack limit is never null")
+    }
+}
+
+/// Stacks of one usable size.
+struct SizeClass {
+    size: usize,
+    free: Vec<Slot>,
+    /// The slab being carved, and how many of its stacks are handed out so far.
+    carving: Option<(Rc<Slab>, usize)>,
+    stacks_per_slab: usize,
+}
+
+impl SizeClass {
+    fn stride(&self) -> usize {
+        self.size + GUARD_SIZE
+    }
+
+    fn carve(&mut self) -> io::Result<Slot> {
+        let stride = self.stride();
+        let (slab, used) = match self.carving.take() {
+            Some((slab, used)) if used < self.stacks_per_slab => (slab, used),
+            _ => {
+                let len = stride * self.stacks_per_slab;
+                let base = sys::map_stacks(len)?;
+                (Rc::new(Slab { base, len }), 0)
+            }
+        };
+        let offset = used * stride;
+        // SAFETY: offset + stride <= len, so the guard range lies inside the fresh,
+        // unused part of the slab; page-aligned because size and GUARD_SIZE are.
+        let limit = unsafe { slab.base.add(offset) };
+        // SAFETY: as above; nothing lives in the guard range.
+        if let Err(err) = unsafe { sys::install_guard(limit, GUARD_SIZE) } {
+            self.carving = Some((slab, used));
+            return Err(err);
+        }
+        let slot = Slot {
+            limit: limit as usize,
+            base: limit as usize + stride,
+            _slab: slab.clone(),
+        };
+        self.carving = Some((slab, used + 1));
+        Ok(slot)
+    }
+}
+
+/// The per-thread pool: a handful of size classes, most programs use one.
+pub(crate) struct StackPool {
+    classes: Vec<SizeClass>,
+}
+
+impl StackPool {
+    pub(crate) const fn new() -> StackPool {
+        StackPool {
+            classes: Vec::new(),
+        }
+    }
+
+    /// A stack of at least `size` usable bytes (already validated and page rounded).
+    pub(crate) fn get(&mut self, size: usize) -> io::Result<PooledStack> {
+        let class = match self.classes.iter().position(|c| c.size == size) {
+            Some(i) => &mut self.classes[i],
+            None => {
+                let stacks_per_slab = (SLAB_BYTES / (size + GUARD_SIZE)).clamp(1, 64);
+                self.classes.push(SizeClass {
+                    size,
+                    free: Vec::new(),
+                    carving: None,
+                    stacks_per_slab,
+                });
+                self.classes.last_mut().expect("just pushed")
+            }
+        };
+        let slot = match class.free.pop() {
+            Some(slot) => slot,
+            None => class.carve()?,
+        };
+        Ok(PooledStack { slot: Some(slot) })
+    }
+
+    fn put(&mut self, slot: Slot) {
+        let size = slot.base - slot.limit - GUARD_SIZE;
+        let Some(class) = self.classes.iter_mut().find(|c| c.size == size) else {
+            return;
+        };
+        if class.free.len() >= HOT_STACKS {
+            // SAFETY: the stack's usable range belongs to our slab and its greenlet is
+            // finished, so nothing on it is needed; the guard below is not touched.
+            unsafe { sys::release_pages((slot.limit + GUARD_SIZE) as *mut u8, size) };
+        }
+        class.free.push(slot);
+    }
+
+    /// Number of free stacks held, over all size classes.
+    pub(crate) fn free_stacks(&self) -> usize {
+        self.classes.iter().map(|c| c.free.len()).sum()
+    }
+}
+
+/// Rounds a requested stack size up to whole pages and checks its bounds.
+#[track_caller]
+pub(crate) fn validate_stack_size(size: usize) -> usize {
+    assert!(
+        (MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&size),
+        "greenlet stack size {size} bytes is out of range: use {MIN_STACK_SIZE}..={MAX_STACK_SIZE} bytes"
+    );
+    let page = sys::page_size();
+    size.div_ceil(page) * page
+}

@@ -1,0 +1,199 @@
+//! Symmetric switching on top of corosensei's asymmetric coroutines.
+//!
+//! # The resume chain
+//!
+//! corosensei offers two moves: `resume` (enter a coroutine, nesting it on top of the
+//! caller) and `suspend` (leave the running coroutine, returning to whoever resumed
+//! it). At any moment the greenlets of a thread that are not suspended form a chain:
+//!
+//! ```text
+//! main ──resume──▶ A ──resume──▶ B (running)
+//! ```
+//!
+//! `main` (the thread's own stack) is always at the bottom. Every greenlet below the
+//! running one is [`State::Resuming`]: its stack is blocked inside
+//! `Coroutine::resume`, and that call holds the coroutine object of the greenlet
+//! above it. Greenlets off the chain are [`State::Suspended`] (parked in
+//! `Yielder::suspend`, their coroutine object back in [`Inner::coroutine`]),
+//! [`State::Unstarted`] or [`State::Dead`].
+//!
+//! # Invariants
+//!
+//! 1. Exactly one greenlet per thread is `Running`, and the thread state's `current`
+//!    points at it.
+//! 2. A greenlet's coroutine object is in its `coroutine` cell iff the greenlet is
+//!    `Unstarted` or `Suspended`; while it is on the chain the resumer's stack frame
+//!    holds it, so nobody else can resume it.
+//! 3. A `Transfer` leaving a coroutine (suspend or return) is always aimed at a
+//!    greenlet on the chain below it, or (on return) at the finished greenlet's first
+//!    live parent, which may be off the chain.
+//! 4. A greenlet's yielder pointer is only dereferenced by that greenlet while it runs,
+//!    i.e. while its coroutine body (which owns the yielder) is live on its stack.
+//!
+//! # Cost
+//!
+//! `switch(target)` from the running greenlet `cur` is:
+//!
+//! - `target` is `cur`: no switch at all;
+//! - `target` is off the chain (suspended or unstarted): one nested `resume`;
+//! - `target` is the greenlet that resumed `cur`: one `suspend`;
+//! - `target` is further down the chain: one `suspend` per level, each intermediate
+//!   greenlet passing the transfer on (and becoming `Suspended` itself).
+//!
+//! So the handoffs that matter (a greenlet and the hub that runs it, two greenlets
+//! ping-ponging) cost one corosensei switch each way.
+
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+
+use corosensei::{Coroutine, CoroutineResult};
+
+use crate::error::GreenletExit;
+use crate::greenlet::{Inner, State};
+use crate::stack::PooledStack;
+use crate::thread;
+use crate::value::Value;
+
+/// What a switch carries: a value, or a panic payload to raise at the other end.
+pub(crate) enum Payload {
+    Value(Value),
+    Throw(Box<dyn Any + Send>),
+}
+
+/// A payload and the greenlet it is for.
+pub(crate) struct Transfer {
+    target: Rc<Inner>,
+    payload: Payload,
+}
+
+pub(crate) type Yielder = corosensei::Yielder<Transfer, Transfer>;
+pub(crate) type Coro = Coroutine<Transfer, Transfer, Transfer, PooledStack>;
+
+/// Builds the coroutine that runs `f` as a greenlet's body.
+pub(crate) fn new_coroutine<F, R>(stack: PooledStack, f: F) -> Coro
+where
+    F: FnOnce(Value) -> R + 'static,
+    R: Any,
+{
+    Coroutine::with_stack(
+        stack,
+        move |yielder: &Yielder, first: Transfer| -> Transfer {
+            let me = first.target;
+            me.yielder.set(yielder);
+            let outcome = match first.payload {
+                Payload::Value(v) => {
+                    panic::catch_unwind(AssertUnwindSafe(move || Value::new(f(v))))
+                }
+                // Thrown into before it ever ran: it dies without running `f`.
+                Payload::Throw(e) => Err(e),
+            };
+            let payload = match outcome {
+                Ok(v) => Payload::Value(v),
+                Err(e) => match e.downcast::<GreenletExit>() {
+                    Ok(exit) => Payload::Value(Value::new(*exit)),
+                    Err(e) => Payload::Throw(e),
+                },
+            };
+            // No thread-local access from here on: during thread exit corosensei may be
+            // force-unwinding this stack after our thread state is gone.
+            Transfer {
+                target: live_parent(&me),
+                payload,
+            }
+        },
+    )
+}
+
+/// The first ancestor of `g` that is not dead (a main greenlet never is).
+fn live_parent(g: &Inner) -> Rc<Inner> {
+    let mut p = g
+        .parent
+        .borrow()
+        .as_ref()
+        .map(|p| p.inner().clone())
+        .expect("a greenlet with a stack has a parent");
+    while p.state.get() == State::Dead {
+        let next = p
+            .parent
+            .borrow()
+            .as_ref()
+            .map(|g| g.inner().clone())
+            .expect("a dead greenlet has a parent");
+        p = next;
+    }
+    p
+}
+
+/// Switches from the running greenlet to `target`; returns (or raises) what comes back.
+pub(crate) fn switch_to(target: Rc<Inner>, payload: Payload) -> Value {
+    let cur = thread::current_inner();
+    run_switch(cur, target, payload)
+}
+
+fn run_switch(cur: Rc<Inner>, mut target: Rc<Inner>, mut payload: Payload) -> Value {
+    loop {
+        if Rc::ptr_eq(&target, &cur) {
+            return match payload {
+                Payload::Value(v) => v,
+                Payload::Throw(e) => panic::resume_unwind(e),
+            };
+        }
+        match target.state.get() {
+            State::Resuming => {
+                // Further down the chain: leave `cur` and let our resumer carry on.
+                cur.state.set(State::Suspended);
+                let yielder = cur.yielder.get();
+                // SAFETY: `cur` is running and is not main (main is the bottom of the
+                // chain, so nothing below it can be `Resuming`), so it is a started
+                // coroutine whose body set this pointer and is live on the stack we are
+                // running on (invariant 4).
+                let back = unsafe { &*yielder }.suspend(Transfer { target, payload });
+                // Someone resumed us: they made us `Running` and `current`.
+                target = back.target;
+                payload = back.payload;
+            }
+            State::Unstarted | State::Suspended => {
+                let Some(mut coroutine) = target.coroutine.take() else {
+                    unreachable!(
+                        "an unstarted or suspended greenlet holds its coroutine (invariant 2)"
+                    )
+                };
+                cur.state.set(State::Resuming);
+                target.state.set(State::Running);
+                thread::set_current(target.clone());
+                let result = coroutine.resume(Transfer {
+                    target: target.clone(),
+                    payload,
+                });
+                thread::set_current(cur.clone());
+                cur.state.set(State::Running);
+                let next = match result {
+                    CoroutineResult::Yield(next) => {
+                        // It suspended itself (and set its own state) on the way out.
+                        target.coroutine.set(Some(coroutine));
+                        next
+                    }
+                    CoroutineResult::Return(next) => {
+                        target.state.set(State::Dead);
+                        // Hand the stack back to the pool now rather than when the last
+                        // handle goes.
+                        drop(coroutine.into_stack());
+                        next
+                    }
+                };
+                target = next.target;
+                payload = next.payload;
+            }
+            State::Dead => {
+                // Python semantics: a switch to a dead greenlet goes to its parent.
+                target = live_parent(&target);
+            }
+            State::Running => {
+                unreachable!(
+                    "only the current greenlet is running, and it was handled above (invariant 1)"
+                )
+            }
+        }
+    }
+}

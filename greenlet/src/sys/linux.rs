@@ -1,0 +1,250 @@
+//! Linux system calls used by the stack pool and the overflow reporter.
+//!
+//! Everything platform-specific in this crate lives here: anonymous mappings, guard
+//! regions (`MADV_GUARD_INSTALL`, with an `mprotect` fallback), the per-thread alternate
+//! signal stack and the `SIGSEGV` handler installation.
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// `madvise` advice that turns a range into a guard region without splitting the
+/// mapping (Linux 6.13+). Not yet exported by the `libc` crate.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The size of a memory page.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+/// Reserves `len` bytes of read-write anonymous memory for stacks. Pages are only
+/// backed by RAM once touched (`MAP_NORESERVE`).
+pub fn map_stacks(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+    // touches no existing memory.
+    let ptr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ptr.cast())
+    }
+}
+
+/// Releases a mapping made by [`map_stacks`].
+///
+/// # Safety
+///
+/// `ptr..ptr+len` must be exactly a mapping returned by [`map_stacks`] that nothing
+/// uses any more.
+pub unsafe fn unmap(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is our own unused mapping.
+    let rc = unsafe { libc::munmap(ptr.cast(), len) };
+    debug_assert_eq!(rc, 0, "munmap of a stack slab failed");
+}
+
+/// How guard pages are made on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// `madvise(MADV_GUARD_INSTALL)`: no extra kernel mapping per stack.
+    Madvise,
+    /// `mprotect(PROT_NONE)`: splits the mapping, two kernel mappings per stack.
+    Mprotect,
+}
+
+const GUARD_UNKNOWN: u8 = 0;
+const GUARD_MADVISE: u8 = 1;
+const GUARD_MPROTECT: u8 = 2;
+static GUARD_KIND: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
+
+/// Turns `ptr..ptr+len` (page aligned, inside a [`map_stacks`] mapping) into a guard
+/// region: any access faults with `SIGSEGV`.
+///
+/// # Safety
+///
+/// The range must be page aligned, lie inside one of our stack mappings, and hold
+/// nothing anyone will read or write.
+pub unsafe fn install_guard(ptr: *mut u8, len: usize) -> io::Result<GuardKind> {
+    if GUARD_KIND.load(Ordering::Relaxed) != GUARD_MPROTECT {
+        // SAFETY: the caller guarantees the range is an unused part of our mapping.
+        let rc = unsafe { libc::madvise(ptr.cast(), len, MADV_GUARD_INSTALL) };
+        if rc == 0 {
+            GUARD_KIND.store(GUARD_MADVISE, Ordering::Relaxed);
+            return Ok(GuardKind::Madvise);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINVAL) {
+            return Err(err);
+        }
+        // Kernel older than 6.13: fall back for good.
+        GUARD_KIND.store(GUARD_MPROTECT, Ordering::Relaxed);
+    }
+    // SAFETY: as above; PROT_NONE on an unused range of our own mapping.
+    let rc = unsafe { libc::mprotect(ptr.cast(), len, libc::PROT_NONE) };
+    if rc == 0 {
+        Ok(GuardKind::Mprotect)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The guard technique in use, once a stack has been made.
+pub fn guard_kind() -> Option<GuardKind> {
+    match GUARD_KIND.load(Ordering::Relaxed) {
+        GUARD_MADVISE => Some(GuardKind::Madvise),
+        GUARD_MPROTECT => Some(GuardKind::Mprotect),
+        _ => None,
+    }
+}
+
+/// Size of the alternate signal stack we install on threads that have none.
+const ALTSTACK_SIZE: usize = 64 * 1024;
+
+/// An alternate signal stack this crate installed; removed when the thread exits.
+pub struct AltStack {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let disable = libc::stack_t {
+            ss_sp: ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: ALTSTACK_SIZE,
+        };
+        // SAFETY: turning the alternate stack off before unmapping it, on the thread
+        // that installed it; the mapping is our own and nothing else uses it.
+        unsafe {
+            libc::sigaltstack(&disable, ptr::null_mut());
+            unmap(self.base, self.len);
+        }
+    }
+}
+
+/// Makes sure the calling thread has an alternate signal stack, so the `SIGSEGV`
+/// handler can run after a greenlet overflowed its stack. Threads made by `std`
+/// already have one; for the others (C threads) one is made and returned, to be
+/// dropped when the thread exits.
+pub fn ensure_altstack() -> Option<AltStack> {
+    // SAFETY: querying the current alternate stack into a zeroed stack_t.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new stack only queries; `current` is a valid out-pointer.
+    let rc = unsafe { libc::sigaltstack(ptr::null(), &mut current) };
+    if rc != 0 || current.ss_flags & libc::SS_DISABLE == 0 {
+        return None;
+    }
+    let len = ALTSTACK_SIZE + page_size();
+    let base = map_stacks(len).ok()?;
+    // SAFETY: the first page of our fresh mapping becomes the alt stack's guard.
+    if unsafe { install_guard(base, page_size()) }.is_err() {
+        log::warn!("could not guard the alternate signal stack");
+    }
+    let stack = libc::stack_t {
+        // SAFETY: page_size() < len, so the offset stays inside the mapping.
+        ss_sp: unsafe { base.add(page_size()) }.cast(),
+        ss_flags: 0,
+        ss_size: ALTSTACK_SIZE,
+    };
+    // SAFETY: `stack` describes memory we own for as long as the AltStack lives.
+    if unsafe { libc::sigaltstack(&stack, ptr::null_mut()) } != 0 {
+        // SAFETY: the mapping was never handed out.
+        unsafe { unmap(base, len) };
+        return None;
+    }
+    Some(AltStack { base, len })
+}
+
+/// Signature of a `SA_SIGINFO` handler.
+pub type SigInfoHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// Installs `handler` for `SIGSEGV` (on the alternate stack) and returns the action
+/// it replaced, so the handler can pass faults that are not its own on.
+pub fn install_segv_handler(handler: SigInfoHandler) -> io::Result<libc::sigaction> {
+    // SAFETY: sigaction structs are plain data; zeroed is a valid empty value.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as usize;
+    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is a valid sigset_t inside `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: as above.
+    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid; the handler is an extern "C" fn with the
+    // SA_SIGINFO signature.
+    if unsafe { libc::sigaction(libc::SIGSEGV, &action, &mut previous) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(previous)
+}
+
+/// Hands a fault that is not a greenlet stack overflow to the handler that was
+/// installed before ours, or to the default action.
+///
+/// # Safety
+///
+/// Must be called from inside a `SIGSEGV` handler with that handler's arguments.
+pub unsafe fn chain_segv(
+    previous: &libc::sigaction,
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    let prev = previous.sa_sigaction;
+    if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction runs again
+        // and the process dies of SIGSEGV as it would have without us.
+        // SAFETY: resetting a signal's disposition to SIG_DFL is always valid.
+        unsafe { libc::signal(signum, libc::SIG_DFL) };
+    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was registered with SA_SIGINFO, so it has
+        // this signature; we pass the arguments we were given.
+        let f: SigInfoHandler = unsafe { std::mem::transmute::<usize, SigInfoHandler>(prev) };
+        f(signum, info, context);
+    } else {
+        // SAFETY: a handler registered without SA_SIGINFO takes just the signal.
+        let f: extern "C" fn(libc::c_int) =
+            unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(prev) };
+        f(signum);
+    }
+}
+
+/// Writes `bytes` to standard error without allocating (async-signal-safe).
+pub fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: writing from a valid slice to fd 2.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+/// Ends the process at once (async-signal-safe).
+pub fn abort() -> ! {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Gives the RAM behind `ptr..ptr+len` back to the kernel; the range stays mapped and
+/// reads as zeroes when touched again. Guard regions elsewhere in the mapping stay.
+///
+/// # Safety
+///
+/// The range must be page aligned, inside one of our mappings, and hold nothing
+/// anyone still needs.
+pub unsafe fn release_pages(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller guarantees the range is ours and unused.
+    unsafe { libc::madvise(ptr.cast(), len, libc::MADV_DONTNEED) };
+}
