@@ -333,6 +333,7 @@ impl fmt::Debug for Greenlet {
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    parent: Option<Greenlet>,
 }
 
 impl Builder {
@@ -344,6 +345,13 @@ impl Builder {
     /// Names the greenlet.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
+        self
+    }
+
+    /// The greenlet that receives the new greenlet's return value (default: the current
+    /// greenlet). A runtime sets its hub here so finished greenlets return to it.
+    pub fn parent(mut self, parent: &Greenlet) -> Builder {
+        self.parent = Some(parent.clone());
         self
     }
 
@@ -383,7 +391,10 @@ impl Builder {
         R: Any,
     {
         let stack: PooledStack = thread::take_stack(self.stack_size)?;
-        let parent = crate::current();
+        let parent = match self.parent {
+            Some(parent) => parent,
+            None => crate::current(),
+        };
         let inner = Rc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Cell::new(State::Unstarted),

@@ -83,6 +83,12 @@ pub fn current() -> Greenlet {
     Greenlet::from_inner(thread::current_inner())
 }
 
+/// Whether this thread's greenlet state still exists: false only while the thread's
+/// thread-locals are being destroyed, when no greenlet may be switched to any more.
+pub fn thread_alive() -> bool {
+    thread::alive()
+}
+
 /// Which technique guards greenlet stacks on this machine, once the first stack is made:
 /// `"madvise"` (`MADV_GUARD_INSTALL`, no extra kernel mapping per stack) or
 /// `"mprotect"` (two mappings per stack).

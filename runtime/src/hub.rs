@@ -1,0 +1,325 @@
+//! The per-thread hub: run queue, timers, the mio reactor and the cross-thread
+//! injector, driven from a greenlet of its own.
+//!
+//! A greenlet that blocks parks itself (see `park`) and switches to the hub; the hub
+//! runs ready greenlets, fires timers, polls I/O and wakes whoever can continue. The
+//! thread's main greenlet is an ordinary client of the hub: blocking in `main` just
+//! switches to the hub like any other greenlet, so no `run()` or `block_on()` is needed.
+//!
+//! # Turns
+//!
+//! One turn of the hub runs every greenlet that was ready when the turn began (those
+//! woken meanwhile wait for the next turn, so I/O and timers are not starved), then does
+//! *maintenance*: fire due timers, poll mio (without blocking if anyone is ready), run
+//! cross-thread wake-ups. While greenlets keep yielding to each other, maintenance runs
+//! every [`MAINTENANCE_INTERVAL`] greenlet runs instead of every turn: a clock read and
+//! an `epoll_wait` per yield would cost more than the yield itself.
+//!
+//! # Deadlock
+//!
+//! When nothing is ready and no timer, I/O wait or cross-thread work could ever wake
+//! anyone, the hub delivers a report listing every blocked greenlet to the thread's
+//! main greenlet (or, if main is not blocked, to the first blocked one), where the
+//! blocking call panics with it.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use greenweave_greenlet::{self as greenlet, Greenlet};
+use mio::{Events, Poll};
+use slab::Slab;
+
+use crate::park::make_ready;
+use crate::remote;
+use crate::task::{Task, TaskState, Wake};
+use crate::timer::{Action, Timers};
+
+/// Greenlet runs between two maintenance passes while the run queue stays busy.
+pub const MAINTENANCE_INTERVAL: u32 = 61;
+
+/// The value the hub is switched with when its thread exits: stop the loop.
+struct HubStop;
+
+pub(crate) struct Hub {
+    pub(crate) greenlet: Greenlet,
+    ready: RefCell<VecDeque<Rc<Task>>>,
+    pub(crate) timers: RefCell<Timers>,
+    tasks: RefCell<Slab<Rc<Task>>>,
+    pub(crate) poll: RefCell<Poll>,
+    events: RefCell<Events>,
+    /// Greenlets waiting for fd readiness, by mio token.
+    pub(crate) io_waiters: RefCell<Slab<crate::park::WaitToken>>,
+    pub(crate) remote: Arc<remote::Shared>,
+    runs_since_maintenance: Cell<u32>,
+}
+
+thread_local! {
+    static HUB: OnceCell<Hub> = const { OnceCell::new() };
+}
+
+/// Runs `f` with this thread's hub, creating it on first use.
+///
+/// # Panics
+///
+/// If the thread is exiting and its hub is gone, or the reactor cannot be created.
+#[track_caller]
+pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    HUB.with(|cell| f(cell.get_or_init(Hub::new)))
+}
+
+/// The running greenlet's task (adopting it if the runtime did not spawn it).
+///
+/// # Panics
+///
+/// When called from the hub itself.
+#[track_caller]
+pub(crate) fn current_task() -> Rc<Task> {
+    with(Hub::current_task)
+}
+
+impl Hub {
+    fn new() -> Hub {
+        let poll = Poll::new()
+            .unwrap_or_else(|e| panic!("greenweave: cannot create the hub's epoll instance: {e}"));
+        let remote = remote::Shared::new(&poll)
+            .unwrap_or_else(|e| panic!("greenweave: cannot create the hub's waker: {e}"));
+        let mut root = greenlet::current();
+        while let Some(parent) = root.parent() {
+            root = parent;
+        }
+        let greenlet = Greenlet::builder()
+            .name("hub")
+            .parent(&root)
+            .build(|_| run_hub());
+        Hub {
+            greenlet,
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::new()),
+            tasks: RefCell::new(Slab::new()),
+            poll: RefCell::new(poll),
+            events: RefCell::new(Events::with_capacity(1024)),
+            io_waiters: RefCell::new(Slab::new()),
+            remote: Arc::new(remote),
+            runs_since_maintenance: Cell::new(0),
+        }
+    }
+
+    /// The task of the running greenlet; a greenlet the runtime did not spawn (the
+    /// thread's main greenlet, a raw `Greenlet`) is adopted on first use.
+    ///
+    /// # Panics
+    ///
+    /// When called from the hub itself: the hub must never block.
+    #[track_caller]
+    pub(crate) fn current_task(&self) -> Rc<Task> {
+        let g = greenlet::current();
+        if let Some(ctx) = g.context() {
+            if let Ok(task) = ctx.downcast::<Task>() {
+                return task;
+            }
+        }
+        assert!(
+            !g.ptr_eq(&self.greenlet),
+            "greenweave: a blocking call was made from inside the hub (e.g. in a Drop run by the hub); \
+             the hub must never block: move the call into a spawned greenlet"
+        );
+        let task = Rc::new(Task::new(g.clone(), None));
+        self.register(&task);
+        g.set_context(Some(task.clone()));
+        task
+    }
+
+    pub(crate) fn register(&self, task: &Rc<Task>) {
+        let key = self.tasks.borrow_mut().insert(task.clone());
+        task.key.set(key);
+    }
+
+    pub(crate) fn unregister(&self, task: &Task) {
+        let key = task.key.replace(usize::MAX);
+        if key != usize::MAX {
+            self.tasks.borrow_mut().try_remove(key);
+        }
+    }
+
+    /// Puts a ready task at the back of the run queue.
+    pub(crate) fn schedule(&self, task: Rc<Task>) {
+        self.ready.borrow_mut().push_back(task);
+    }
+
+    /// Switches from the current greenlet to the hub; returns when someone makes the
+    /// current greenlet run again.
+    pub(crate) fn switch_to_hub(&self) {
+        self.greenlet.switch(());
+    }
+
+    /// Snapshot of the registered tasks.
+    pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
+        self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect()
+    }
+
+    pub(crate) fn task_count(&self) -> usize {
+        self.tasks.borrow().len()
+    }
+
+    /// The task registered under `key` if it still has greenlet id `id`.
+    pub(crate) fn task_by_key(&self, key: usize, id: u64) -> Option<Rc<Task>> {
+        self.tasks
+            .borrow()
+            .get(key)
+            .filter(|t| t.id() == id)
+            .cloned()
+    }
+
+    /// Runs the greenlets that are ready now. Returns `false` if the hub must stop.
+    fn run_ready(&self) -> bool {
+        let mut budget = self.ready.borrow().len();
+        while budget > 0 {
+            budget -= 1;
+            let Some(task) = self.ready.borrow_mut().pop_front() else {
+                break;
+            };
+            if task.state.get() != TaskState::Ready {
+                continue;
+            }
+            task.state.set(TaskState::Running);
+            let back = task.greenlet.switch(());
+            if back.is::<HubStop>() {
+                return false;
+            }
+            let runs = self.runs_since_maintenance.get() + 1;
+            self.runs_since_maintenance.set(runs);
+            if runs >= MAINTENANCE_INTERVAL {
+                self.maintain(false);
+            }
+        }
+        true
+    }
+
+    /// Fires timers, polls I/O (blocking only if `may_block` and nothing is ready)
+    /// and runs cross-thread wake-ups.
+    fn maintain(&self, may_block: bool) {
+        self.runs_since_maintenance.set(0);
+        let mut now = Instant::now();
+        self.fire_timers(now);
+        let timeout = if !self.ready.borrow().is_empty() || !may_block {
+            Some(Duration::ZERO)
+        } else if let Some(at) = self.timers.borrow().next_deadline() {
+            Some(at.saturating_duration_since(now))
+        } else if !self.io_waiters.borrow().is_empty() || self.remote.outstanding() > 0 {
+            None
+        } else {
+            self.report_deadlock();
+            return;
+        };
+        self.poll(timeout);
+        if timeout != Some(Duration::ZERO) {
+            now = Instant::now();
+            self.fire_timers(now);
+        }
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let Some(action) = self.timers.borrow_mut().pop_due(now) else {
+                break;
+            };
+            match action {
+                Action::Wake(token) => {
+                    token.wake(Wake::TimedOut);
+                }
+                Action::Timeout { task, id } => {
+                    if let Some(task) = task.upgrade() {
+                        crate::timeout::deliver(&task, id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
+            if err.kind() != io::ErrorKind::Interrupted {
+                log::error!("greenweave hub: epoll_wait failed: {err}");
+            }
+            return;
+        }
+        for event in events.iter() {
+            let token = event.token();
+            if token == remote::WAKER_TOKEN {
+                self.remote.run_pending(self);
+            } else if let Some(waiter) = self.io_waiters.borrow_mut().try_remove(token.0) {
+                waiter.wake(Wake::Notified);
+            }
+        }
+    }
+
+    /// Nothing can ever wake anyone: hand the report to a blocked greenlet.
+    fn report_deadlock(&self) {
+        let tasks = self.tasks();
+        let blocked: Vec<&Rc<Task>> = tasks
+            .iter()
+            .filter(|t| t.state.get() == TaskState::Blocked)
+            .collect();
+        let mut report = String::from(
+            "greenweave: deadlock: every greenlet on this thread is blocked and nothing can wake any of them \
+             (no greenlet is ready, no timer is pending, no I/O or cross-thread work is outstanding).\n\
+             Blocked greenlets:",
+        );
+        for task in &blocked {
+            report.push_str("\n  - ");
+            task.describe_line(&mut report);
+        }
+        let victim = blocked
+            .iter()
+            .find(|t| t.greenlet.is_main())
+            .or(blocked.first());
+        match victim {
+            Some(task) => {
+                *task.deadlock.borrow_mut() = Some(report);
+                make_ready(task, Wake::Interrupted);
+            }
+            None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),
+        }
+    }
+}
+
+/// The hub greenlet's body.
+fn run_hub() {
+    loop {
+        let keep_going = with(|hub| {
+            if !hub.run_ready() {
+                return false;
+            }
+            hub.maintain(true);
+            true
+        });
+        if !keep_going {
+            return;
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // Greenlets still blocked when their thread exits are abandoned, not unwound:
+        // their stacks may hold references into this hub, which is going away.
+        for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
+            std::mem::forget(task);
+        }
+        std::mem::forget(std::mem::take(&mut *self.ready.borrow_mut()));
+        std::mem::forget(std::mem::replace(
+            &mut *self.timers.borrow_mut(),
+            Timers::new(),
+        ));
+        std::mem::forget(std::mem::take(&mut *self.io_waiters.borrow_mut()));
+        if self.greenlet.is_active() && greenlet::thread_alive() {
+            // Let the hub loop return so its stack goes back to the pool.
+            self.greenlet.switch(HubStop);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! gevent's core for Rust: a per-thread hub that runs greenlets, switching whenever one
+//! would block.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use greenweave_runtime::{joinall, sleep, spawn};
+//!
+//! let start = Instant::now();
+//! let a = spawn(|| { sleep(Duration::from_millis(100)); "a" });
+//! let b = spawn(|| { sleep(Duration::from_millis(50)); "b" });
+//! let done: Vec<_> = joinall([a, b]).into_iter().map(Result::unwrap).collect();
+//! assert_eq!(done, ["a", "b"]);
+//! assert!(start.elapsed() < Duration::from_millis(200)); // 100 ms, not 150
+//! ```
+//!
+//! There is no `run()` or `block_on()`: the thread's own code is the *main greenlet*,
+//! and when it blocks (a `join`, a `sleep`, a lock) it switches to the thread's hub,
+//! which runs the other greenlets until main can continue.
+//!
+//! - Tasks: [`spawn`], [`spawn_later`], [`Builder`], [`JoinHandle`] (`join`,
+//!   `join_timeout`, `kill`), [`joinall`], [`killall`], [`wait_any`], [`iwait`].
+//! - Time: [`sleep`], [`yield_now`], [`Timeout`], [`with_timeout`].
+//! - Introspection: [`current`], [`greenlets`], [`active_count`].
+//! - Blocking primitives, all built on one park/wake mechanism: [`sync`], [`queue`],
+//!   [`pool`], [`local`].
+//!
+//! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
+//! blocked, nothing pending that could wake anyone) panics in the blocked main
+//! greenlet with a report of who waits on what.
+#![deny(unsafe_code)]
+
+mod hub;
+pub mod local;
+#[allow(unsafe_code)]
+mod park;
+pub mod pool;
+pub mod queue;
+mod remote;
+mod spawn;
+pub mod sync;
+#[allow(unsafe_code)]
+mod task;
+mod time;
+mod timeout;
+mod timer;
+
+pub use hub::MAINTENANCE_INTERVAL;
+pub use remote::{RemoteWaker, wait_for_thread};
+pub use spawn::{
+    Builder, JoinError, JoinHandle, JoinTimeoutError, iwait, joinall, killall, spawn, spawn_later,
+    wait_any,
+};
+pub use task::{GreenletInfo, Interrupt, TaskState};
+pub use time::{sleep, sleep_until, yield_now};
+pub use timeout::{Elapsed, Timeout, TimeoutFired, with_timeout};
+
+/// The running greenlet, as the runtime sees it (`threading.current_thread()`).
+#[track_caller]
+pub fn current() -> GreenletInfo {
+    hub::with(|hub| GreenletInfo::of(&hub.current_task()))
+}
+
+/// Every live greenlet the runtime knows on this thread: spawned ones, plus the main
+/// greenlet once it has blocked (`threading.enumerate()`).
+pub fn greenlets() -> Vec<GreenletInfo> {
+    hub::with(|hub| hub.tasks().iter().map(|t| GreenletInfo::of(t)).collect())
+}
+
+/// How many greenlets [`greenlets`] would list (`threading.active_count()`).
+pub fn active_count() -> usize {
+    hub::with(|hub| hub.task_count())
+}

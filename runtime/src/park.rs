@@ -1,0 +1,246 @@
+//! The one waiting mechanism every blocking primitive uses.
+//!
+//! A blocking call *parks* the current greenlet: it leaves a [`WaitToken`] where the
+//! waker will find it (a [`WaitQueue`], a timer, an fd waiter), switches to the hub and,
+//! once woken, re-checks its condition. A token carries the task's wait *generation*;
+//! every wake-up bumps the generation, so a late timer, a second notification or a
+//! readiness event for a wait that already ended finds a stale token and does nothing.
+//!
+//! Interrupts (kill, an expired `Timeout`, a deadlock report) are delivered only at
+//! these blocking points: `park` returns `Err(Interrupt)` and the Rust-level callers
+//! turn that into an unwind ([`raise`]). Code that must not unwind (libc hooks) gets
+//! the `Err` and reports an errno instead.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic;
+use std::rc::Rc;
+use std::time::Instant;
+
+use greenweave_greenlet::GreenletExit;
+
+use crate::hub::{self, Hub};
+use crate::task::{Describe, Interrupt, Task, TaskState, Wake};
+use crate::timeout::TimeoutFired;
+
+/// The right to wake one particular wait of one task.
+#[derive(Clone)]
+pub(crate) struct WaitToken {
+    task: Rc<Task>,
+    generation: u64,
+}
+
+impl WaitToken {
+    pub(crate) fn task(&self) -> &Rc<Task> {
+        &self.task
+    }
+
+    /// Whether the wait this token belongs to is still in progress.
+    pub(crate) fn is_live(&self) -> bool {
+        self.task.generation.get() == self.generation && self.task.state.get() == TaskState::Blocked
+    }
+
+    /// Ends the wait with `why` and puts the task on the run queue. Returns `false`
+    /// (and does nothing) if the token is stale.
+    pub(crate) fn wake(&self, why: Wake) -> bool {
+        if !self.is_live() {
+            return false;
+        }
+        make_ready(&self.task, why);
+        true
+    }
+}
+
+/// Moves a blocked task to the run queue, ending its current wait.
+pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
+    task.generation.set(task.generation.get() + 1);
+    task.woken_by.set(why);
+    task.state.set(TaskState::Ready);
+    hub::with(|hub| hub.schedule(task.clone()));
+}
+
+/// Parks the current greenlet until a token handed to `register` is woken, the
+/// `deadline` passes, or an interrupt arrives. `on` describes the wait for deadlock
+/// reports and `greenlets()`.
+///
+/// An interrupt already pending is returned at once, without parking.
+#[track_caller]
+pub(crate) fn park(
+    on: &dyn Describe,
+    deadline: Option<Instant>,
+    register: impl FnOnce(WaitToken),
+) -> Result<Wake, Interrupt> {
+    hub::with(|hub| park_on(hub, on, deadline, register))
+}
+
+#[track_caller]
+fn park_on(
+    hub: &Hub,
+    on: &dyn Describe,
+    deadline: Option<Instant>,
+    register: impl FnOnce(WaitToken),
+) -> Result<Wake, Interrupt> {
+    let task = hub.current_task();
+    if let Some(interrupt) = task.pending_interrupt() {
+        return Err(interrupt);
+    }
+    let token = WaitToken {
+        task: task.clone(),
+        generation: task.generation.get(),
+    };
+    register(token.clone());
+    let timer = deadline.map(|at| {
+        hub.timers
+            .borrow_mut()
+            .insert(at, crate::timer::Action::Wake(token))
+    });
+    // SAFETY (lifetime erasure): `on` is borrowed for this whole call; the pointer is
+    // cleared below before we return or unwind, and is only read while the task is
+    // blocked, i.e. while this call is in progress.
+    let on: *const (dyn Describe + '_) = on;
+    let on: *const (dyn Describe + 'static) = unsafe { std::mem::transmute(on) };
+    task.waiting_on.set(Some(on));
+    task.state.set(TaskState::Blocked);
+    hub.switch_to_hub();
+    task.waiting_on.set(None);
+    task.state.set(TaskState::Running);
+    let why = task.woken_by.get();
+    if let Some(key) = timer {
+        if why != Wake::TimedOut {
+            hub.timers.borrow_mut().cancel(key);
+        }
+    }
+    match task.pending_interrupt() {
+        Some(interrupt) => Err(interrupt),
+        None => Ok(why),
+    }
+}
+
+/// Turns an interrupt into the unwind Rust-level blocking calls use.
+pub(crate) fn raise(interrupt: Interrupt) -> ! {
+    match interrupt {
+        Interrupt::Killed => panic::resume_unwind(Box::new(GreenletExit)),
+        Interrupt::TimedOut(id) => panic::resume_unwind(Box::new(TimeoutFired { id })),
+        Interrupt::Deadlock(report) => panic!("{report}"),
+    }
+}
+
+/// [`park`], unwinding on interrupts.
+#[track_caller]
+pub(crate) fn park_or_raise(
+    on: &dyn Describe,
+    deadline: Option<Instant>,
+    register: impl FnOnce(WaitToken),
+) -> Wake {
+    park(on, deadline, register).unwrap_or_else(|i| raise(i))
+}
+
+/// A FIFO of parked greenlets: what every blocking primitive waits in.
+///
+/// Waiters are woken in the order they arrived. A woken waiter re-checks its
+/// condition; one that arrives meanwhile may get there first (no hand-off), which keeps
+/// the common uncontended path free of bookkeeping.
+pub(crate) struct WaitQueue {
+    waiters: RefCell<VecDeque<WaitToken>>,
+    /// Live entries (stale tokens are removed when their wait ends without a wake).
+    len: Cell<usize>,
+}
+
+impl WaitQueue {
+    pub(crate) const fn new() -> WaitQueue {
+        WaitQueue {
+            waiters: RefCell::new(VecDeque::new()),
+            len: Cell::new(0),
+        }
+    }
+
+    /// Parks until notified, the deadline passes, or an interrupt arrives. On
+    /// anything but a notification the entry is removed; a notification consumed by a
+    /// wait that is then interrupted is passed on to the next waiter, so none is lost.
+    pub(crate) fn wait(
+        &self,
+        on: &dyn Describe,
+        deadline: Option<Instant>,
+    ) -> Result<Wake, Interrupt> {
+        let mut mine: Option<WaitToken> = None;
+        let result = park(on, deadline, |token| {
+            mine = Some(token.clone());
+            self.push(token);
+        });
+        let notified = matches!(result, Ok(Wake::Notified)) || self.was_notified(&mine);
+        if !notified {
+            if let Some(token) = &mine {
+                self.remove(token);
+            }
+        } else if result.is_err() {
+            self.notify_one();
+        }
+        result
+    }
+
+    /// Like [`wait`](Self::wait), unwinding on interrupts.
+    pub(crate) fn wait_or_raise(&self, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
+        self.wait(on, deadline).unwrap_or_else(|i| raise(i))
+    }
+
+    /// Whether our token was taken off the queue by a notification (as opposed to
+    /// still sitting in it after a timeout or interrupt).
+    fn was_notified(&self, mine: &Option<WaitToken>) -> bool {
+        match mine {
+            Some(token) => !self.waiters.borrow().iter().any(|t| same(t, token)),
+            None => false,
+        }
+    }
+
+    /// Adds a waiter without parking (for waits on several queues at once).
+    pub(crate) fn push(&self, token: WaitToken) {
+        self.waiters.borrow_mut().push_back(token);
+        self.len.set(self.len.get() + 1);
+    }
+
+    /// Removes a waiter that is still queued.
+    pub(crate) fn remove(&self, token: &WaitToken) {
+        let mut waiters = self.waiters.borrow_mut();
+        if let Some(pos) = waiters.iter().position(|t| same(t, token)) {
+            waiters.remove(pos);
+            self.len.set(self.len.get() - 1);
+        }
+    }
+
+    /// Wakes the longest-waiting greenlet; `false` if none was waiting.
+    pub(crate) fn notify_one(&self) -> bool {
+        loop {
+            let Some(token) = self.waiters.borrow_mut().pop_front() else {
+                return false;
+            };
+            self.len.set(self.len.get() - 1);
+            if token.wake(Wake::Notified) {
+                return true;
+            }
+        }
+    }
+
+    /// Wakes every waiting greenlet; returns how many.
+    pub(crate) fn notify_all(&self) -> usize {
+        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
+        self.len.set(0);
+        waiters
+            .into_iter()
+            .filter(|t| t.wake(Wake::Notified))
+            .count()
+    }
+
+    /// Number of greenlets waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.len.get()
+    }
+
+    /// Whether nobody waits.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len.get() == 0
+    }
+}
+
+fn same(a: &WaitToken, b: &WaitToken) -> bool {
+    Rc::ptr_eq(&a.task, &b.task) && a.generation == b.generation
+}

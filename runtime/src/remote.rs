@@ -1,0 +1,158 @@
+//! Waking greenlets from other OS threads: the hub's injector.
+//!
+//! A [`RemoteWaker`] is the `Send` form of a wait token. It goes to another thread
+//! (a thread-pool job, a callback from a C library); its [`wake`](RemoteWaker::wake)
+//! queues the token for the hub and wakes the hub's `epoll_wait` through a
+//! `mio::Waker`. While a `RemoteWaker` exists the hub counts it as outstanding work, so a
+//! greenlet waiting for another thread is never reported as deadlocked.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mio::{Poll, Token, Waker};
+
+use crate::hub::Hub;
+use crate::park::{WaitToken, make_ready};
+use crate::task::{TaskState, Wake};
+
+/// The mio token of the hub's waker.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// A wait addressed without `Rc`s: registry key, greenlet id, wait generation.
+#[derive(Clone, Copy, Debug)]
+struct RemoteToken {
+    key: usize,
+    id: u64,
+    generation: u64,
+}
+
+pub(crate) struct Shared {
+    waker: Waker,
+    queue: Mutex<Vec<RemoteToken>>,
+    outstanding: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn new(poll: &Poll) -> io::Result<Shared> {
+        Ok(Shared {
+            waker: Waker::new(poll.registry(), WAKER_TOKEN)?,
+            queue: Mutex::new(Vec::new()),
+            outstanding: AtomicUsize::new(0),
+        })
+    }
+
+    /// `RemoteWaker`s alive or woken but not yet processed.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    /// Runs the wake-ups other threads queued (on the hub's thread).
+    pub(crate) fn run_pending(&self, hub: &Hub) {
+        let pending =
+            std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
+        for token in pending {
+            if let Some(task) = hub.task_by_key(token.key, token.id) {
+                if task.generation.get() == token.generation
+                    && task.state.get() == TaskState::Blocked
+                {
+                    make_ready(&task, Wake::Notified);
+                }
+            }
+            self.outstanding.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Wakes one parked greenlet from any thread. Dropping it without waking counts as
+/// "this work will never complete" (the greenlet stays parked, and if nothing else
+/// can wake it the hub reports a deadlock).
+pub struct RemoteWaker {
+    shared: Arc<Shared>,
+    token: RemoteToken,
+    armed: bool,
+}
+
+impl RemoteWaker {
+    pub(crate) fn new(shared: Arc<Shared>, wait: &WaitToken) -> RemoteWaker {
+        shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        let task = wait.task();
+        RemoteWaker {
+            shared,
+            token: RemoteToken {
+                key: task.key.get(),
+                id: task.id(),
+                generation: task.generation.get(),
+            },
+            armed: true,
+        }
+    }
+
+    /// Wakes the greenlet (if its wait is still in progress).
+    pub fn wake(mut self) {
+        self.armed = false;
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.token);
+        if let Err(err) = self.shared.waker.wake() {
+            log::error!("greenweave: cannot wake the hub from another thread: {err}");
+        }
+    }
+}
+
+impl Drop for RemoteWaker {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
+            // Let the hub re-check whether anything can still wake its greenlets.
+            let _ = self.shared.waker.wake();
+        }
+    }
+}
+
+/// What a greenlet waiting for another thread shows in reports.
+struct OtherThread;
+
+impl crate::task::Describe for OtherThread {
+    fn describe(&self, out: &mut String) {
+        out.push_str("work on another OS thread");
+    }
+}
+
+/// Parks the current greenlet until another OS thread wakes it: `start` receives a
+/// [`RemoteWaker`] to hand to that thread (a job queue, a callback). Other greenlets run
+/// meanwhile. Returns when the waker is woken; if it is dropped unwoken and nothing else
+/// can wake this greenlet, the hub reports a deadlock here.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+///
+/// let result = Arc::new(Mutex::new(None));
+/// let slot = result.clone();
+/// greenweave_runtime::wait_for_thread(move |waker| {
+///     std::thread::spawn(move || {
+///         *slot.lock().unwrap() = Some(6 * 7);
+///         waker.wake();
+///     });
+/// });
+/// assert_eq!(*result.lock().unwrap(), Some(42));
+/// ```
+///
+/// # Panics
+///
+/// Unwinds with `GreenletExit` if the greenlet is killed, or with the timeout's payload
+/// if a `Timeout` expires, while it waits (the other thread's work is not cancelled).
+#[track_caller]
+pub fn wait_for_thread(start: impl FnOnce(RemoteWaker)) {
+    let mut start = Some(start);
+    crate::hub::with(|hub| {
+        let shared = hub.remote.clone();
+        crate::park::park_or_raise(&OtherThread, None, |token| {
+            if let Some(start) = start.take() {
+                start(RemoteWaker::new(shared, &token));
+            }
+        });
+    });
+}

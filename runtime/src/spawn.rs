@@ -1,0 +1,426 @@
+//! Spawning greenlets as tasks, joining and killing them.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenweave_greenlet::{self as greenlet, GreenletExit};
+
+use crate::hub;
+use crate::park::{self, make_ready};
+use crate::task::{Describe, Task, TaskState, Wake};
+use crate::time::deadline_after;
+use crate::timeout::TimeoutFired;
+
+/// Why a greenlet did not produce a value.
+pub enum JoinError {
+    /// Its function panicked; the payload is what `panic!` was given.
+    Panicked(Box<dyn Any + Send>),
+    /// It was killed (before it started, or at a blocking point).
+    Killed,
+}
+
+impl JoinError {
+    /// The panic message, if the payload is a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked(p) => p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            JoinError::Killed => None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(_) => write!(
+                f,
+                "Panicked({:?})",
+                self.panic_message().unwrap_or("<non-string payload>")
+            ),
+            JoinError::Killed => f.write_str("Killed"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(p) if p.is::<TimeoutFired>() => {
+                f.write_str("greenlet died of an uncaught Timeout")
+            }
+            JoinError::Panicked(_) => match self.panic_message() {
+                Some(msg) => write!(f, "greenlet panicked: {msg}"),
+                None => f.write_str("greenlet panicked"),
+            },
+            JoinError::Killed => f.write_str("greenlet was killed"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The error of [`JoinHandle::join_timeout`]: the handle comes back when time runs out.
+pub enum JoinTimeoutError<T> {
+    /// The greenlet is still running; here is its handle.
+    Elapsed(JoinHandle<T>),
+    /// It finished without a value.
+    Join(JoinError),
+}
+
+impl<T> fmt::Debug for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Elapsed(h) => write!(f, "Elapsed({})", h.task),
+            JoinTimeoutError::Join(e) => write!(f, "Join({e:?})"),
+        }
+    }
+}
+
+/// Spawns greenlets with a name or a stack size.
+#[derive(Clone, Debug, Default)]
+#[must_use = "a Builder does nothing until `spawn` is called"]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Defaults: no name, the thread's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown in panics, `greenlets()` and deadlock reports).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes.
+    ///
+    /// # Panics
+    ///
+    /// If out of the range the greenlet layer accepts (16 KiB to 1 GiB).
+    #[track_caller]
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        // Validate now, where the caller can see the panic's location.
+        let _ = greenlet::Builder::new().stack_size(size);
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Spawns `f` in a new greenlet; it runs when the spawner next blocks or yields.
+    ///
+    /// # Panics
+    ///
+    /// If no stack can be allocated ([`try_spawn`](Self::try_spawn) returns the error).
+    #[track_caller]
+    pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.try_spawn(f)
+            .unwrap_or_else(|e| panic!("greenweave: cannot spawn a greenlet: {e}"))
+    }
+
+    /// Like [`spawn`](Self::spawn), returning an error if no stack can be allocated (out
+    /// of memory or of kernel memory mappings).
+    #[track_caller]
+    pub fn try_spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let location = Location::caller();
+        let result: Rc<RefCell<Option<Result<T, JoinError>>>> = Rc::new(RefCell::new(None));
+        let slot = result.clone();
+        hub::with(|hub| {
+            let mut builder = greenlet::Builder::new().parent(&hub.greenlet);
+            if let Some(name) = self.name {
+                builder = builder.name(name);
+            }
+            if let Some(size) = self.stack_size {
+                builder = builder.stack_size(size);
+            }
+            let g = builder.try_build(move |_| run_task(f, slot))?;
+            let task = Rc::new(Task::new(g.clone(), Some(location)));
+            g.set_context(Some(task.clone()));
+            hub.register(&task);
+            hub.schedule(task.clone());
+            Ok(JoinHandle { task, result })
+        })
+    }
+}
+
+/// The body of every spawned greenlet.
+fn run_task<T>(f: impl FnOnce() -> T, slot: Rc<RefCell<Option<Result<T, JoinError>>>>) {
+    let task = hub::current_task();
+    let outcome = if task.kill_requested.get() {
+        // Killed before it started: it never runs.
+        drop(f);
+        Err(JoinError::Killed)
+    } else {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            if payload.is::<GreenletExit>() {
+                JoinError::Killed
+            } else {
+                JoinError::Panicked(payload)
+            }
+        })
+    };
+    *slot.borrow_mut() = Some(outcome);
+    task.state.set(TaskState::Done);
+    // Locals may run user destructors; drop them while the greenlet still exists.
+    let locals = std::mem::take(&mut *task.locals.borrow_mut());
+    drop(locals);
+    hub::with(|hub| hub.unregister(&task));
+    task.joiners.notify_all();
+    // Break the greenlet -> task -> greenlet cycle.
+    task.greenlet.set_context(None);
+}
+
+/// Spawns `f` in a new greenlet (gevent's `spawn`). It starts when the spawner next
+/// blocks or yields; [`JoinHandle::join`] returns its value.
+///
+/// ```
+/// let h = greenweave_runtime::spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+///
+/// # Panics
+///
+/// If no stack can be allocated (see [`Builder::try_spawn`]).
+#[track_caller]
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new().spawn(f)
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`); killing it before then
+/// means it never runs.
+#[track_caller]
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new().spawn(move || {
+        crate::sleep(delay);
+        f()
+    })
+}
+
+/// Owns the right to a spawned greenlet's result (gevent's `Greenlet` object).
+/// Dropping it detaches the greenlet, which keeps running.
+pub struct JoinHandle<T> {
+    task: Rc<Task>,
+    result: Rc<RefCell<Option<Result<T, JoinError>>>>,
+}
+
+/// What a join waits on, for deadlock reports.
+struct JoinWait<'a>(&'a Task);
+
+impl Describe for JoinWait<'_> {
+    fn describe(&self, out: &mut String) {
+        out.push_str(&format!("join of {}", self.0));
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the greenlet to finish and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinError::Panicked`] with the payload if it panicked, [`JoinError::Killed`]
+    /// if it was killed.
+    ///
+    /// # Panics
+    ///
+    /// If called from the greenlet itself (it would wait forever).
+    #[track_caller]
+    pub fn join(self) -> Result<T, JoinError> {
+        self.wait_until(None);
+        self.take()
+    }
+
+    /// Like [`join`](Self::join), giving up after `timeout`; the handle comes back in
+    /// [`JoinTimeoutError::Elapsed`].
+    #[track_caller]
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+        if self.wait_until(deadline_after(timeout)) {
+            self.take().map_err(JoinTimeoutError::Join)
+        } else {
+            Err(JoinTimeoutError::Elapsed(self))
+        }
+    }
+
+    /// Waits for the greenlet to finish without taking its result.
+    #[track_caller]
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Waits up to `timeout`; returns whether it finished.
+    #[track_caller]
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(deadline_after(timeout))
+    }
+
+    #[track_caller]
+    fn wait_until(&self, deadline: Option<Instant>) -> bool {
+        while !self.is_finished() {
+            self.assert_not_self("join");
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            self.task
+                .joiners
+                .wait_or_raise(&JoinWait(&self.task), deadline);
+        }
+        true
+    }
+
+    fn take(self) -> Result<T, JoinError> {
+        self.result
+            .borrow_mut()
+            .take()
+            .expect("a finished greenlet stored its result")
+    }
+
+    #[track_caller]
+    fn assert_not_self(&self, what: &str) {
+        assert!(
+            !self.task.greenlet.is_current(),
+            "greenweave: {} cannot {what} itself: it would wait for ever; \
+             {what} it from another greenlet",
+            self.task
+        );
+    }
+
+    /// Kills the greenlet and waits until it has died (gevent's default `kill`). It
+    /// unwinds from its current blocking point with `GreenletExit`, running its
+    /// destructors; one that has not started never runs. Killing a finished greenlet
+    /// does nothing. Killing the current greenlet unwinds it at once.
+    #[track_caller]
+    pub fn kill(&self) {
+        if self.task.greenlet.is_current() {
+            self.task.kill_requested.set(true);
+            panic::resume_unwind(Box::new(GreenletExit));
+        }
+        self.kill_nowait();
+        self.wait();
+    }
+
+    /// Asks the greenlet to die at its next blocking point and returns at once.
+    pub fn kill_nowait(&self) {
+        if self.is_finished() {
+            return;
+        }
+        self.task.kill_requested.set(true);
+        if self.task.state.get() == TaskState::Blocked {
+            make_ready(&self.task, Wake::Interrupted);
+        }
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    pub fn is_finished(&self) -> bool {
+        self.task.state.get() == TaskState::Done
+    }
+
+    /// The greenlet's name.
+    pub fn name(&self) -> Option<&str> {
+        self.task.name.as_deref()
+    }
+
+    /// The greenlet's unique id.
+    pub fn id(&self) -> u64 {
+        self.task.id()
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JoinHandle({})", self.task)
+    }
+}
+
+/// Joins every handle, in order (gevent's `joinall`).
+#[track_caller]
+pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
+    handles.into_iter().map(JoinHandle::join).collect()
+}
+
+/// Kills every greenlet and waits until all have died (gevent's `killall`).
+#[track_caller]
+pub fn killall<T>(handles: &[JoinHandle<T>]) {
+    for h in handles {
+        h.kill_nowait();
+    }
+    for h in handles {
+        h.wait();
+    }
+}
+
+/// What `wait_any` waits on.
+struct AnyOf(usize);
+
+impl Describe for AnyOf {
+    fn describe(&self, out: &mut String) {
+        out.push_str(&format!("the first of {} greenlets to finish", self.0));
+    }
+}
+
+/// Waits until at least one of `handles` has finished and returns its index (gevent's
+/// `wait(count=1)`); `None` if `handles` is empty or `timeout` passed first.
+#[track_caller]
+pub fn wait_any<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Option<usize> {
+    let deadline = timeout.and_then(deadline_after);
+    loop {
+        if let Some(i) = handles.iter().position(JoinHandle::is_finished) {
+            return Some(i);
+        }
+        if handles.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        for h in handles {
+            h.assert_not_self("wait for");
+        }
+        let mut token = None;
+        let result = park::park(&AnyOf(handles.len()), deadline, |t| {
+            for h in handles {
+                h.task.joiners.push(t.clone());
+            }
+            token = Some(t);
+        });
+        if let Some(token) = &token {
+            for h in handles {
+                h.task.joiners.remove(token);
+            }
+        }
+        if let Err(interrupt) = result {
+            park::raise(interrupt);
+        }
+    }
+}
+
+/// Yields the handles in the order their greenlets finish (gevent's `iwait`).
+#[track_caller]
+pub fn iwait<T>(handles: Vec<JoinHandle<T>>) -> impl Iterator<Item = JoinHandle<T>> {
+    let mut pending = handles;
+    std::iter::from_fn(move || {
+        let i = wait_any(&pending, None)?;
+        Some(pending.swap_remove(i))
+    })
+}

@@ -1,0 +1,198 @@
+//! The runtime's record of one greenlet: identity, wait state, interrupts, locals.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::Location;
+use std::rc::Rc;
+
+use greenweave_greenlet::Greenlet;
+
+use crate::park::WaitQueue;
+
+/// What a task is doing, as the registry reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    /// Spawned or woken, waiting in the run queue.
+    Ready,
+    /// Running now.
+    Running,
+    /// Parked at a blocking call.
+    Blocked,
+    /// Finished (returned, panicked or was killed).
+    Done,
+}
+
+/// Something a parked greenlet waits on, able to describe itself for the deadlock
+/// report ("Mutex created at src/main.rs:12, held by greenlet 'worker-2' (id 3)").
+pub(crate) trait Describe {
+    fn describe(&self, out: &mut String);
+}
+
+impl Describe for str {
+    fn describe(&self, out: &mut String) {
+        out.push_str(self);
+    }
+}
+
+/// Why a blocking call was interrupted instead of completing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The greenlet was killed: unwind with `GreenletExit`.
+    Killed,
+    /// The `Timeout` with this id expired.
+    TimedOut(u64),
+    /// Nothing could ever wake this greenlet; the report says why.
+    Deadlock(String),
+}
+
+/// The runtime's state for one greenlet (spawned, or adopted such as the main one).
+pub(crate) struct Task {
+    pub(crate) greenlet: Greenlet,
+    pub(crate) name: Option<Rc<str>>,
+    /// Where it was spawned; `None` for greenlets the runtime adopted (main, raw ones).
+    pub(crate) location: Option<&'static Location<'static>>,
+    pub(crate) state: Cell<TaskState>,
+    /// Bumped every time a wait ends, so wake-ups meant for an earlier wait are ignored.
+    pub(crate) generation: Cell<u64>,
+    /// Why the last wait ended.
+    pub(crate) woken_by: Cell<Wake>,
+    /// What it waits on while blocked; only read while it is blocked (see `park`).
+    pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
+    pub(crate) kill_requested: Cell<bool>,
+    /// Ids of `Timeout`s that expired and are still to be delivered.
+    pub(crate) fired_timeouts: RefCell<Vec<u64>>,
+    pub(crate) deadlock: RefCell<Option<String>>,
+    /// Greenlets waiting for this one to finish.
+    pub(crate) joiners: WaitQueue,
+    /// Key in the hub's registry while alive.
+    pub(crate) key: Cell<usize>,
+    /// `Local` values, by `Local` id; dropped when the task finishes.
+    pub(crate) locals: RefCell<HashMap<u64, Box<dyn Any>>>,
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Someone woke it on purpose (the condition may hold; re-check it).
+    Notified,
+    /// Its deadline passed.
+    TimedOut,
+    /// A kill, timeout or deadlock report is pending.
+    Interrupted,
+}
+
+impl Task {
+    pub(crate) fn new(greenlet: Greenlet, location: Option<&'static Location<'static>>) -> Task {
+        Task {
+            name: greenlet.name(),
+            greenlet,
+            location,
+            state: Cell::new(TaskState::Ready),
+            generation: Cell::new(0),
+            woken_by: Cell::new(Wake::Notified),
+            waiting_on: Cell::new(None),
+            kill_requested: Cell::new(false),
+            fired_timeouts: RefCell::new(Vec::new()),
+            deadlock: RefCell::new(None),
+            joiners: WaitQueue::new(),
+            key: Cell::new(usize::MAX),
+            locals: RefCell::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.greenlet.id()
+    }
+
+    /// The interrupt to deliver at the next blocking point, if any. Kills win over
+    /// timeouts; of several expired timeouts the outermost (oldest) is delivered first.
+    pub(crate) fn pending_interrupt(&self) -> Option<Interrupt> {
+        if let Some(report) = self.deadlock.borrow_mut().take() {
+            return Some(Interrupt::Deadlock(report));
+        }
+        if self.kill_requested.get() {
+            return Some(Interrupt::Killed);
+        }
+        self.fired_timeouts
+            .borrow()
+            .iter()
+            .min()
+            .map(|&id| Interrupt::TimedOut(id))
+    }
+
+    /// One line about this task for reports: `greenlet 'name' (id 3) spawned at f.rs:1`.
+    pub(crate) fn describe_line(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = match self.location {
+            Some(at) => write!(out, "{self} spawned at {at}"),
+            None if self.greenlet.is_main() => write!(out, "{self}, the thread's main greenlet"),
+            None => write!(out, "{self}, not spawned by greenweave"),
+        };
+        match self.state.get() {
+            TaskState::Blocked => {
+                out.push_str(", waits on ");
+                if let Some(on) = self.waiting_on.get() {
+                    // SAFETY: `waiting_on` is set by `park` to an object borrowed for the
+                    // whole park call and cleared before park returns; the task is
+                    // blocked, so that call is still in progress.
+                    unsafe { &*on }.describe(out);
+                } else {
+                    out.push_str("nothing known");
+                }
+            }
+            TaskState::Ready => out.push_str(", ready to run"),
+            TaskState::Running => out.push_str(", running"),
+            TaskState::Done => out.push_str(", finished"),
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "greenlet '{name}' (id {})", self.id()),
+            None => write!(f, "greenlet id {}", self.id()),
+        }
+    }
+}
+
+/// A snapshot of one live greenlet, as listed by [`greenlets`](crate::greenlets).
+#[derive(Clone, Debug)]
+pub struct GreenletInfo {
+    /// Process-wide unique id.
+    pub id: u64,
+    /// Name given at spawn, if any.
+    pub name: Option<String>,
+    /// Where it was spawned (`None` for the thread's main greenlet and other greenlets
+    /// the runtime did not spawn).
+    pub spawned_at: Option<&'static Location<'static>>,
+    /// What it is doing.
+    pub state: TaskState,
+    /// What it waits on, when blocked.
+    pub waiting_on: Option<String>,
+}
+
+impl GreenletInfo {
+    pub(crate) fn of(task: &Task) -> GreenletInfo {
+        let waiting_on = task
+            .waiting_on
+            .get()
+            .filter(|_| task.state.get() == TaskState::Blocked)
+            .map(|on| {
+                let mut s = String::new();
+                // SAFETY: as in `describe_line`: set for the duration of the park call,
+                // which is in progress while the task is blocked.
+                unsafe { &*on }.describe(&mut s);
+                s
+            });
+        GreenletInfo {
+            id: task.id(),
+            name: task.name.as_deref().map(str::to_owned),
+            spawned_at: task.location,
+            state: task.state.get(),
+            waiting_on,
+        }
+    }
+}

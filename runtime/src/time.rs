@@ -1,0 +1,88 @@
+//! Sleeping and yielding.
+
+use std::time::{Duration, Instant};
+
+use crate::hub;
+use crate::park::{self, raise};
+use crate::task::{Describe, TaskState, Wake};
+
+/// The deadline `timeout` from now, or `None` if it is too far to represent (such a
+/// wait never times out).
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+struct Sleeping(Option<Instant>);
+
+impl Describe for Sleeping {
+    fn describe(&self, out: &mut String) {
+        match self.0 {
+            Some(at) => out.push_str(&format!(
+                "sleep ({:?} left)",
+                at.saturating_duration_since(Instant::now())
+            )),
+            None => out.push_str("sleep for ever"),
+        }
+    }
+}
+
+/// Blocks the current greenlet for `duration`, letting others run (gevent's `sleep`).
+/// `sleep(Duration::ZERO)` is [`yield_now`]. A duration too large to represent sleeps
+/// for ever (until killed or timed out).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// let a = greenweave_runtime::spawn(|| greenweave_runtime::sleep(Duration::from_millis(50)));
+/// let b = greenweave_runtime::spawn(|| greenweave_runtime::sleep(Duration::from_millis(50)));
+/// a.join().unwrap();
+/// b.join().unwrap();
+/// assert!(start.elapsed() < Duration::from_millis(95), "the sleeps overlapped");
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        yield_now();
+        return;
+    }
+    sleep_until_deadline(deadline_after(duration));
+}
+
+/// Blocks the current greenlet until `deadline`.
+#[track_caller]
+pub fn sleep_until(deadline: Instant) {
+    if deadline <= Instant::now() {
+        yield_now();
+    } else {
+        sleep_until_deadline(Some(deadline));
+    }
+}
+
+#[track_caller]
+fn sleep_until_deadline(deadline: Option<Instant>) {
+    let on = Sleeping(deadline);
+    loop {
+        if park::park_or_raise(&on, deadline, |_| {}) == Wake::TimedOut {
+            return;
+        }
+    }
+}
+
+/// Lets every other ready greenlet run before the current one continues (gevent's
+/// `sleep(0)`). It is a blocking point: a pending kill or timeout is delivered here.
+#[track_caller]
+pub fn yield_now() {
+    hub::with(|hub| {
+        let task = hub.current_task();
+        if let Some(interrupt) = task.pending_interrupt() {
+            raise(interrupt);
+        }
+        task.state.set(TaskState::Ready);
+        hub.schedule(task.clone());
+        hub.switch_to_hub();
+        task.state.set(TaskState::Running);
+        if let Some(interrupt) = task.pending_interrupt() {
+            raise(interrupt);
+        }
+    });
+}
