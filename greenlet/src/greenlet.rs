@@ -287,8 +287,14 @@ impl Drop for Greenlet {
 /// current greenlet as its parent so control comes back here once it has unwound.
 fn kill_abandoned(inner: &Rc<Inner>) {
     if !thread::alive() {
-        // Thread exit: dropping the coroutine (with the last `Rc`) makes corosensei
-        // unwind the stack instead, without switching.
+        // Thread exit: no switch is possible any more. The suspended stack holds `Rc`s
+        // to `inner` itself, so dropping handles never frees the coroutine: take it out
+        // and drop it here, which makes corosensei force-unwind the stack in place
+        // (running its destructors) and breaks that cycle. The coroutine body catches
+        // the forced unwind and returns normally, touching no thread-locals.
+        inner.killing.set(true);
+        drop(inner.coroutine.take());
+        inner.state.set(State::Dead);
         return;
     }
     inner.killing.set(true);

@@ -83,6 +83,7 @@ pub(crate) fn current_task() -> Rc<Task> {
 
 impl Hub {
     fn new() -> Hub {
+        crate::report::install_panic_hook();
         let poll = Poll::new()
             .unwrap_or_else(|e| panic!("greenweave: cannot create the hub's epoll instance: {e}"));
         let remote = remote::Shared::new(&poll)
@@ -292,11 +293,8 @@ impl Hub {
 fn run_hub() {
     loop {
         let keep_going = with(|hub| {
-            if !hub.run_ready() {
-                return false;
-            }
             hub.maintain(true);
-            true
+            hub.run_ready()
         });
         if !keep_going {
             return;

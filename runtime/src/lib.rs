@@ -36,6 +36,7 @@ mod park;
 pub mod pool;
 pub mod queue;
 mod remote;
+mod report;
 mod spawn;
 pub mod sync;
 #[allow(unsafe_code)]

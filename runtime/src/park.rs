@@ -94,15 +94,16 @@ fn park_on(
             .borrow_mut()
             .insert(at, crate::timer::Action::Wake(token))
     });
-    // SAFETY (lifetime erasure): `on` is borrowed for this whole call; the pointer is
-    // cleared below before we return or unwind, and is only read while the task is
-    // blocked, i.e. while this call is in progress.
     let on: *const (dyn Describe + '_) = on;
+    // SAFETY: only the lifetime is erased. `on` is borrowed for this whole call; the
+    // pointer is cleared by `ClearWaitingOn` before this call returns or unwinds, and it
+    // is only read while the task is blocked, i.e. while this call is in progress.
     let on: *const (dyn Describe + 'static) = unsafe { std::mem::transmute(on) };
     task.waiting_on.set(Some(on));
+    let clear = ClearWaitingOn(&task);
     task.state.set(TaskState::Blocked);
     hub.switch_to_hub();
-    task.waiting_on.set(None);
+    drop(clear);
     task.state.set(TaskState::Running);
     let why = task.woken_by.get();
     if let Some(key) = timer {
@@ -113,6 +114,16 @@ fn park_on(
     match task.pending_interrupt() {
         Some(interrupt) => Err(interrupt),
         None => Ok(why),
+    }
+}
+
+/// Clears a task's `waiting_on` when the park call that set it ends, even by unwinding
+/// (a greenlet force-unwound at thread exit), so the pointer never outlives its target.
+struct ClearWaitingOn<'a>(&'a Task);
+
+impl Drop for ClearWaitingOn<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_on.set(None);
     }
 }
 
@@ -231,11 +242,13 @@ impl WaitQueue {
     }
 
     /// Number of greenlets waiting.
+    #[allow(dead_code)] // used by the queue and pool modules
     pub(crate) fn len(&self) -> usize {
         self.len.get()
     }
 
     /// Whether nobody waits.
+    #[allow(dead_code)] // used by the queue and pool modules
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
     }
@@ -243,4 +256,82 @@ impl WaitQueue {
 
 fn same(a: &WaitToken, b: &WaitToken) -> bool {
     Rc::ptr_eq(&a.task, &b.task) && a.generation == b.generation
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_token_is_stale_once_its_wait_ended() {
+        let slot: Rc<RefCell<Option<WaitToken>>> = Rc::default();
+        let s = slot.clone();
+        let waker = crate::spawn(move || {
+            let token = s.borrow().clone().unwrap();
+            assert!(token.wake(Wake::Notified), "the first wake ends the wait");
+            assert!(
+                !token.wake(Wake::Notified),
+                "a second wake of the same wait is ignored"
+            );
+        });
+        let why = park(&"test wait", None, |t| *slot.borrow_mut() = Some(t)).unwrap();
+        assert_eq!(why, Wake::Notified);
+        waker.join().unwrap();
+        let token = slot.borrow().clone().unwrap();
+        assert!(!token.is_live());
+        assert!(
+            !token.wake(Wake::Notified),
+            "waking an ended wait does nothing"
+        );
+    }
+
+    #[test]
+    fn the_timer_of_a_wait_ended_early_does_not_end_a_later_wait() {
+        let slot: Rc<RefCell<Option<WaitToken>>> = Rc::default();
+        let s = slot.clone();
+        let waker = crate::spawn(move || {
+            s.borrow().clone().unwrap().wake(Wake::Notified);
+        });
+        // First wait: deadline in 30 ms, but notified at once.
+        let deadline = Instant::now() + Duration::from_millis(30);
+        assert_eq!(
+            park(&"first", Some(deadline), |t| *slot.borrow_mut() = Some(t)),
+            Ok(Wake::Notified)
+        );
+        waker.join().unwrap();
+        // Second wait with a later deadline: the first wait's timer must not end it.
+        let start = Instant::now();
+        let second = start + Duration::from_millis(80);
+        assert_eq!(park(&"second", Some(second), |_| {}), Ok(Wake::TimedOut));
+        assert!(
+            start.elapsed() >= Duration::from_millis(80),
+            "woken early after {:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_timed_out_waiter_leaves_the_queue_and_a_notification_is_not_lost_to_it() {
+        let queue = Rc::new(WaitQueue::new());
+        let q = queue.clone();
+        let impatient = crate::spawn(move || {
+            q.wait(
+                &"impatient",
+                Some(Instant::now() + Duration::from_millis(5)),
+            )
+        });
+        let q = queue.clone();
+        let patient = crate::spawn(move || q.wait(&"patient", None));
+        crate::yield_now();
+        assert_eq!(queue.len(), 2);
+        assert_eq!(impatient.join().unwrap(), Ok(Wake::TimedOut));
+        assert_eq!(queue.len(), 1, "the timed-out waiter removed itself");
+        assert!(queue.notify_one());
+        assert_eq!(patient.join().unwrap(), Ok(Wake::Notified));
+        assert!(queue.is_empty());
+    }
 }

@@ -30,7 +30,7 @@ pub(crate) trait Describe {
     fn describe(&self, out: &mut String);
 }
 
-impl Describe for str {
+impl Describe for &str {
     fn describe(&self, out: &mut String) {
         out.push_str(self);
     }
