@@ -51,8 +51,8 @@ pub(crate) struct Hub {
     tasks: RefCell<Slab<Rc<Task>>>,
     pub(crate) poll: RefCell<Poll>,
     events: RefCell<Events>,
-    /// Greenlets waiting for fd readiness, by mio token.
-    pub(crate) io_waiters: RefCell<Slab<crate::park::WaitToken>>,
+    /// Greenlets waiting for fd readiness.
+    pub(crate) io: RefCell<crate::io::IoTable>,
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
 }
@@ -103,7 +103,7 @@ impl Hub {
             tasks: RefCell::new(Slab::new()),
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
-            io_waiters: RefCell::new(Slab::new()),
+            io: RefCell::new(crate::io::IoTable::default()),
             remote: Arc::new(remote),
             runs_since_maintenance: Cell::new(0),
         }
@@ -210,7 +210,7 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
-        } else if !self.io_waiters.borrow().is_empty() || self.remote.outstanding() > 0 {
+        } else if !self.io.borrow().is_empty() || self.remote.outstanding() > 0 {
             None
         } else {
             self.report_deadlock();
@@ -253,8 +253,8 @@ impl Hub {
             let token = event.token();
             if token == remote::WAKER_TOKEN {
                 self.remote.run_pending(self);
-            } else if let Some(waiter) = self.io_waiters.borrow_mut().try_remove(token.0) {
-                waiter.wake(Wake::Notified);
+            } else {
+                crate::io::dispatch(self, event);
             }
         }
     }
@@ -314,7 +314,7 @@ impl Drop for Hub {
             &mut *self.timers.borrow_mut(),
             Timers::new(),
         ));
-        std::mem::forget(std::mem::take(&mut *self.io_waiters.borrow_mut()));
+        std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
         if self.greenlet.is_active() && greenlet::thread_alive() {
             // Let the hub loop return so its stack goes back to the pool.
             self.greenlet.switch(HubStop);

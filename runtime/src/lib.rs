@@ -30,6 +30,7 @@
 #![deny(unsafe_code)]
 
 mod hub;
+pub mod io;
 pub mod local;
 #[allow(unsafe_code)]
 mod park;
