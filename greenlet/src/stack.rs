@@ -46,8 +46,13 @@ const GUARD_SIZE: usize = 16 * 1024;
 /// Target size of one slab mapping.
 const SLAB_BYTES: usize = 8 << 20;
 
-/// Free stacks kept warm per size class; returned stacks past this are released.
+/// Free stacks kept fully warm per size class; returned stacks past this give their
+/// memory back to the kernel, all but the top [`KEEP_RESIDENT`] bytes.
 pub const HOT_STACKS: usize = 256;
+
+/// Bytes at the top of a pooled stack that stay resident when the rest is released:
+/// what a greenlet that does not recurse deeply uses.
+const KEEP_RESIDENT: usize = 8 * 1024;
 
 /// One mapping holding `count` stacks of one size class.
 struct Slab {
@@ -206,9 +211,13 @@ impl StackPool {
             return;
         };
         if class.free.len() >= HOT_STACKS {
-            // SAFETY: the stack's usable range belongs to our slab and its greenlet is
-            // finished, so nothing on it is needed; the guard below is not touched.
-            unsafe { sys::release_pages((slot.limit + GUARD_SIZE) as *mut u8, size) };
+            // Give back what a deep call chain dirtied, but keep the top pages that every
+            // greenlet touches, so reusing this stack for a shallow greenlet costs no
+            // page fault (a fault on fresh memory costs microseconds on VMs).
+            let keep = KEEP_RESIDENT.min(size);
+            // SAFETY: the range lies in the stack's usable part, between its guard and
+            // the kept top pages; its greenlet is finished, so nothing on it is needed.
+            unsafe { sys::release_pages((slot.limit + GUARD_SIZE) as *mut u8, size - keep) };
         }
         class.free.push(slot);
     }
