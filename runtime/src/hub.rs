@@ -92,10 +92,22 @@ impl Hub {
         while let Some(parent) = root.parent() {
             root = parent;
         }
-        let greenlet = Greenlet::builder()
-            .name("hub")
-            .parent(&root)
-            .build(|_| run_hub());
+        let greenlet = Greenlet::builder().name("hub").parent(&root).build(|_| {
+            if let Err(payload) = std::panic::catch_unwind(run_hub) {
+                if payload.is::<greenlet::GreenletExit>() {
+                    // Only a raw greenlet `throw` into the hub (reachable as a spawned
+                    // greenlet's `parent()`) gets here.
+                    panic!(
+                        "greenweave: the hub greenlet was killed; the hub runs every greenlet of \
+                         this thread and cannot be killed: kill the greenlets themselves \
+                         (JoinHandle::kill) instead"
+                    );
+                }
+                // Anything else (another thrown payload, the forced unwind of a thread
+                // exit) goes on unwinding.
+                std::panic::resume_unwind(payload);
+            }
+        });
         Hub {
             greenlet,
             ready: RefCell::new(VecDeque::new()),

@@ -132,7 +132,10 @@ pub(crate) fn wait(
     let outcome = queue.wait(&FdWait { fd, direction }, deadline);
     hub::with(|hub| leave(hub, token, &entry));
     match outcome {
-        Ok(Wake::TimedOut) => Ok(Err(io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for fd readiness"))),
+        Ok(Wake::TimedOut) => Ok(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "timed out waiting for fd readiness",
+        ))),
         Ok(_) => Ok(Ok(())),
         Err(interrupt) => Err(interrupt),
     }
@@ -185,14 +188,23 @@ fn leave(hub: &Hub, token: usize, entry: &Rc<FdWaiters>) {
     let _ = update_registration(hub, token, entry, want);
     if want.is_none() {
         let mut table = hub.io.borrow_mut();
-        if table.entries.get(token).is_some_and(|e| Rc::ptr_eq(e, entry)) {
+        if table
+            .entries
+            .get(token)
+            .is_some_and(|e| Rc::ptr_eq(e, entry))
+        {
             table.entries.remove(token);
             table.by_fd.remove(&entry.fd);
         }
     }
 }
 
-fn update_registration(hub: &Hub, token: usize, entry: &FdWaiters, want: Option<Interest>) -> io::Result<()> {
+fn update_registration(
+    hub: &Hub,
+    token: usize,
+    entry: &FdWaiters,
+    want: Option<Interest>,
+) -> io::Result<()> {
     let have = entry.registered.get();
     if have == want {
         return Ok(());

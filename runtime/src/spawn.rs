@@ -188,6 +188,18 @@ fn run_task<T>(f: impl FnOnce() -> T, slot: Rc<RefCell<Option<Result<T, JoinErro
     task.greenlet.set_context(None);
 }
 
+/// Asks `task` to die at its next blocking point (waking it if it is blocked); nothing
+/// happens if it has finished.
+pub(crate) fn kill_task(task: &Rc<Task>) {
+    if task.state.get() == TaskState::Done {
+        return;
+    }
+    task.kill_requested.set(true);
+    if task.state.get() == TaskState::Blocked {
+        make_ready(task, Wake::Interrupted);
+    }
+}
+
 /// Spawns `f` in a new greenlet (gevent's `spawn`). It starts when the spawner next
 /// blocks or yields; [`JoinHandle::join`] returns its value.
 ///
@@ -224,6 +236,14 @@ where
 
 /// Owns the right to a spawned greenlet's result (gevent's `Greenlet` object).
 /// Dropping it detaches the greenlet, which keeps running.
+///
+/// A greenlet lives on the thread that spawned it, so its handle cannot leave that
+/// thread:
+///
+/// ```compile_fail
+/// let h = greenweave_runtime::spawn(|| 1);
+/// std::thread::spawn(move || h.join());
+/// ```
 pub struct JoinHandle<T> {
     task: Rc<Task>,
     result: Rc<RefCell<Option<Result<T, JoinError>>>>,
@@ -325,13 +345,7 @@ impl<T> JoinHandle<T> {
 
     /// Asks the greenlet to die at its next blocking point and returns at once.
     pub fn kill_nowait(&self) {
-        if self.is_finished() {
-            return;
-        }
-        self.task.kill_requested.set(true);
-        if self.task.state.get() == TaskState::Blocked {
-            make_ready(&self.task, Wake::Interrupted);
-        }
+        kill_task(&self.task);
     }
 
     /// Whether the greenlet has finished (returned, panicked or was killed).

@@ -16,7 +16,12 @@ fn pipe() -> (File, File) {
     let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
     assert_eq!(rc, 0, "pipe2 failed");
     // SAFETY: both fds were just created and are owned by nobody else.
-    unsafe { (File::from(OwnedFd::from_raw_fd(fds[0])), File::from(OwnedFd::from_raw_fd(fds[1]))) }
+    unsafe {
+        (
+            File::from(OwnedFd::from_raw_fd(fds[0])),
+            File::from(OwnedFd::from_raw_fd(fds[1])),
+        )
+    }
 }
 
 #[test]
@@ -71,7 +76,9 @@ fn one_greenlet_reads_while_another_writes_the_same_socket() {
 fn many_greenlets_wait_on_one_fd_and_all_wake() {
     let (rx, mut tx) = pipe();
     let fd = rx.as_raw_fd();
-    let waiters: Vec<_> = (0..10).map(|_| spawn(move || wait_readable(fd, Some(Duration::from_secs(5))))).collect();
+    let waiters: Vec<_> = (0..10)
+        .map(|_| spawn(move || wait_readable(fd, Some(Duration::from_secs(5)))))
+        .collect();
     yield_now();
     tx.write_all(b"go").unwrap();
     for w in waiters {
@@ -110,14 +117,22 @@ fn a_reused_fd_number_is_not_confused_with_the_closed_one() {
     wait_readable(old, Some(Duration::from_secs(5))).unwrap();
     let mut rx = rx;
     let mut b = [0u8; 1];
-    assert_eq!(rx.read(&mut b).unwrap(), 1, "reads the new pipe through the reused number");
+    assert_eq!(
+        rx.read(&mut b).unwrap(),
+        1,
+        "reads the new pipe through the reused number"
+    );
 }
 
 #[test]
 fn fds_epoll_cannot_watch_give_the_kernels_error() {
     let file = File::open("/proc/self/status").unwrap();
     let err = wait_readable(file.as_raw_fd(), Some(Duration::from_secs(1))).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "regular files are always ready: {err}");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::EPERM),
+        "regular files are always ready: {err}"
+    );
     let closed = {
         let (rx, _tx) = pipe();
         rx.as_raw_fd()

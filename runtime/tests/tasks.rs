@@ -310,3 +310,21 @@ fn each_thread_has_its_own_hub() {
     let sums: Vec<i32> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert_eq!(sums, [1225, 6225, 11225, 16225]);
 }
+
+#[test]
+fn throwing_into_the_hub_panics_in_main_with_a_clear_message() {
+    let h = spawn(|| {
+        let hub = greenweave_greenlet::current()
+            .parent()
+            .expect("a spawned greenlet's parent is the hub");
+        assert_eq!(hub.name().as_deref(), Some("hub"));
+        hub.throw(greenweave_greenlet::GreenletExit);
+    });
+    let msg = panic::catch_unwind(AssertUnwindSafe(|| h.wait()))
+        .map_err(panic_text)
+        .unwrap_err();
+    assert!(
+        msg.contains("the hub greenlet was killed") && msg.contains("JoinHandle::kill"),
+        "{msg}"
+    );
+}
