@@ -1,7 +1,7 @@
 //! The `Greenlet` handle, its shared state, and the `Builder`.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -35,8 +35,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) state: Cell<State>,
-    /// The coroutine, while not being resumed (the resumer holds it during a resume).
-    pub(crate) coroutine: Cell<Option<Coro>>,
+    /// The coroutine (`None` for main and once finished). Only `run_switch` touches it
+    /// while the greenlet is on the chain (see the `switch` module's invariant 2).
+    pub(crate) coroutine: UnsafeCell<Option<Coro>>,
     /// The yielder of this greenlet's coroutine, set when it starts.
     pub(crate) yielder: Cell<*const switch::Yielder>,
     /// `None` only for a thread's main greenlet.
@@ -109,7 +110,7 @@ impl Greenlet {
         Greenlet::from_inner(Rc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Cell::new(State::Running),
-            coroutine: Cell::new(None),
+            coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             parent: RefCell::new(None),
             handles: Cell::new(0),
@@ -293,7 +294,9 @@ fn kill_abandoned(inner: &Rc<Inner>) {
         // (running its destructors) and breaks that cycle. The coroutine body catches
         // the forced unwind and returns normally, touching no thread-locals.
         inner.killing.set(true);
-        drop(inner.coroutine.take());
+        // SAFETY: the greenlet is suspended, so no switch is using its coroutine
+        // (the `switch` module's invariant 2), and no switch can start any more.
+        drop(unsafe { (*inner.coroutine.get()).take() });
         inner.state.set(State::Dead);
         return;
     }
@@ -401,19 +404,19 @@ impl Builder {
             Some(parent) => parent,
             None => crate::current(),
         };
+        let stack_bounds = (stack.guard_start(), stack.guard_end(), stack.size());
         let inner = Rc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             state: Cell::new(State::Unstarted),
-            coroutine: Cell::new(None),
+            coroutine: UnsafeCell::new(Some(switch::new_coroutine(stack, f))),
             yielder: Cell::new(std::ptr::null()),
             parent: RefCell::new(Some(parent)),
             handles: Cell::new(0),
             killing: Cell::new(false),
             name: RefCell::new(self.name.map(Rc::from)),
-            stack_bounds: (stack.guard_start(), stack.guard_end(), stack.size()),
+            stack_bounds,
             context: RefCell::new(None),
         });
-        inner.coroutine.set(Some(switch::new_coroutine(stack, f)));
         Ok(Greenlet::from_inner(inner))
     }
 }

@@ -21,9 +21,10 @@
 //!
 //! 1. Exactly one greenlet per thread is `Running`, and the thread state's `current`
 //!    points at it.
-//! 2. A greenlet's coroutine object is in its `coroutine` cell iff the greenlet is
-//!    `Unstarted` or `Suspended`; while it is on the chain the resumer's stack frame
-//!    holds it, so nobody else can resume it.
+//! 2. Only the greenlet that resumes another touches its coroutine, and only while
+//!    the other is `Unstarted` or `Suspended` (then resumes it in place, in its
+//!    `UnsafeCell`); while a greenlet is on the chain nobody else can reach its
+//!    coroutine, so it is never resumed twice or dropped while running.
 //! 3. A `Transfer` leaving a coroutine (suspend or return) is always aimed at a
 //!    greenlet on the chain below it, or (on return) at the finished greenlet's first
 //!    live parent, which may be off the chain.
@@ -127,13 +128,15 @@ fn live_parent(g: &Inner) -> Rc<Inner> {
 
 /// Switches from the running greenlet to `target`; returns (or raises) what comes back.
 pub(crate) fn switch_to(target: Rc<Inner>, payload: Payload) -> Value {
-    let cur = thread::current_inner();
+    // SAFETY: the running greenlet outlives this call: it is kept alive by its resumer's
+    // frame (or by the thread state for main) for as long as it runs or is on the chain.
+    let cur = unsafe { &*thread::current_ptr() };
     run_switch(cur, target, payload)
 }
 
-fn run_switch(cur: Rc<Inner>, mut target: Rc<Inner>, mut payload: Payload) -> Value {
+fn run_switch(cur: &Inner, mut target: Rc<Inner>, mut payload: Payload) -> Value {
     loop {
-        if Rc::ptr_eq(&target, &cur) {
+        if std::ptr::eq(Rc::as_ptr(&target), cur) {
             return match payload {
                 Payload::Value(v) => v,
                 Payload::Throw(e) => panic::resume_unwind(e),
@@ -154,31 +157,36 @@ fn run_switch(cur: Rc<Inner>, mut target: Rc<Inner>, mut payload: Payload) -> Va
                 payload = back.payload;
             }
             State::Unstarted | State::Suspended => {
-                let Some(mut coroutine) = target.coroutine.take() else {
+                // SAFETY: invariant 2: an unstarted or suspended greenlet's coroutine is
+                // in its cell and nobody else touches it until it is back off the chain:
+                // it cannot be resumed twice (its state changes below), the only other
+                // users (dropping the greenlet, killing an abandoned one) need it
+                // suspended, and we hold `target` alive.
+                let Some(coroutine) = (unsafe { &mut *target.coroutine.get() }) else {
                     unreachable!(
                         "an unstarted or suspended greenlet holds its coroutine (invariant 2)"
                     )
                 };
                 cur.state.set(State::Resuming);
                 target.state.set(State::Running);
-                thread::set_current(target.clone());
+                thread::set_current(&target);
                 let result = coroutine.resume(Transfer {
                     target: target.clone(),
                     payload,
                 });
-                thread::set_current(cur.clone());
+                thread::set_current(cur);
                 cur.state.set(State::Running);
                 let next = match result {
-                    CoroutineResult::Yield(next) => {
-                        // It suspended itself (and set its own state) on the way out.
-                        target.coroutine.set(Some(coroutine));
-                        next
-                    }
+                    // It suspended itself (and set its own state) on the way out.
+                    CoroutineResult::Yield(next) => next,
                     CoroutineResult::Return(next) => {
                         target.state.set(State::Dead);
-                        // Hand the stack back to the pool now rather than when the last
-                        // handle goes.
-                        drop(coroutine.into_stack());
+                        // SAFETY: as above; it has finished, so nothing else will
+                        // touch its coroutine again. Hand the stack back to the pool
+                        // now rather than when the last handle goes.
+                        if let Some(done) = unsafe { (*target.coroutine.get()).take() } {
+                            drop(done.into_stack());
+                        }
                         next
                     }
                 };

@@ -8,9 +8,6 @@ use crate::stack::{self, StackPool};
 use crate::sys;
 
 pub(crate) struct ThreadState {
-    /// The greenlet running on this thread right now; `None` until the main greenlet
-    /// is made on first use.
-    current: Cell<Option<Rc<Inner>>>,
     /// This thread's original stack as a greenlet.
     main: OnceCell<Greenlet>,
     pool: RefCell<StackPool>,
@@ -19,56 +16,95 @@ pub(crate) struct ThreadState {
     altstack: OnceCell<Option<sys::AltStack>>,
 }
 
+/// `LIFE` values: before first use, in use, torn down (thread exit).
+const UNUSED: u8 = 0;
+const LIVE: u8 = 1;
+const GONE: u8 = 2;
+
 thread_local! {
     static THREAD: ThreadState = const {
         ThreadState {
-            current: Cell::new(None),
             main: OnceCell::new(),
             pool: RefCell::new(StackPool::new()),
             default_stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
             altstack: OnceCell::new(),
         }
     };
+
+    /// The greenlet running on this thread, as a borrowed pointer (null before first
+    /// use and after teardown). It has no destructor, so the switch path reads and
+    /// writes it without the lazy-initialisation checks of `THREAD`. The greenlet it
+    /// points at is kept alive by the `Rc` in the frame that resumed it (`run_switch`)
+    /// or, for the main greenlet, by `ThreadState::main`.
+    static CURRENT: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
+
+    /// Where this thread's greenlet state is in its life.
+    static LIFE: Cell<u8> = const { Cell::new(UNUSED) };
 }
 
-impl ThreadState {
-    fn current(&self) -> Rc<Inner> {
-        match self.current.take() {
-            Some(cur) => {
-                self.current.set(Some(cur.clone()));
-                cur
-            }
-            None => {
-                let main = self.main.get_or_init(Greenlet::new_main);
-                let inner = main.inner().clone();
-                self.current.set(Some(inner.clone()));
-                inner
-            }
-        }
+impl Drop for ThreadState {
+    fn drop(&mut self) {
+        // Runs before the fields (the main greenlet) are dropped: nobody may follow
+        // CURRENT any more.
+        CURRENT.set(std::ptr::null());
+        LIFE.set(GONE);
     }
 }
 
-/// The running greenlet (the main greenlet is made on first use).
+/// The running greenlet (the main greenlet is made on first use), borrowed.
+///
+/// # Panics
+///
+/// During the thread's own teardown, after its greenlet state is gone.
+#[inline]
+#[track_caller]
+pub(crate) fn current_ptr() -> *const Inner {
+    let cur = CURRENT.get();
+    if cur.is_null() { first_use() } else { cur }
+}
+
+#[cold]
+#[track_caller]
+fn first_use() -> *const Inner {
+    assert!(
+        LIFE.get() != GONE,
+        "greenlet state of this thread was already destroyed (thread is exiting)"
+    );
+    THREAD.with(|t| {
+        let main = t.main.get_or_init(Greenlet::new_main);
+        let ptr = Rc::as_ptr(main.inner());
+        CURRENT.set(ptr);
+        LIFE.set(LIVE);
+        ptr
+    })
+}
+
+/// The running greenlet as a new `Rc`.
 ///
 /// # Panics
 ///
 /// During the thread's own teardown, after its greenlet state is gone.
 #[track_caller]
 pub(crate) fn current_inner() -> Rc<Inner> {
-    THREAD
-        .try_with(ThreadState::current)
-        .expect("greenlet state of this thread was already destroyed (thread is exiting)")
+    let ptr = current_ptr();
+    // SAFETY: `ptr` came from `Rc::as_ptr` of a live `Rc<Inner>` (CURRENT's invariant:
+    // the running greenlet is kept alive by its resumer's frame or by ThreadState),
+    // so adding a strong count and taking ownership of it is sound.
+    unsafe {
+        Rc::increment_strong_count(ptr);
+        Rc::from_raw(ptr)
+    }
 }
 
-/// Records `g` as the running greenlet.
+/// Records `g` as the running greenlet; the caller keeps it alive while it runs.
 #[inline]
-pub(crate) fn set_current(g: Rc<Inner>) {
-    THREAD.with(|t| t.current.set(Some(g)));
+pub(crate) fn set_current(g: &Inner) {
+    CURRENT.set(g);
 }
 
 /// Whether this thread's greenlet state is still usable (false during thread exit).
 pub(crate) fn alive() -> bool {
-    THREAD.try_with(|_| ()).is_ok()
+    LIFE.get() != GONE && THREAD.try_with(|_| ()).is_ok()
 }
 
 /// Runs `f` on the thread's stack pool; if the pool is gone (thread exit) or busy,
@@ -96,17 +132,10 @@ pub(crate) fn take_stack(size: Option<usize>) -> std::io::Result<stack::PooledSt
 
 /// The running greenlet; for code that must not panic (the overflow handler).
 pub(crate) fn peek_current<R>(f: impl FnOnce(Option<&Inner>) -> R) -> R {
-    match THREAD.try_with(|t| {
-        // SAFETY: only this thread touches `current`; we read it without moving it
-        // out, and the Rc inside stays alive for the duration of `f` because nothing
-        // on this thread runs meanwhile (we are in a signal handler or a plain read).
-        let cur = unsafe { &*t.current.as_ptr() };
-        cur.as_deref().map(|inner| inner as *const Inner)
-    }) {
-        // SAFETY: see above; the pointer comes from a live Rc.
-        Ok(Some(ptr)) => f(Some(unsafe { &*ptr })),
-        _ => f(None),
-    }
+    let ptr = CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null());
+    // SAFETY: a non-null CURRENT points at the live running greenlet (see CURRENT);
+    // nothing on this thread runs while `f` reads it (a signal handler or plain read).
+    f(unsafe { ptr.as_ref() })
 }
 
 /// Sets the stack size of greenlets created from now on on this thread without an

@@ -1,6 +1,6 @@
 //! Dynamically typed values carried by a switch.
 
-use std::any::{Any, type_name};
+use std::any::{Any, TypeId, type_name};
 use std::fmt;
 
 /// Object-safe view of a `'static` value that also remembers its type's name, so a
@@ -28,41 +28,64 @@ impl<T: Any> Payload for T {
 /// assert!(v.is::<u8>());
 /// assert_eq!(v.get::<u8>(), 12);
 /// ```
-pub struct Value(Box<dyn Payload>);
+pub struct Value(Repr);
+
+/// `()` is the common case (a plain transfer of control): it is kept unboxed so that
+/// making and dropping it costs nothing.
+enum Repr {
+    Unit,
+    Boxed(Box<dyn Payload>),
+}
+
+fn is_unit<T: Any>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<()>()
+}
 
 impl Value {
     /// Wraps `value`.
+    #[inline]
     pub fn new<T: Any>(value: T) -> Value {
-        Value(Box::new(value))
+        if is_unit::<T>() {
+            drop(value);
+            Value(Repr::Unit)
+        } else {
+            Value(Repr::Boxed(Box::new(value)))
+        }
     }
 
     /// The empty value `()`, which is what a greenlet receives when it was switched
     /// to with nothing in particular.
     pub fn unit() -> Value {
-        Value::new(())
+        Value(Repr::Unit)
     }
 
     /// Whether the value holds a `T`.
     pub fn is<T: Any>(&self) -> bool {
-        let any: &dyn Any = &*self.0;
-        any.is::<T>()
+        match &self.0 {
+            Repr::Unit => is_unit::<T>(),
+            Repr::Boxed(b) => {
+                let any: &dyn Any = &**b;
+                any.is::<T>()
+            }
+        }
     }
 
     /// The name of the type the value holds (as [`std::any::type_name`] spells it).
     pub fn type_name(&self) -> &'static str {
-        (*self.0).type_name()
+        match &self.0 {
+            Repr::Unit => type_name::<()>(),
+            Repr::Boxed(b) => (**b).type_name(),
+        }
     }
 
     /// Takes the value out as a `T`, or gives it back unchanged if it holds another type.
     pub fn try_get<T: Any>(self) -> Result<T, Value> {
-        if self.is::<T>() {
-            let any: Box<dyn Any> = self.0;
-            match any.downcast::<T>() {
-                Ok(boxed) => Ok(*boxed),
-                Err(_) => unreachable!("type checked just above"),
-            }
-        } else {
-            Err(self)
+        if !self.is::<T>() {
+            return Err(self);
+        }
+        match self.into_any().downcast::<T>() {
+            Ok(boxed) => Ok(*boxed),
+            Err(_) => unreachable!("type checked just above"),
         }
     }
 
@@ -86,13 +109,21 @@ impl Value {
 
     /// Borrows the value as a `T`, if it holds one.
     pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        let any: &dyn Any = &*self.0;
-        any.downcast_ref::<T>()
+        match &self.0 {
+            Repr::Unit => (&() as &dyn Any).downcast_ref::<T>(),
+            Repr::Boxed(b) => {
+                let any: &dyn Any = &**b;
+                any.downcast_ref::<T>()
+            }
+        }
     }
 
-    /// The value as a plain `Box<dyn Any>`.
+    /// The value as a plain `Box<dyn Any>` (a `()` box does not allocate).
     pub fn into_any(self) -> Box<dyn Any> {
-        self.0
+        match self.0 {
+            Repr::Unit => Box::new(()),
+            Repr::Boxed(b) => b,
+        }
     }
 }
 
@@ -122,13 +153,12 @@ mod tests {
     }
 
     #[test]
-    fn unit_is_not_allocated() {
-        let v = Value::unit();
-        let any: &dyn Any = &*v.0;
-        // A zero-sized box uses a dangling, well-aligned pointer instead of the heap.
-        assert_eq!(
-            any as *const dyn Any as *const u8 as usize,
-            std::ptr::NonNull::<()>::dangling().as_ptr() as usize
-        );
+    fn unit_is_kept_unboxed() {
+        assert!(matches!(Value::new(()).0, Repr::Unit));
+        assert!(matches!(Value::unit().0, Repr::Unit));
+        assert!(matches!(Value::new(1u8).0, Repr::Boxed(_)));
+        assert_eq!(Value::unit().type_name(), "()");
+        assert_eq!(Value::unit().downcast_ref::<()>(), Some(&()));
+        Value::unit().get::<()>();
     }
 }

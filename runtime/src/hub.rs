@@ -9,11 +9,14 @@
 //! # Turns
 //!
 //! One turn of the hub runs every greenlet that was ready when the turn began (those
-//! woken meanwhile wait for the next turn, so I/O and timers are not starved), then does
-//! *maintenance*: fire due timers, poll mio (without blocking if anyone is ready), run
-//! cross-thread wake-ups. While greenlets keep yielding to each other, maintenance runs
-//! every [`MAINTENANCE_INTERVAL`] greenlet runs instead of every turn: a clock read and
-//! an `epoll_wait` per yield would cost more than the yield itself.
+//! woken meanwhile wait for the next turn). Before a turn the hub does *maintenance*
+//! (fire due timers, poll mio, run cross-thread wake-ups) when nothing is ready (then
+//! it blocks in `epoll_wait` until the next timer) or when [`MAINTENANCE_INTERVAL`]
+//! greenlet runs have passed since the last one, as tokio's event interval does: a
+//! clock read and an `epoll_wait` per yield would cost more than the yield itself. So
+//! while greenlets keep the run queue busy, timers and I/O are looked at every 61 runs,
+//! and an expired `Timeout` is delivered at a blocking point soon after, not
+//! necessarily the very next one.
 //!
 //! # Deadlock
 //!
@@ -55,6 +58,10 @@ pub(crate) struct Hub {
     pub(crate) io: RefCell<crate::io::IoTable>,
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
+    /// The task the hub last switched to, to find the current task without going
+    /// through the greenlet's context; checked with `is_current` before use, since a
+    /// raw greenlet switch may have moved on.
+    last_run: RefCell<Option<Rc<Task>>>,
 }
 
 thread_local! {
@@ -118,6 +125,7 @@ impl Hub {
             io: RefCell::new(crate::io::IoTable::default()),
             remote: Arc::new(remote),
             runs_since_maintenance: Cell::new(0),
+            last_run: RefCell::new(None),
         }
     }
 
@@ -129,6 +137,18 @@ impl Hub {
     /// When called from the hub itself: the hub must never block.
     #[track_caller]
     pub(crate) fn current_task(&self) -> Rc<Task> {
+        if let Some(task) = &*self.last_run.borrow() {
+            if task.greenlet.is_current() {
+                return task.clone();
+            }
+        }
+        let task = self.find_current_task();
+        *self.last_run.borrow_mut() = Some(task.clone());
+        task
+    }
+
+    #[track_caller]
+    fn find_current_task(&self) -> Rc<Task> {
         let g = greenlet::current();
         if let Some(ctx) = g.context() {
             if let Ok(task) = ctx.downcast::<Task>() {
@@ -199,15 +219,13 @@ impl Hub {
                 continue;
             }
             task.state.set(TaskState::Running);
+            *self.last_run.borrow_mut() = Some(task.clone());
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
                 return false;
             }
-            let runs = self.runs_since_maintenance.get() + 1;
-            self.runs_since_maintenance.set(runs);
-            if runs >= MAINTENANCE_INTERVAL {
-                self.maintain(false);
-            }
+            self.runs_since_maintenance
+                .set(self.runs_since_maintenance.get() + 1);
         }
         true
     }
@@ -294,6 +312,7 @@ impl Hub {
         match victim {
             Some(task) => {
                 *task.deadlock.borrow_mut() = Some(report);
+                task.interrupted.set(true);
                 make_ready(task, Wake::Interrupted);
             }
             None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),
@@ -305,7 +324,11 @@ impl Hub {
 fn run_hub() {
     loop {
         let keep_going = with(|hub| {
-            hub.maintain(true);
+            if hub.ready.borrow().is_empty()
+                || hub.runs_since_maintenance.get() >= MAINTENANCE_INTERVAL
+            {
+                hub.maintain(true);
+            }
             hub.run_ready()
         });
         if !keep_going {
@@ -322,6 +345,7 @@ impl Drop for Hub {
             std::mem::forget(task);
         }
         std::mem::forget(std::mem::take(&mut *self.ready.borrow_mut()));
+        std::mem::forget(self.last_run.borrow_mut().take());
         std::mem::forget(std::mem::replace(
             &mut *self.timers.borrow_mut(),
             Timers::new(),

@@ -195,6 +195,7 @@ pub(crate) fn kill_task(task: &Rc<Task>) {
         return;
     }
     task.kill_requested.set(true);
+    task.interrupted.set(true);
     if task.state.get() == TaskState::Blocked {
         make_ready(task, Wake::Interrupted);
     }
@@ -337,6 +338,7 @@ impl<T> JoinHandle<T> {
     pub fn kill(&self) {
         if self.task.greenlet.is_current() {
             self.task.kill_requested.set(true);
+            self.task.interrupted.set(true);
             panic::resume_unwind(Box::new(GreenletExit));
         }
         self.kill_nowait();

@@ -61,6 +61,10 @@ pub(crate) struct Task {
     /// What it waits on while blocked; only read while it is blocked (see `park`).
     pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
     pub(crate) kill_requested: Cell<bool>,
+    /// Set whenever an interrupt may be pending (a kill, an expired timeout, a deadlock
+    /// report), so the common blocking path checks one flag; cleared when a check finds
+    /// nothing.
+    pub(crate) interrupted: Cell<bool>,
     /// Ids of `Timeout`s that expired and are still to be delivered.
     pub(crate) fired_timeouts: RefCell<Vec<u64>>,
     pub(crate) deadlock: RefCell<Option<String>>,
@@ -94,6 +98,7 @@ impl Task {
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
             kill_requested: Cell::new(false),
+            interrupted: Cell::new(false),
             fired_timeouts: RefCell::new(Vec::new()),
             deadlock: RefCell::new(None),
             joiners: WaitQueue::new(),
@@ -108,7 +113,19 @@ impl Task {
 
     /// The interrupt to deliver at the next blocking point, if any. Kills win over
     /// timeouts; of several expired timeouts the outermost (oldest) is delivered first.
+    #[inline]
     pub(crate) fn pending_interrupt(&self) -> Option<Interrupt> {
+        if !self.interrupted.get() {
+            return None;
+        }
+        let found = self.find_interrupt();
+        if found.is_none() {
+            self.interrupted.set(false);
+        }
+        found
+    }
+
+    fn find_interrupt(&self) -> Option<Interrupt> {
         if let Some(report) = self.deadlock.borrow_mut().take() {
             return Some(Interrupt::Deadlock(report));
         }

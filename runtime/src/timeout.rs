@@ -92,6 +92,7 @@ impl Drop for Timeout {
 /// Records that timeout `id` of `task` expired and wakes the task if it is blocked.
 pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
     task.fired_timeouts.borrow_mut().push(id);
+    task.interrupted.set(true);
     if task.state.get() == TaskState::Blocked {
         make_ready(task, Wake::Interrupted);
     }

@@ -121,18 +121,28 @@ fn a_timeout_interrupts_only_at_a_blocking_point() {
         "computed without blocking"
     });
     assert_eq!(result, Ok("computed without blocking"));
+    // Once it has expired, the timeout fires at a blocking point: the hub looks at its
+    // timers at least every MAINTENANCE_INTERVAL greenlet runs.
+    let yields = std::cell::Cell::new(0u32);
     let result = with_timeout(ms(5), || {
         let spin_until = Instant::now() + ms(20);
         while Instant::now() < spin_until {
             std::hint::spin_loop();
         }
-        yield_now();
-        "unreachable"
+        loop {
+            yields.set(yields.get() + 1);
+            yield_now();
+        }
     });
     assert_eq!(
         result,
-        Err(Elapsed),
-        "the expired timeout fired at the next blocking point"
+        Err::<(), _>(Elapsed),
+        "the expired timeout fired at a blocking point"
+    );
+    assert!(
+        yields.get() <= greenweave_runtime::MAINTENANCE_INTERVAL + 1,
+        "after {} yields",
+        yields.get()
     );
 }
 
