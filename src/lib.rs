@@ -27,3 +27,8 @@
 
 pub use greenweave_greenlet as greenlet;
 pub use greenweave_runtime::*;
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
