@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) yielder: Cell<*const switch::Yielder>,
     /// `None` only for a thread's main greenlet.
     pub(crate) parent: RefCell<Option<Greenlet>>,
+    /// The payload of the switch aimed at this greenlet, until it takes it.
+    pub(crate) inbox: Cell<Option<Payload>>,
     /// Number of live `Greenlet` handles (internal `Rc`s on stacks are not counted).
     handles: Cell<usize>,
     /// Set once an abandoned greenlet was sent `GreenletExit`.
@@ -112,6 +114,7 @@ impl Greenlet {
             state: Cell::new(State::Running),
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
+            inbox: Cell::new(None),
             parent: RefCell::new(None),
             handles: Cell::new(0),
             killing: Cell::new(false),
@@ -142,13 +145,19 @@ impl Greenlet {
     /// If the value that comes back is a panic (a child's function panicked and this
     /// greenlet is its parent, or someone [`throw`](Self::throw)s into us), it resumes
     /// unwinding here.
+    #[inline]
     pub fn switch<T: Any>(&self, value: T) -> Value {
-        switch::switch_to(self.0.clone(), Payload::Value(Value::new(value)))
+        let payload = if std::any::TypeId::of::<T>() == std::any::TypeId::of::<()>() {
+            None
+        } else {
+            Some(Payload::Value(Value::new(value)))
+        };
+        switch::switch_to(&self.0, payload)
     }
 
     /// Like [`switch`](Self::switch) with an already wrapped [`Value`].
     pub fn switch_value(&self, value: Value) -> Value {
-        switch::switch_to(self.0.clone(), Payload::Value(value))
+        switch::switch_to(&self.0, Some(Payload::Value(value)))
     }
 
     /// Raises `payload` inside this greenlet at its suspension point, as an unwind that
@@ -159,12 +168,12 @@ impl Greenlet {
     /// Any other payload that the greenlet does not catch reaches its parent as a
     /// panic. An unstarted greenlet dies at once without running its function.
     pub fn throw<E: Any + Send>(&self, payload: E) -> Value {
-        switch::switch_to(self.0.clone(), Payload::Throw(Box::new(payload)))
+        switch::switch_to(&self.0, Some(Payload::Throw(Box::new(payload))))
     }
 
     /// Like [`throw`](Self::throw) with an already boxed payload (e.g. a caught panic).
     pub fn throw_boxed(&self, payload: Box<dyn Any + Send>) -> Value {
-        switch::switch_to(self.0.clone(), Payload::Throw(payload))
+        switch::switch_to(&self.0, Some(Payload::Throw(payload)))
     }
 
     /// The greenlet that receives this one's return value; `None` for a main greenlet.
@@ -410,6 +419,7 @@ impl Builder {
             state: Cell::new(State::Unstarted),
             coroutine: UnsafeCell::new(Some(switch::new_coroutine(stack, f))),
             yielder: Cell::new(std::ptr::null()),
+            inbox: Cell::new(None),
             parent: RefCell::new(Some(parent)),
             handles: Cell::new(0),
             killing: Cell::new(false),

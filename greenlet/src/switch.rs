@@ -30,6 +30,12 @@
 //!    live parent, which may be off the chain.
 //! 4. A greenlet's yielder pointer is only dereferenced by that greenlet while it runs,
 //!    i.e. while its coroutine body (which owns the yielder) is live on its stack.
+//! 5. A greenlet's `inbox` holds the payload of the switch aimed at it, from the moment
+//!    that switch starts until the greenlet runs and takes it: at most one at a time,
+//!    since only a transfer toward a greenlet fills it and that greenlet empties it
+//!    before it can be switched to again. An empty inbox means `()`. Keeping the payload
+//!    out of the `Transfer` makes the `Transfer` one word, which corosensei passes in a
+//!    register.
 //!
 //! # Cost
 //!
@@ -62,10 +68,10 @@ pub(crate) enum Payload {
     Throw(Box<dyn Any + Send>),
 }
 
-/// A payload and the greenlet it is for.
+/// The greenlet a switch is for; the payload waits in the target's `inbox`. One word,
+/// so corosensei hands it over in a register instead of through memory.
 pub(crate) struct Transfer {
     target: Rc<Inner>,
-    payload: Payload,
 }
 
 pub(crate) type Yielder = corosensei::Yielder<Transfer, Transfer>;
@@ -82,7 +88,8 @@ where
         move |yielder: &Yielder, first: Transfer| -> Transfer {
             let me = first.target;
             me.yielder.set(yielder);
-            let outcome = match first.payload {
+            let first_payload = me.inbox.take().unwrap_or(Payload::Value(Value::unit()));
+            let outcome = match first_payload {
                 Payload::Value(v) => {
                     panic::catch_unwind(AssertUnwindSafe(move || Value::new(f(v))))
                 }
@@ -98,10 +105,9 @@ where
             };
             // No thread-local access from here on: during thread exit corosensei may be
             // force-unwinding this stack after our thread state is gone.
-            Transfer {
-                target: live_parent(&me),
-                payload,
-            }
+            let target = live_parent(&me);
+            target.inbox.set(Some(payload));
+            Transfer { target }
         },
     )
 }
@@ -127,20 +133,73 @@ fn live_parent(g: &Inner) -> Rc<Inner> {
 }
 
 /// Switches from the running greenlet to `target`; returns (or raises) what comes back.
-pub(crate) fn switch_to(target: Rc<Inner>, payload: Payload) -> Value {
+///
+/// Inlined into the caller so that the common case, switching back to the greenlet
+/// that resumed us, runs corosensei's `suspend` in the caller's own frame: resume is a
+/// `call` and suspend a `ret`, and with no frame in between the return-stack buffer
+/// stays balanced on both sides.
+#[inline(always)]
+pub(crate) fn switch_to(target: &Rc<Inner>, payload: Option<Payload>) -> Value {
+    let cur_ptr = thread::current_ptr();
     // SAFETY: the running greenlet outlives this call: it is kept alive by its resumer's
     // frame (or by the thread state for main) for as long as it runs or is on the chain.
-    let cur = unsafe { &*thread::current_ptr() };
-    run_switch(cur, target, payload)
+    let cur = unsafe { &*cur_ptr };
+    put_inbox(target, payload);
+    if target.state.get() == State::Resuming {
+        cur.state.set(State::Suspended);
+        // SAFETY: as in run_switch's `Resuming` arm.
+        let back = unsafe { &*cur.yielder.get() }.suspend(Transfer {
+            target: target.clone(),
+        });
+        if std::ptr::eq(Rc::as_ptr(&back.target), cur_ptr) {
+            drop(back);
+            return take_inbox(cur);
+        }
+        return switch_slow(cur, back.target);
+    }
+    switch_slow(cur, target.clone())
 }
 
-fn run_switch(cur: &Inner, mut target: Rc<Inner>, mut payload: Payload) -> Value {
+/// Leaves `payload` for `g`, whose inbox is empty: written without reading the old
+/// contents (reading them back right after the receiver's `take` would stall on
+/// store-to-load forwarding).
+#[inline(always)]
+fn put_inbox(g: &Inner, payload: Option<Payload>) {
+    let Some(payload) = payload else {
+        // `()`: an empty inbox means unit, nothing to write.
+        return;
+    };
+    debug_assert!(
+        // SAFETY: only this thread touches the inbox, and no reference to it is live.
+        unsafe { (*g.inbox.as_ptr()).is_none() },
+        "a greenlet's inbox holds at most one payload"
+    );
+    // SAFETY: as above; the old contents are `None`, which needs no drop.
+    unsafe { g.inbox.as_ptr().write(Some(payload)) };
+}
+
+#[inline(always)]
+fn take_inbox(cur: &Inner) -> Value {
+    // SAFETY: only this thread touches the inbox, and no reference to it is live.
+    if unsafe { (*cur.inbox.as_ptr()).is_none() } {
+        return Value::unit();
+    }
+    match cur.inbox.take() {
+        Some(Payload::Value(v)) => v,
+        Some(Payload::Throw(e)) => panic::resume_unwind(e),
+        None => Value::unit(),
+    }
+}
+
+#[inline(never)]
+fn switch_slow(cur: &Inner, target: Rc<Inner>) -> Value {
+    run_switch(cur, target)
+}
+
+fn run_switch(cur: &Inner, mut target: Rc<Inner>) -> Value {
     loop {
         if std::ptr::eq(Rc::as_ptr(&target), cur) {
-            return match payload {
-                Payload::Value(v) => v,
-                Payload::Throw(e) => panic::resume_unwind(e),
-            };
+            return take_inbox(cur);
         }
         match target.state.get() {
             State::Resuming => {
@@ -151,10 +210,9 @@ fn run_switch(cur: &Inner, mut target: Rc<Inner>, mut payload: Payload) -> Value
                 // chain, so nothing below it can be `Resuming`), so it is a started
                 // coroutine whose body set this pointer and is live on the stack we are
                 // running on (invariant 4).
-                let back = unsafe { &*yielder }.suspend(Transfer { target, payload });
+                let back = unsafe { &*yielder }.suspend(Transfer { target });
                 // Someone resumed us: they made us `Running` and `current`.
                 target = back.target;
-                payload = back.payload;
             }
             State::Unstarted | State::Suspended => {
                 // SAFETY: invariant 2: an unstarted or suspended greenlet's coroutine is
@@ -172,7 +230,6 @@ fn run_switch(cur: &Inner, mut target: Rc<Inner>, mut payload: Payload) -> Value
                 thread::set_current(&target);
                 let result = coroutine.resume(Transfer {
                     target: target.clone(),
-                    payload,
                 });
                 thread::set_current(cur);
                 cur.state.set(State::Running);
@@ -191,11 +248,12 @@ fn run_switch(cur: &Inner, mut target: Rc<Inner>, mut payload: Payload) -> Value
                     }
                 };
                 target = next.target;
-                payload = next.payload;
             }
             State::Dead => {
                 // Python semantics: a switch to a dead greenlet goes to its parent.
-                target = live_parent(&target);
+                let parent = live_parent(&target);
+                parent.inbox.set(target.inbox.take());
+                target = parent;
             }
             State::Running => {
                 unreachable!(
