@@ -47,7 +47,7 @@ const GUARD_SIZE: usize = 16 * 1024;
 const SLAB_BYTES: usize = 8 << 20;
 
 /// Free stacks kept fully warm per size class; returned stacks past this give their
-/// memory back to the kernel, all but the top [`KEEP_RESIDENT`] bytes.
+/// memory back to the kernel, all but their top 8 KiB.
 pub const HOT_STACKS: usize = 256;
 
 /// Bytes at the top of a pooled stack that stay resident when the rest is released:

@@ -23,6 +23,11 @@
 //! - Introspection: [`current`], [`greenlets`], [`active_count`].
 //! - Blocking primitives, all built on one park/wake mechanism: [`sync`], [`queue`],
 //!   [`pool`], [`local`].
+//! - Networking: [`net`] (TCP, UDP, Unix sockets, `lookup_host`), [`server`]
+//!   (`StreamServer`, `DatagramServer`), [`io`] (readiness of any fd).
+//! - Beyond the hub: [`threadpool`] (`spawn_blocking` for file I/O and other truly
+//!   blocking or CPU-bound work), [`workers`] (one hub per core),
+//!   [`wait_for_thread`] (wake a greenlet from another OS thread).
 //!
 //! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
 //! blocked, nothing pending that could wake anyone) panics in the blocked main
@@ -32,19 +37,23 @@
 mod hub;
 pub mod io;
 pub mod local;
+pub mod net;
 #[allow(unsafe_code)]
 mod park;
 pub mod pool;
 pub mod queue;
 mod remote;
 mod report;
+pub mod server;
 mod spawn;
 pub mod sync;
 #[allow(unsafe_code)]
 mod task;
+pub mod threadpool;
 mod time;
 mod timeout;
 mod timer;
+mod workers;
 
 pub use hub::MAINTENANCE_INTERVAL;
 pub use remote::{RemoteWaker, wait_for_thread};
@@ -55,6 +64,7 @@ pub use spawn::{
 pub use task::{GreenletInfo, Interrupt, TaskState};
 pub use time::{sleep, sleep_until, yield_now};
 pub use timeout::{Elapsed, Timeout, TimeoutFired, with_timeout};
+pub use workers::workers;
 
 /// The running greenlet, as the runtime sees it (`threading.current_thread()`).
 #[track_caller]

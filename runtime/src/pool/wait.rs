@@ -96,7 +96,7 @@ impl Pool {
     /// Kills every member and waits until the pool is empty (gevent's `kill`); members
     /// spawned meanwhile are killed too. Members unwind from their blocking point with
     /// `GreenletExit`; ones that have not started never run. Their handles report
-    /// [`JoinError::Killed`].
+    /// [`JoinError::Killed`](crate::JoinError::Killed).
     ///
     /// ```
     /// use std::time::Duration;

@@ -1,0 +1,319 @@
+//! `UnixListener` and `UnixStream`.
+
+use std::io::{self, ErrorKind, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::{Direction, Sock, Until, socket_glue};
+
+/// A Unix-domain stream socket whose blocking calls park the greenlet (std's
+/// `UnixStream` API). `Read` and `Write` are implemented for `UnixStream` and
+/// `&UnixStream`.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenweave_runtime::net::UnixStream;
+///
+/// let (mut a, mut b) = UnixStream::pair().unwrap();
+/// let echo = greenweave_runtime::spawn(move || {
+///     let mut buf = [0; 4];
+///     b.read_exact(&mut buf).unwrap(); // parks until `a` writes
+///     b.write_all(&buf).unwrap();
+/// });
+/// a.write_all(b"ping").unwrap();
+/// let mut buf = [0; 4];
+/// a.read_exact(&mut buf).unwrap();
+/// assert_eq!(&buf, b"ping");
+/// echo.join().unwrap();
+/// ```
+pub struct UnixStream {
+    pub(super) sock: Sock<std::os::unix::net::UnixStream>,
+}
+
+socket_glue!(UnixStream, std::os::unix::net::UnixStream);
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// A Unix-domain connect completes at once or fails, except when the listener's
+    /// backlog is full: the kernel then says `EAGAIN` and offers nothing to wait on, so
+    /// the greenlet sleeps (1 ms, doubling up to 64 ms) and tries again until the
+    /// listener makes room.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if nothing is at `path`, `ConnectionRefused` if nobody listens there.
+    #[track_caller]
+    pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
+        let addr = SockAddr::unix(path)?;
+        let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match socket.connect(&addr) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    crate::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(64));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(UnixStream {
+            sock: Sock::new(socket.into()),
+        })
+    }
+
+    /// An unnamed pair of connected sockets.
+    ///
+    /// # Errors
+    ///
+    /// When out of file descriptors.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::try_from(a)?, UnixStream::try_from(b)?))
+    }
+
+    /// The local address (unnamed for a connecting socket).
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname` reports them.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io.local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername` reports them.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io.peer_addr()
+    }
+
+    /// Shuts down the read half, the write half or both; greenlets parked in a read of
+    /// this socket are woken and read `Ok(0)`.
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown` reports them.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.sock.io.shutdown(how)
+    }
+
+    /// Sets `SO_RCVTIMEO`: how long a read may park before failing with `TimedOut`
+    /// (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.io.set_read_timeout(timeout)
+    }
+
+    /// Sets `SO_SNDTIMEO`: how long a write may park (`None`: for ever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as in std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.io.set_write_timeout(timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt` reports them.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.io.read_timeout()
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt` reports them.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.sock.io.write_timeout()
+    }
+
+    /// A new handle to the same socket (`dup`); timeouts are shared, the
+    /// [`set_nonblocking`](Self::set_nonblocking) flag is not.
+    ///
+    /// # Errors
+    ///
+    /// When out of file descriptors.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            sock: Sock::new(self.sock.io.try_clone()?),
+        })
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt` reports them.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.io.take_error()
+    }
+}
+
+impl Read for &UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.read(|mut s| s.read(buf))
+    }
+
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.sock.read(|mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.write(|mut s| s.write(buf))
+    }
+
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.sock.write(|mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    #[track_caller]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    #[track_caller]
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    #[track_caller]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    #[track_caller]
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A listening Unix-domain socket whose `accept` parks the greenlet (std's
+/// `UnixListener` API).
+///
+/// ```
+/// use greenweave_runtime::net::{UnixListener, UnixStream};
+///
+/// let dir = std::env::temp_dir().join(format!("gw-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("sock");
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let p = path.clone();
+/// let client = greenweave_runtime::spawn(move || UnixStream::connect(p).unwrap());
+/// let (_conn, _addr) = listener.accept().unwrap();
+/// client.join().unwrap();
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub struct UnixListener {
+    pub(super) sock: Sock<std::os::unix::net::UnixListener>,
+}
+
+socket_glue!(UnixListener, std::os::unix::net::UnixListener);
+
+impl UnixListener {
+    /// Creates the socket file at `path` and listens on it (the file is not removed
+    /// when the listener is dropped, as with std).
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if `path` exists, or what `bind` reports.
+    pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
+        UnixListener::try_from(std::os::unix::net::UnixListener::bind(path)?)
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// As `accept4` reports them (out of file descriptors, ...).
+    #[track_caller]
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (stream, addr) = self
+            .sock
+            .run(Direction::Read, Until::Deadline(None), |l| l.accept())?;
+        Ok((UnixStream::try_from(stream)?, addr))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname` reports them.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.io.local_addr()
+    }
+
+    /// A new handle to the same socket (`dup`).
+    ///
+    /// # Errors
+    ///
+    /// When out of file descriptors.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            sock: Sock::new(self.sock.io.try_clone()?),
+        })
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt` reports them.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.sock.io.take_error()
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`]: never returns `None`.
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+
+    #[track_caller]
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(stream, _)| stream))
+    }
+}
