@@ -78,6 +78,13 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     HUB.with(|cell| f(cell.get_or_init(Hub::new)))
 }
 
+/// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
+/// none or the thread is exiting.
+#[inline]
+pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    HUB.try_with(|cell| cell.get().map(f)).ok().flatten()
+}
+
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
 ///
 /// # Panics

@@ -59,6 +59,8 @@ pub(crate) struct FdWaiters {
     writers: WaitQueue,
     /// What epoll watches now (`None`: not registered).
     registered: std::cell::Cell<Option<Interest>>,
+    /// Set by [`notify_closed`]: the fd was closed under its waiters.
+    closed: std::cell::Cell<bool>,
 }
 
 /// fds with waiters, by mio token (the slab key) and by fd.
@@ -131,6 +133,9 @@ pub(crate) fn wait(
     };
     let outcome = queue.wait(&FdWait { fd, direction }, deadline);
     hub::with(|hub| leave(hub, token, &entry));
+    if entry.closed.get() {
+        return Ok(Err(io::Error::from_raw_os_error(EBADF)));
+    }
     match outcome {
         Ok(Wake::TimedOut) => Ok(Err(io::Error::new(
             io::ErrorKind::TimedOut,
@@ -164,6 +169,7 @@ fn enter(hub: &Hub, fd: RawFd, direction: Direction) -> io::Result<(usize, Rc<Fd
                 readers: WaitQueue::new(),
                 writers: WaitQueue::new(),
                 registered: std::cell::Cell::new(None),
+                closed: std::cell::Cell::new(false),
             }));
             table.by_fd.insert(fd, token);
             token
@@ -183,6 +189,11 @@ fn enter(hub: &Hub, fd: RawFd, direction: Direction) -> io::Result<(usize, Rc<Fd
 
 /// After a wait: shrink the registration, or drop it when nobody waits any more.
 fn leave(hub: &Hub, token: usize, entry: &Rc<FdWaiters>) {
+    if entry.closed.get() {
+        // `notify_closed` already dropped the registration and the table entry; the
+        // fd number may belong to a new file by now, so touch nothing.
+        return;
+    }
     let want = needed(entry, None);
     // The fd may have been closed meanwhile; epoll forgot it then, nothing to undo.
     let _ = update_registration(hub, token, entry, want);
@@ -222,6 +233,30 @@ fn update_registration(
         entry.registered.set(want);
     }
     result
+}
+
+/// `EBADF` on Linux: what a wait on an fd closed under it reports.
+const EBADF: i32 = 9;
+
+/// Wakes every greenlet waiting on `fd` because it is being closed: their waits end
+/// with `EBADF` (as the kernel reports for a closed fd) and the fd's registration is
+/// dropped, so a later fd with the same number starts afresh. For code that closes raw
+/// fds others may wait on (the libc `close` hook).
+pub fn notify_closed(fd: RawFd) {
+    let entry = hub::with(|hub| {
+        let mut table = hub.io.borrow_mut();
+        let token = table.by_fd.remove(&fd)?;
+        let entry = table.entries.remove(token);
+        drop(table);
+        // Closing the fd removes it from epoll anyway; say so before it is reused.
+        let _ = update_registration(hub, token, &entry, None);
+        Some(entry)
+    });
+    if let Some(entry) = entry {
+        entry.closed.set(true);
+        entry.readers.notify_all();
+        entry.writers.notify_all();
+    }
 }
 
 /// Dispatches one epoll event to the waiters of its fd.

@@ -34,6 +34,7 @@
 //! greenlet with a report of who waits on what.
 #![deny(unsafe_code)]
 
+pub mod coop;
 mod hub;
 pub mod io;
 pub mod local;

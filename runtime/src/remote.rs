@@ -146,13 +146,25 @@ impl crate::task::Describe for OtherThread {
 /// if a `Timeout` expires, while it waits (the other thread's work is not cancelled).
 #[track_caller]
 pub fn wait_for_thread(start: impl FnOnce(RemoteWaker)) {
+    if let Err(interrupt) = park_for_thread(start) {
+        crate::park::raise(interrupt);
+    }
+}
+
+/// [`wait_for_thread`] for callers that must not unwind: an interrupt comes back as
+/// `Err` (and stays pending for the next Rust-level blocking call).
+#[track_caller]
+pub(crate) fn park_for_thread(
+    start: impl FnOnce(RemoteWaker),
+) -> Result<(), crate::task::Interrupt> {
     let mut start = Some(start);
     crate::hub::with(|hub| {
         let shared = hub.remote.clone();
-        crate::park::park_or_raise(&OtherThread, None, |token| {
+        crate::park::park(&OtherThread, None, |token| {
             if let Some(start) = start.take() {
                 start(RemoteWaker::new(shared, &token));
             }
-        });
-    });
+        })
+        .map(|_| ())
+    })
 }

@@ -140,3 +140,48 @@ fn fds_epoll_cannot_watch_give_the_kernels_error() {
     let err = wait_writable(closed, Some(Duration::from_secs(1))).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
 }
+
+#[test]
+fn closing_an_fd_under_its_waiters_wakes_them_with_ebadf() {
+    let (rx, _tx) = pipe();
+    let fd = rx.as_raw_fd();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| spawn(move || wait_readable(fd, Some(Duration::from_secs(5)))))
+        .collect();
+    yield_now();
+    greenweave_runtime::io::notify_closed(fd);
+    drop(rx);
+    for w in waiters {
+        let err = w.join().unwrap().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+    }
+    // A new fd with the same number starts afresh.
+    let (mut rx2, mut tx2) = pipe();
+    tx2.write_all(b"!").unwrap();
+    wait_readable(rx2.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    assert_eq!(rx2.read(&mut b).unwrap(), 1);
+}
+
+#[test]
+fn coop_waits_report_interrupts_as_values_instead_of_unwinding() {
+    use greenweave_runtime::{Interrupt, coop};
+    let (rx, _tx) = pipe();
+    let fd = rx.as_raw_fd();
+    let parked = spawn(move || {
+        let first = coop::wait_fd(fd, false, None);
+        // The kill stays pending: the next Rust-level blocking call unwinds.
+        let after = std::panic::catch_unwind(|| sleep(Duration::from_millis(1))).is_err();
+        (first.err(), after)
+    });
+    yield_now();
+    parked.kill_nowait();
+    // The greenlet caught the unwind itself and returned normally.
+    let (first, unwound_after) = parked.join().unwrap();
+    assert_eq!(first, Some(Interrupt::Killed));
+    assert!(unwound_after);
+    let value = coop::run_blocking(|| 6 * 7).unwrap().unwrap();
+    assert_eq!(value, 42);
+    let panicked = coop::run_blocking(|| -> u8 { panic!("in the pool") }).unwrap();
+    assert!(panicked.is_err());
+}

@@ -10,7 +10,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::remote::{RemoteWaker, wait_for_thread};
+use crate::remote::{RemoteWaker, park_for_thread};
 use crate::spawn::JoinError;
 
 struct Slot<T> {
@@ -174,15 +174,24 @@ impl<T> BlockingHandle<T> {
     /// cancelled (Rust cannot stop another thread) and its value is dropped when done.
     #[track_caller]
     pub fn join(self) -> Result<T, JoinError> {
+        self.join_or_interrupt()
+            .unwrap_or_else(|interrupt| crate::park::raise(interrupt))
+    }
+
+    /// [`join`](Self::join) for callers that must not unwind: a kill or timeout while
+    /// waiting comes back as `Err(Interrupt)` (the job keeps running; its value is
+    /// dropped when done).
+    #[track_caller]
+    pub(crate) fn join_or_interrupt(self) -> Result<Result<T, JoinError>, crate::task::Interrupt> {
         loop {
             if let Some(outcome) = self.slot.lock().outcome.take() {
-                return outcome;
+                return Ok(outcome);
             }
-            // Whether the wait ends normally or unwinds, no waker of ours stays behind
-            // (a stale one would count as outstanding work for our hub until the job
-            // finished).
+            // Whether the wait ends normally or is interrupted, no waker of ours stays
+            // behind (a stale one would count as outstanding work for our hub until the
+            // job finished).
             let _clear = ClearWaiter(&self.slot);
-            wait_for_thread(|waker| {
+            park_for_thread(|waker| {
                 let mut state = self.slot.lock();
                 if state.outcome.is_some() {
                     drop(state);
@@ -190,7 +199,7 @@ impl<T> BlockingHandle<T> {
                 } else {
                     state.waiter = Some(waker);
                 }
-            });
+            })?;
         }
     }
 
