@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub use greenweave_greenlet as greenlet;
+pub use greenweave_monkey as monkey;
 pub use greenweave_runtime::*;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.

@@ -1,0 +1,53 @@
+//! gevent's `monkey.patch_all()` for Rust: after [`patch_all`], unmodified blocking code
+//! (`std::net`, `std::thread::sleep`, blocking crates such as `ureq`, C libraries linked
+//! into the program) parks the calling greenlet instead of blocking the OS thread.
+//!
+//! ```no_run
+//! greenweave_monkey::patch_all(); // first thing in main
+//!
+//! let sleepers: Vec<_> = (0..3)
+//!     .map(|_| greenweave_runtime::spawn(|| std::thread::sleep(std::time::Duration::from_millis(100))))
+//!     .collect();
+//! for s in sleepers {
+//!     s.join().unwrap(); // three 100 ms sleeps take 100 ms in all, not 300
+//! }
+//! ```
+//!
+//! # How
+//!
+//! This crate defines `#[no_mangle] extern "C"` functions named like libc's blocking
+//! calls (`read`, `recv`, `connect`, `accept4`, `poll`, `clock_nanosleep`, …). An
+//! executable's definitions win over the C library's, so every caller in the process
+//! goes through them. Each hook passes straight through to the real function (see
+//! [`original`]) unless patching is on for its area **and** the caller is a greenlet on
+//! a thread with a hub **and** not the hub itself; then it tries the call without
+//! blocking and, if it would block, parks the greenlet until the fd is ready or the
+//! deadline passes, and retries. Blocking semantics are kept exactly as the caller
+//! expects them (see each hook's docs).
+//!
+//! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
+//! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
+//! unwinds at its next Rust-level blocking call.
+#![allow(unsafe_code)]
+
+mod errno;
+mod real;
+mod state;
+mod time;
+
+pub use state::{Area, is_patched, patch_all, patch_dns, patch_socket, patch_time};
+
+/// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
+pub mod original {
+    pub use crate::time::real::*;
+}
+
+/// Makes sure the object code holding the hooks is linked into the program: an rlib's
+/// objects are only linked if something references them, and nothing in Rust code
+/// calls `read` by way of this crate. `patch_*` calls this, so any program that patches
+/// gets the hooks. Each hook module lists its functions in its `HOOKS` array.
+#[inline(never)]
+fn link_hooks() {
+    let all: &[&[*const ()]] = &[time::HOOKS];
+    std::hint::black_box(all);
+}

@@ -1,0 +1,69 @@
+//! Which areas are patched, and the check every hook makes first.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A group of hooks that can be switched on separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Area {
+    /// Sockets, pipes and other fds: `read`/`write` families, `recv*`/`send*`,
+    /// `connect`, `accept*`, `poll`/`ppoll`/`select`, `close` and fd-state tracking.
+    Socket,
+    /// `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`.
+    Time,
+    /// `getaddrinfo` (runs on the thread pool).
+    Dns,
+}
+
+impl Area {
+    const fn bit(self) -> u8 {
+        match self {
+            Area::Socket => 1,
+            Area::Time => 2,
+            Area::Dns => 4,
+        }
+    }
+}
+
+static PATCHED: AtomicU8 = AtomicU8::new(0);
+
+fn patch(area: Area) {
+    crate::link_hooks();
+    PATCHED.fetch_or(area.bit(), Ordering::Release);
+}
+
+/// Patches every area (gevent's `monkey.patch_all()`). Call it first thing in `main`;
+/// calling it again is harmless. Until it is called, every hook passes straight
+/// through to libc (costing one atomic load), so code that runs before it, and
+/// programs that never call it, behave exactly as without this crate.
+pub fn patch_all() {
+    patch(Area::Socket);
+    patch(Area::Time);
+    patch(Area::Dns);
+}
+
+/// Patches sockets, pipes and fd polling only.
+pub fn patch_socket() {
+    patch(Area::Socket);
+}
+
+/// Patches sleeping only.
+pub fn patch_time() {
+    patch(Area::Time);
+}
+
+/// Patches name resolution only.
+pub fn patch_dns() {
+    patch(Area::Dns);
+}
+
+/// Whether `area` is patched.
+pub fn is_patched(area: Area) -> bool {
+    PATCHED.load(Ordering::Acquire) & area.bit() != 0
+}
+
+/// The first check of every hook: patching is on for `area` and the caller can park
+/// (a greenlet on a thread with a hub, not the hub itself).
+#[inline]
+pub(crate) fn cooperative(area: Area) -> bool {
+    is_patched(area) && greenweave_runtime::coop::can_park()
+}
