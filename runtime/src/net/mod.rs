@@ -248,6 +248,84 @@ impl<S: std::os::fd::AsFd> Sock<S> {
 /// `AsFd`, `AsRawFd`, `IntoRawFd`, `From<T> for OwnedFd`, `FromRawFd`,
 /// `TryFrom<std type>`, `into_std`, `set_nonblocking` and `Debug` for a socket type
 /// wrapping `Sock<$std>` in a field `sock`.
+/// `Read` and `Write` for a stream socket type and for shared references to it (so one
+/// greenlet can read while another writes), all through its `Sock`'s retry loop.
+macro_rules! stream_io {
+    ($ty:ident) => {
+        impl ::std::io::Read for &$ty {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                self.sock.read(|mut s| ::std::io::Read::read(&mut s, buf))
+            }
+
+            #[track_caller]
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.sock
+                    .read(|mut s| ::std::io::Read::read_vectored(&mut s, bufs))
+            }
+        }
+
+        impl ::std::io::Write for &$ty {
+            #[track_caller]
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                self.sock
+                    .write(|mut s| ::std::io::Write::write(&mut s, buf))
+            }
+
+            #[track_caller]
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.sock
+                    .write(|mut s| ::std::io::Write::write_vectored(&mut s, bufs))
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl ::std::io::Read for $ty {
+            #[track_caller]
+            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            #[track_caller]
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [::std::io::IoSliceMut<'_>],
+            ) -> ::std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl ::std::io::Write for $ty {
+            #[track_caller]
+            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            #[track_caller]
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> ::std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use stream_io;
+
 macro_rules! socket_glue {
     ($ty:ident, $std:ty) => {
         impl ::std::os::fd::AsFd for $ty {
