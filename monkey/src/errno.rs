@@ -2,7 +2,6 @@
 
 /// The calling thread's `errno`.
 #[inline]
-#[allow(dead_code)] // used by the socket hooks
 pub(crate) fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
     unsafe { *libc::__errno_location() }

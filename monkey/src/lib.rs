@@ -30,15 +30,31 @@
 //! unwinds at its next Rust-level blocking call.
 #![allow(unsafe_code)]
 
+mod ctl;
+mod dns;
 mod errno;
+mod fd;
+mod iov;
+mod msg;
+mod net;
+mod poll;
 mod real;
+mod rw;
+mod sock;
 mod state;
 mod time;
+mod wait;
 
 pub use state::{Area, is_patched, patch_all, patch_dns, patch_socket, patch_time};
 
 /// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
 pub mod original {
+    pub use crate::ctl::real::*;
+    pub use crate::dns::real::*;
+    pub use crate::net::real::*;
+    pub use crate::poll::real::*;
+    pub use crate::rw::real::*;
+    pub use crate::sock::real::*;
     pub use crate::time::real::*;
 }
 
@@ -48,6 +64,14 @@ pub mod original {
 /// gets the hooks. Each hook module lists its functions in its `HOOKS` array.
 #[inline(never)]
 fn link_hooks() {
-    let all: &[&[*const ()]] = &[time::HOOKS];
+    let all: &[&[*const ()]] = &[
+        ctl::HOOKS,
+        dns::HOOKS,
+        net::HOOKS,
+        poll::HOOKS,
+        rw::HOOKS,
+        sock::HOOKS,
+        time::HOOKS,
+    ];
     std::hint::black_box(all);
 }

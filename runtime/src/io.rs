@@ -243,7 +243,8 @@ const EBADF: i32 = 9;
 /// dropped, so a later fd with the same number starts afresh. For code that closes raw
 /// fds others may wait on (the libc `close` hook).
 pub fn notify_closed(fd: RawFd) {
-    let entry = hub::with(|hub| {
+    // Never creates a hub: a thread without one has no waiters to wake.
+    let entry = hub::try_with_existing(|hub| {
         let mut table = hub.io.borrow_mut();
         let token = table.by_fd.remove(&fd)?;
         let entry = table.entries.remove(token);
@@ -251,7 +252,8 @@ pub fn notify_closed(fd: RawFd) {
         // Closing the fd removes it from epoll anyway; say so before it is reused.
         let _ = update_registration(hub, token, &entry, None);
         Some(entry)
-    });
+    })
+    .flatten();
     if let Some(entry) = entry {
         entry.closed.set(true);
         entry.readers.notify_all();

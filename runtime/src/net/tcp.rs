@@ -117,7 +117,7 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// As [`read`](Read::read).
+    /// As [`read`](std::io::Read::read).
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(|s| s.peek(buf))

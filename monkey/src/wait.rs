@@ -1,0 +1,231 @@
+//! Parking inside a hook, and the retry loop every transferring hook shares.
+//!
+//! A hook first makes a non-blocking attempt. Only when that says `EAGAIN` does it ask
+//! the kernel whether the *user* made the description non-blocking (`F_GETFL`; if so,
+//! `EAGAIN` is the answer, as the kernel gave it) and, for sockets, for the
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must honour. Then it parks the greenlet until
+//! the fd is ready, and tries again.
+//!
+//! In the child of a `fork` every hook passes straight through (see `state`).
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use greenweave_runtime::Interrupt;
+use greenweave_runtime::coop;
+use libc::{c_int, ssize_t};
+
+use crate::Area;
+use crate::errno::{errno, set_errno};
+use crate::state::cooperative;
+
+/// The first check of every socket-area hook (see [`cooperative`], which also makes
+/// every hook pass straight through in the child of a `fork`).
+#[inline]
+pub(crate) fn cooperative_socket() -> bool {
+    cooperative(Area::Socket)
+}
+
+/// Whether this process is the child of a `fork` made after patching.
+pub(crate) fn forked() -> bool {
+    crate::state::forked()
+}
+
+/// Why a hook stopped waiting without the fd becoming ready.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Give up with this errno (`EAGAIN` for a user-non-blocking fd, `EBADF` for an fd
+    /// closed under the wait, `ECANCELED`/`ETIMEDOUT`/`EDEADLK` for an interrupt).
+    Fail(c_int),
+    /// The socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`) passed.
+    TimedOut,
+    /// epoll cannot watch the fd: make the real, blocking call.
+    Unwatchable,
+}
+
+/// The errno a hook reports for an interrupt.
+pub(crate) fn interrupt_errno(interrupt: &Interrupt) -> c_int {
+    match interrupt {
+        Interrupt::Killed => libc::ECANCELED,
+        Interrupt::TimedOut(_) => libc::ETIMEDOUT,
+        Interrupt::Deadlock(_) => libc::EDEADLK,
+    }
+}
+
+/// Runs `f`, restoring the caller's `errno` if it succeeds (`>= 0`): a blocking call
+/// that succeeds leaves `errno` alone, whatever `EAGAIN`s happened on the way.
+#[inline]
+pub(crate) fn preserving_errno<R: PartialOrd + Default>(f: impl FnOnce() -> R) -> R {
+    let saved = errno();
+    let result = f();
+    if result >= R::default() {
+        set_errno(saved);
+    }
+    result
+}
+
+/// One cooperative blocking call on one fd.
+pub(crate) struct Call {
+    fd: c_int,
+    writable: bool,
+    /// The socket option holding this call's timeout, if any.
+    timeout_option: Option<c_int>,
+    nonblocking: Option<bool>,
+    deadline: Option<Option<Instant>>,
+}
+
+impl Call {
+    /// A call waiting for `fd` to become readable (or writable), honouring the socket
+    /// timeout in `timeout_option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`) if given.
+    pub(crate) fn new(fd: c_int, writable: bool, timeout_option: Option<c_int>) -> Call {
+        Call {
+            fd,
+            writable,
+            timeout_option,
+            nonblocking: None,
+            deadline: None,
+        }
+    }
+
+    /// Whether the user made the file description non-blocking (asked once per call).
+    /// `Err(errno)` if the fd is not open.
+    pub(crate) fn user_nonblocking(&mut self) -> Result<bool, c_int> {
+        if let Some(known) = self.nonblocking {
+            return Ok(known);
+        }
+        // SAFETY: F_GETFL takes no argument.
+        let flags = unsafe { crate::ctl::real::fcntl(self.fd, libc::F_GETFL, 0) };
+        if flags < 0 {
+            return Err(errno());
+        }
+        // While `connect` (on another thread) has the description non-blocking for
+        // itself, the flag is not the user's.
+        let known = flags & libc::O_NONBLOCK != 0 && !crate::fd::is_connecting(self.fd);
+        self.nonblocking = Some(known);
+        Ok(known)
+    }
+
+    /// When the socket timeout of this call expires (fixed at the first park).
+    pub(crate) fn deadline(&mut self) -> Option<Instant> {
+        *self.deadline.get_or_insert_with(|| {
+            let option = self.timeout_option?;
+            let timeout = socket_timeout(self.fd, option)?;
+            Instant::now().checked_add(timeout)
+        })
+    }
+
+    /// The fd said `EAGAIN`: parks until it is ready (`Ok`: try again) or says why not.
+    pub(crate) fn park(&mut self) -> Result<(), Stop> {
+        match self.user_nonblocking() {
+            Ok(false) => {}
+            Ok(true) => return Err(Stop::Fail(libc::EAGAIN)),
+            Err(errno) => return Err(Stop::Fail(errno)),
+        }
+        let deadline = self.deadline();
+        wait_fd(self.fd, self.writable, deadline)
+    }
+}
+
+/// Parks until `fd` is readable (or writable) or `deadline` passes.
+pub(crate) fn wait_fd(fd: c_int, writable: bool, deadline: Option<Instant>) -> Result<(), Stop> {
+    match coop::wait_fd(fd, writable, deadline) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => match err.raw_os_error() {
+            Some(libc::EBADF) => Err(Stop::Fail(libc::EBADF)),
+            None if err.kind() == ErrorKind::TimedOut => Err(Stop::TimedOut),
+            _ => Err(Stop::Unwatchable),
+        },
+        Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
+    }
+}
+
+/// A socket's `SO_RCVTIMEO`/`SO_SNDTIMEO`, `None` if unset (or not a socket).
+fn socket_timeout(fd: c_int, option: c_int) -> Option<Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
+    let saved = errno();
+    // SAFETY: `tv` and `len` are valid out-pointers of the sizes given.
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, option, (&raw mut tv).cast(), &mut len) };
+    set_errno(saved);
+    if rc != 0 || (tv.tv_sec <= 0 && tv.tv_usec <= 0) {
+        return None;
+    }
+    Some(Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+}
+
+/// The blocking-call loop shared by the transferring hooks.
+///
+/// `op(done, true)` makes one non-blocking attempt at the part not yet transferred
+/// (`done` bytes are) and returns what the syscall returned; `op(done, false)` makes
+/// the real, blocking call for that part (used only for fds epoll cannot watch).
+///
+/// With `fill` (a blocking stream send, a pipe write, `MSG_WAITALL`) it goes on until
+/// `total` bytes are transferred, as the kernel does for a blocking call; otherwise
+/// the first transfer is the answer. As in the kernel, a failure or a socket timeout
+/// after some progress returns the progress; a failure before any returns -1 with
+/// `errno` set (`EAGAIN` for a user-non-blocking fd or an expired socket timeout).
+pub(crate) fn transfer(
+    call: &mut Call,
+    total: usize,
+    fill: bool,
+    mut op: impl FnMut(usize, bool) -> ssize_t,
+) -> ssize_t {
+    let mut done = 0_usize;
+    let give_up = |done: usize, errno: c_int| {
+        if done > 0 {
+            done as ssize_t
+        } else {
+            set_errno(errno);
+            -1
+        }
+    };
+    loop {
+        let n = op(done, true);
+        if n >= 0 {
+            done += n as usize;
+            let more = fill && n > 0 && done < total;
+            // A partial transfer on a user-non-blocking fd is the kernel's answer.
+            if !more || call.user_nonblocking() != Ok(false) {
+                return done as ssize_t;
+            }
+            continue;
+        }
+        let err = errno();
+        if err != libc::EAGAIN {
+            return give_up(done, err);
+        }
+        match call.park() {
+            Ok(()) => {}
+            Err(Stop::Fail(errno)) => return give_up(done, errno),
+            Err(Stop::TimedOut) => return give_up(done, libc::EAGAIN),
+            Err(Stop::Unwatchable) => {
+                let n = op(done, false);
+                return if n >= 0 {
+                    (done + n as usize) as ssize_t
+                } else {
+                    give_up(done, errno())
+                };
+            }
+        }
+    }
+}
+
+/// A cooperative back-off sleep for the few waits epoll cannot express (a
+/// `MSG_PEEK | MSG_WAITALL` waiting for *more* data, a Unix `connect` to a full
+/// backlog): 1 ms doubling to 10 ms, never past `deadline`.
+pub(crate) fn back_off(step: &mut u32, deadline: Option<Instant>) -> Result<(), Stop> {
+    let pause = Duration::from_millis(u64::from((*step).min(10)));
+    *step = (*step * 2).clamp(1, 10);
+    let mut until = Instant::now() + pause;
+    if let Some(deadline) = deadline {
+        if Instant::now() >= deadline {
+            return Err(Stop::TimedOut);
+        }
+        until = until.min(deadline);
+    }
+    coop::sleep_until(Some(until)).map_err(|i| Stop::Fail(interrupt_errno(&i)))
+}

@@ -1,0 +1,427 @@
+//! What the report shows: the benchmark groups, their functions, which pairs are
+//! compared, and the project's goals.
+
+/// How a group's per-iteration time reads best.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A latency: the time of one iteration.
+    Time,
+    /// A server's throughput: iterations per second, named (`"round trips/s"`).
+    Rate(&'static str),
+}
+
+/// One criterion group and how to present it.
+pub struct Group {
+    /// Criterion's group name (the directory under `target/criterion`).
+    pub name: &'static str,
+    /// Section title.
+    pub title: &'static str,
+    /// The bench target that runs it (`cargo bench --bench BENCH`).
+    pub bench: &'static str,
+    /// What an iteration is, for the reader.
+    pub iteration: &'static str,
+    /// Time or rate.
+    pub unit: Unit,
+    /// Functions in display order with a short description; greenweave's first.
+    pub functions: &'static [(&'static str, &'static str)],
+    /// greenweave's functions: each gets a ratio column against the others.
+    pub subjects: &'static [&'static str],
+    /// If not empty, only these (subject, peer) ratios are shown and charted; otherwise
+    /// every subject against every other function in the tables, and the first subject
+    /// against every function that is not a subject in the chart.
+    pub pairs: &'static [(&'static str, &'static str)],
+}
+
+impl Group {
+    /// Whether the report shows the ratio of `subject` to `peer`.
+    pub fn compares(&self, subject: &str, peer: &str) -> bool {
+        if self.pairs.is_empty() {
+            subject != peer && self.subjects.contains(&subject)
+        } else {
+            self.pairs.contains(&(subject, peer))
+        }
+    }
+
+    /// The (subject, peer) pairs the chart shows.
+    pub fn charted_pairs(&self) -> Vec<(&'static str, &'static str)> {
+        if !self.pairs.is_empty() {
+            return self.pairs.to_vec();
+        }
+        let subject = self.subjects[0];
+        self.functions
+            .iter()
+            .map(|&(peer, _)| peer)
+            .filter(|peer| !self.subjects.contains(peer))
+            .map(|peer| (subject, peer))
+            .collect()
+    }
+}
+
+/// A goal the report checks.
+pub enum Check {
+    /// `group/function` takes at most this many nanoseconds.
+    MaxNs {
+        /// Criterion group.
+        group: &'static str,
+        /// Function in it.
+        function: &'static str,
+        /// The bound.
+        ns: f64,
+    },
+    /// `peer`'s time ÷ `subject`'s time (greenweave's speed-up) is at least `factor`.
+    MinSpeedup {
+        /// Criterion group (both functions are in it).
+        group: &'static str,
+        /// greenweave's function.
+        subject: &'static str,
+        /// The peer it is compared with.
+        peer: &'static str,
+        /// The bound. Below 1 it bounds a slowdown: 1/3 is "at most 3× slower".
+        factor: f64,
+    },
+    /// At least this many greenlets live at once (from the memory table).
+    MinLiveGreenlets(u64),
+}
+
+/// A goal: its wording and its check.
+pub struct Goal {
+    /// The goal as the project states it.
+    pub text: &'static str,
+    /// How it is checked.
+    pub check: Check,
+}
+
+/// The groups, in report order.
+pub const GROUPS: &[Group] = &[
+    Group {
+        name: "switch",
+        title: "Greenlet switch",
+        bench: "switch",
+        iteration: "one round trip main → g → main (two context switches), or one whole \
+                    short-lived greenlet / thread",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "greenlet_switch_round_trip",
+                "`g.switch(())` to a greenlet that switches straight back",
+            ),
+            (
+                "greenlet_create_run_finish",
+                "`Greenlet::new`, one switch in, it returns, handle dropped (warm stack pool)",
+            ),
+            (
+                "corosensei_resume_suspend",
+                "raw corosensei `resume` of a coroutine that suspends: the floor",
+            ),
+            (
+                "os_thread_handoff_condvar",
+                "the same round trip between two OS threads, `Mutex` + `Condvar`",
+            ),
+            (
+                "os_thread_handoff_sync_channel",
+                "the same between two OS threads over two `sync_channel(0)`",
+            ),
+            (
+                "thread_spawn_join",
+                "`std::thread::spawn` of a trivial closure + `join`",
+            ),
+        ],
+        subjects: &["greenlet_switch_round_trip", "greenlet_create_run_finish"],
+        pairs: &[
+            ("greenlet_switch_round_trip", "corosensei_resume_suspend"),
+            ("greenlet_switch_round_trip", "os_thread_handoff_condvar"),
+            (
+                "greenlet_switch_round_trip",
+                "os_thread_handoff_sync_channel",
+            ),
+            ("greenlet_create_run_finish", "thread_spawn_join"),
+        ],
+    },
+    Group {
+        name: "yield",
+        title: "Yield",
+        bench: "runtime",
+        iteration: "one yield, with a partner task yielding back",
+        unit: Unit::Time,
+        functions: &[
+            ("greenweave", "`yield_now` between two greenlets on one hub"),
+            (
+                "tokio_current_thread",
+                "`tokio::task::yield_now` between two local tasks",
+            ),
+            (
+                "may",
+                "`may::coroutine::yield_now` between two coroutines, one may worker",
+            ),
+            (
+                "std_thread_2",
+                "`std::thread::yield_now` in two OS threads pinned to one CPU",
+            ),
+        ],
+        subjects: &["greenweave"],
+        pairs: &[],
+    },
+    Group {
+        name: "spawn_join",
+        title: "Spawn and join",
+        bench: "runtime",
+        iteration: "spawn a trivial task and wait for its result",
+        unit: Unit::Time,
+        functions: &[
+            ("greenweave", "`spawn` + `join` (warm stack pool)"),
+            ("std_thread", "`thread::spawn` + `join`"),
+            (
+                "tokio_current_thread",
+                "`tokio::spawn` + `.await`, `current_thread` runtime",
+            ),
+            (
+                "may",
+                "`coroutine::spawn` + `join` inside a coroutine, one may worker",
+            ),
+        ],
+        subjects: &["greenweave"],
+        pairs: &[],
+    },
+    Group {
+        name: "ping_pong",
+        title: "Ping-pong",
+        bench: "runtime",
+        iteration: "one round trip: send a value to a partner, which sends it back",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "greenweave_channel",
+                "two `queue::Channel`s (rendezvous), one hub",
+            ),
+            ("greenweave_queue1", "two `Queue(1)`s, one hub"),
+            (
+                "std_sync_channel",
+                "two OS threads, two `std::sync::mpsc::sync_channel(0)`",
+            ),
+            (
+                "crossbeam_bounded0",
+                "two OS threads, two `crossbeam_channel::bounded(0)`",
+            ),
+            (
+                "tokio_mpsc",
+                "two tasks, two `tokio::sync::mpsc::channel(1)`, `current_thread`",
+            ),
+            (
+                "may_mpsc",
+                "two coroutines, two `may::sync::mpsc::channel`s, one may worker",
+            ),
+        ],
+        subjects: &["greenweave_channel", "greenweave_queue1"],
+        pairs: &[],
+    },
+    Group {
+        name: "spawn_blocking",
+        title: "spawn_blocking",
+        bench: "runtime",
+        iteration: "run a trivial closure on the blocking pool and wait for its value",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "greenweave",
+                "`threadpool::spawn_blocking` from the main greenlet",
+            ),
+            (
+                "tokio",
+                "`tokio::task::spawn_blocking(..).await`, `current_thread` runtime",
+            ),
+        ],
+        subjects: &["greenweave"],
+        pairs: &[],
+    },
+    Group {
+        name: "echo",
+        title: "Echo server: 100 connections, 64 B",
+        bench: "echo",
+        iteration: "one 64-byte round trip on one of 100 connections, all busy at once; \
+                    the rate is the server's round trips per second",
+        unit: Unit::Rate("round trips/s"),
+        functions: ECHO_FUNCTIONS,
+        subjects: &["greenweave_1hub", "greenweave_workers2"],
+        pairs: &[],
+    },
+    Group {
+        name: "echo_4k",
+        title: "Echo server: 100 connections, 4 KiB",
+        bench: "echo",
+        iteration: "one 4 KiB round trip on one of 100 connections",
+        unit: Unit::Rate("round trips/s"),
+        functions: ECHO_FUNCTIONS,
+        subjects: &["greenweave_1hub", "greenweave_workers2"],
+        pairs: &[],
+    },
+    Group {
+        name: "echo_1000conns",
+        title: "Echo server: 1,000 connections, 64 B",
+        bench: "echo",
+        iteration: "one 64-byte round trip on one of 1,000 connections",
+        unit: Unit::Rate("round trips/s"),
+        functions: ECHO_FUNCTIONS,
+        subjects: &["greenweave_1hub", "greenweave_workers2"],
+        pairs: &[],
+    },
+    Group {
+        name: "accept",
+        title: "Accept rate",
+        bench: "echo",
+        iteration: "one connection: connect, the server accepts and closes it, the client \
+                    sees end-of-file (32 clients at once)",
+        unit: Unit::Rate("connections/s"),
+        functions: &[
+            (
+                "greenweave",
+                "`StreamServer` on one hub: a greenlet per connection",
+            ),
+            (
+                "tokio_current_thread",
+                "`TcpListener` accept loop, a task per connection, `current_thread`",
+            ),
+        ],
+        subjects: &["greenweave"],
+        pairs: &[],
+    },
+];
+
+/// The servers of the three echo groups.
+const ECHO_FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "greenweave_1hub",
+        "`StreamServer` on one hub (one OS thread)",
+    ),
+    (
+        "greenweave_workers2",
+        "`workers(2)`: two hubs, a `StreamServer` each, `SO_REUSEPORT`",
+    ),
+    (
+        "tokio_current_thread",
+        "accept loop + a task per connection, `current_thread` runtime",
+    ),
+    (
+        "tokio_multi_thread2",
+        "the same on a multi-thread runtime with 2 workers",
+    ),
+    (
+        "may",
+        "accept coroutine + a coroutine per connection, one may worker",
+    ),
+    (
+        "thread_per_connection",
+        "blocking `std::net`, an OS thread per connection",
+    ),
+];
+
+/// The project's goals, in report order.
+pub const GOALS: &[Goal] = &[
+    Goal {
+        text: "greenlet switch ≤ 3× raw corosensei",
+        check: Check::MinSpeedup {
+            group: "switch",
+            subject: "greenlet_switch_round_trip",
+            peer: "corosensei_resume_suspend",
+            factor: 1.0 / 3.0,
+        },
+    },
+    Goal {
+        text: "greenlet switch ≥ 500× faster than an OS-thread handoff (Condvar)",
+        check: Check::MinSpeedup {
+            group: "switch",
+            subject: "greenlet_switch_round_trip",
+            peer: "os_thread_handoff_condvar",
+            factor: 500.0,
+        },
+    },
+    Goal {
+        text: "greenlet switch ≥ 500× faster than an OS-thread handoff (sync_channel)",
+        check: Check::MinSpeedup {
+            group: "switch",
+            subject: "greenlet_switch_round_trip",
+            peer: "os_thread_handoff_sync_channel",
+            factor: 500.0,
+        },
+    },
+    Goal {
+        text: "greenlet create + run + finish ≤ 150 ns",
+        check: Check::MaxNs {
+            group: "switch",
+            function: "greenlet_create_run_finish",
+            ns: 150.0,
+        },
+    },
+    Goal {
+        text: "greenlet create + run + finish ≥ 100× faster than thread spawn + join",
+        check: Check::MinSpeedup {
+            group: "switch",
+            subject: "greenlet_create_run_finish",
+            peer: "thread_spawn_join",
+            factor: 100.0,
+        },
+    },
+    Goal {
+        text: "spawn + join ≤ 150 ns",
+        check: Check::MaxNs {
+            group: "spawn_join",
+            function: "greenweave",
+            ns: 150.0,
+        },
+    },
+    Goal {
+        text: "yield ≤ 20 ns",
+        check: Check::MaxNs {
+            group: "yield",
+            function: "greenweave",
+            ns: 20.0,
+        },
+    },
+    Goal {
+        text: "ping-pong ≤ 50 ns",
+        check: Check::MaxNs {
+            group: "ping_pong",
+            function: "greenweave_channel",
+            ns: 50.0,
+        },
+    },
+    Goal {
+        text: "ping-pong ≥ 5× faster than may",
+        check: Check::MinSpeedup {
+            group: "ping_pong",
+            subject: "greenweave_channel",
+            peer: "may_mpsc",
+            factor: 5.0,
+        },
+    },
+    Goal {
+        text: "ping-pong ≥ 10× faster than tokio",
+        check: Check::MinSpeedup {
+            group: "ping_pong",
+            subject: "greenweave_channel",
+            peer: "tokio_mpsc",
+            factor: 10.0,
+        },
+    },
+    Goal {
+        text: "echo (one hub) ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "echo",
+            subject: "greenweave_1hub",
+            peer: "tokio_current_thread",
+            factor: 1.0,
+        },
+    },
+    Goal {
+        text: "echo `workers(2)` ≥ 1.6× one hub",
+        check: Check::MinSpeedup {
+            group: "echo",
+            subject: "greenweave_workers2",
+            peer: "greenweave_1hub",
+            factor: 1.6,
+        },
+    },
+    Goal {
+        text: "≥ 100,000 live greenlets",
+        check: Check::MinLiveGreenlets(100_000),
+    },
+];
