@@ -76,11 +76,10 @@ where
     T: Send + 'static,
 {
     may_single_worker();
-    // SAFETY: may's `spawn` asks for two things. (1) No thread-local reference held
-    // across a blocking point, since a coroutine may resume on another worker: the
-    // closures of this file hold none, and with one worker nothing migrates anyway.
-    // (2) The coroutine must fit its stack (may's default, 32 KiB): these closures are
-    // a few small frames, no recursion.
+    // may's `spawn` asks for two things: (1) no thread-local reference held across a
+    // blocking point (these closures hold none, and with one worker nothing migrates);
+    // (2) the coroutine fits its 32 KiB stack (a few small frames, no recursion).
+    // SAFETY: both hold, as just said.
     unsafe { may::coroutine::spawn(f) }
 }
 

@@ -206,20 +206,17 @@ fn run_switch(cur: &Inner, mut target: Rc<Inner>) -> Value {
                 // Further down the chain: leave `cur` and let our resumer carry on.
                 cur.state.set(State::Suspended);
                 let yielder = cur.yielder.get();
-                // SAFETY: `cur` is running and is not main (main is the bottom of the
-                // chain, so nothing below it can be `Resuming`), so it is a started
-                // coroutine whose body set this pointer and is live on the stack we are
-                // running on (invariant 4).
+                // SAFETY: `cur` runs and is not main (nothing below main is `Resuming`): a
+                // started coroutine whose body set this pointer and lives on this stack (inv. 4).
                 let back = unsafe { &*yielder }.suspend(Transfer { target });
                 // Someone resumed us: they made us `Running` and `current`.
                 target = back.target;
             }
             State::Unstarted | State::Suspended => {
-                // SAFETY: invariant 2: an unstarted or suspended greenlet's coroutine is
-                // in its cell and nobody else touches it until it is back off the chain:
-                // it cannot be resumed twice (its state changes below), the only other
-                // users (dropping the greenlet, killing an abandoned one) need it
-                // suspended, and we hold `target` alive.
+                // Invariant 2: nobody else touches an unstarted or suspended greenlet's
+                // coroutine until it is off the chain again (its state changes below, and
+                // dropping or killing an abandoned greenlet needs it suspended).
+                // SAFETY: as just said, and we hold `target` alive.
                 let Some(coroutine) = (unsafe { &mut *target.coroutine.get() }) else {
                     unreachable!(
                         "an unstarted or suspended greenlet holds its coroutine (invariant 2)"

@@ -196,17 +196,15 @@ fn select(
     let tvp = tv.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut _);
     // SAFETY: valid sets and timeout.
     let rc = unsafe { libc::select(nfds, &mut rs, &mut ws, std::ptr::null_mut(), tvp) };
-    // SAFETY: as above.
-    let left_r = read
-        .iter()
-        .copied()
-        .filter(|&fd| unsafe { libc::FD_ISSET(fd, &rs) })
-        .collect();
-    // SAFETY: as above.
+    let is_set = |fd: libc::c_int, set: &libc::fd_set| {
+        // SAFETY: `set` is a valid, initialised fd_set and `fd` < FD_SETSIZE.
+        unsafe { libc::FD_ISSET(fd, set) }
+    };
+    let left_r = read.iter().copied().filter(|&fd| is_set(fd, &rs)).collect();
     let left_w = write
         .iter()
         .copied()
-        .filter(|&fd| unsafe { libc::FD_ISSET(fd, &ws) })
+        .filter(|&fd| is_set(fd, &ws))
         .collect();
     let tv = tv.unwrap_or(libc::timeval {
         tv_sec: -1,
