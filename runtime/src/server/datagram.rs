@@ -131,13 +131,9 @@ impl DatagramServer {
             return Err(e);
         }
         let inner = self.inner.clone();
-        let name = format!("{}: recv", self.inner.core.name());
-        let task = Builder::new().name(name).try_spawn(move || {
+        self.inner.core.launch("recv", move || {
             inner.core.run_loop(|| inner.recv_loop());
-        })?;
-        *self.inner.core.task.borrow_mut() = Some(task);
-        self.inner.core.state.set(State::Running);
-        Ok(())
+        })
     }
 
     /// Starts the server if needed and blocks the calling greenlet until it is

@@ -140,6 +140,16 @@ impl Core {
         }
     }
 
+    /// Spawns the loop greenlet ("<server name>: <what>") running `body`, and marks the
+    /// server running.
+    fn launch(&self, what: &str, body: impl FnOnce() + 'static) -> io::Result<()> {
+        let name = format!("{}: {what}", self.name());
+        let task = crate::spawn::Builder::new().name(name).try_spawn(body)?;
+        *self.task.borrow_mut() = Some(task);
+        self.state.set(State::Running);
+        Ok(())
+    }
+
     /// Runs the loop `body` in the loop greenlet; records how it ended.
     fn run_loop(&self, body: impl FnOnce() -> io::Result<()>) {
         let exit = LoopExit(self);

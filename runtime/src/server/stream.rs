@@ -247,13 +247,9 @@ impl StreamServer {
         };
         let listener = listener.clone();
         let inner = self.inner.clone();
-        let name = format!("{}: accept", self.inner.core.name());
-        let task = Builder::new().name(name).try_spawn(move || {
+        self.inner.core.launch("accept", move || {
             inner.core.run_loop(|| inner.accept_loop(&listener));
-        })?;
-        *self.inner.core.task.borrow_mut() = Some(task);
-        self.inner.core.state.set(State::Running);
-        Ok(())
+        })
     }
 
     /// Starts the server if needed and blocks the calling greenlet until it is
