@@ -191,6 +191,16 @@ fn evaluate(goal: &Goal, estimates: &Estimates, memory: Option<&Value>) -> Optio
             };
             Some((text, speedup >= factor))
         }
+        Check::MaxExtraNs {
+            group,
+            subject,
+            peer,
+            ns,
+        } => {
+            let extra =
+                estimates.get(group, subject)?.median_ns - estimates.get(group, peer)?.median_ns;
+            Some((format!("{extra:+.1} ns"), extra <= ns))
+        }
         Check::MinLiveGreenlets(n) => {
             let live = memory?["max_live_greenlets"].as_u64()?;
             let tried = memory?["max_live_tried"].as_u64().unwrap_or(live);
@@ -365,9 +375,9 @@ fn render_group(w: &mut String, group: &Group, estimates: &Estimates) {
     let goals: Vec<&Goal> = GOALS
         .iter()
         .filter(|g| match g.check {
-            Check::MaxNs { group: name, .. } | Check::MinSpeedup { group: name, .. } => {
-                name == group.name
-            }
+            Check::MaxNs { group: name, .. }
+            | Check::MinSpeedup { group: name, .. }
+            | Check::MaxExtraNs { group: name, .. } => name == group.name,
             Check::MinLiveGreenlets(_) => false,
         })
         .collect();

@@ -79,6 +79,17 @@ pub enum Check {
         /// The bound. Below 1 it bounds a slowdown: 1/3 is "at most 3× slower".
         factor: f64,
     },
+    /// `subject` costs at most `ns` nanoseconds more than `peer` (same group).
+    MaxExtraNs {
+        /// Criterion group (both functions are in it).
+        group: &'static str,
+        /// greenweave's function.
+        subject: &'static str,
+        /// The baseline it is compared with.
+        peer: &'static str,
+        /// The bound on the difference of the medians.
+        ns: f64,
+    },
     /// At least this many greenlets live at once (from the memory table).
     MinLiveGreenlets(u64),
 }
@@ -284,6 +295,66 @@ pub const GROUPS: &[Group] = &[
         subjects: &["greenweave"],
         pairs: &[],
     },
+    Group {
+        name: "hook_overhead",
+        title: "libc hook overhead (`greenweave-monkey`)",
+        bench: "monkey",
+        iteration: "`read` of 1 byte from a non-empty pipe",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "hook_read_unpatched",
+                "`libc::read` through the hook, before `patch_all` (main thread)",
+            ),
+            (
+                "original_read",
+                "`monkey::original::read`, the real libc function (main thread)",
+            ),
+            (
+                "hook_read_patched_plain_thread",
+                "through the hook after `patch_all`, on a thread without a hub",
+            ),
+            (
+                "original_read_plain_thread",
+                "the real function on that thread",
+            ),
+            (
+                "hook_read_patched_greenlet",
+                "through the hook after `patch_all`, in a greenlet (cooperative path, data ready)",
+            ),
+        ],
+        subjects: &["hook_read_unpatched", "hook_read_patched_plain_thread"],
+        pairs: &[
+            ("hook_read_unpatched", "original_read"),
+            (
+                "hook_read_patched_plain_thread",
+                "original_read_plain_thread",
+            ),
+        ],
+    },
+    Group {
+        name: "patched_echo",
+        title: "Patched `std::net` vs `greenweave::net` (100 connections, 64 B echo)",
+        bench: "monkey",
+        iteration: "one 64-byte round trip on one of 100 connections",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "std_net_patched",
+                "unmodified `std::net` client and server after `patch_all`",
+            ),
+            (
+                "greenweave_net_unpatched",
+                "`greenweave::net` in a process that never patched",
+            ),
+            (
+                "greenweave_net_patched",
+                "`greenweave::net` after `patch_all`",
+            ),
+        ],
+        subjects: &["std_net_patched"],
+        pairs: &[("std_net_patched", "greenweave_net_unpatched")],
+    },
 ];
 
 /// The servers of the three echo groups.
@@ -423,5 +494,23 @@ pub const GOALS: &[Goal] = &[
     Goal {
         text: "≥ 100,000 live greenlets",
         check: Check::MinLiveGreenlets(100_000),
+    },
+    Goal {
+        text: "libc hook, unpatched: ≤ 5 ns more than the real `read`",
+        check: Check::MaxExtraNs {
+            group: "hook_overhead",
+            subject: "hook_read_unpatched",
+            peer: "original_read",
+            ns: 5.0,
+        },
+    },
+    Goal {
+        text: "patched `std::net` echo within 1.5× of `greenweave::net`",
+        check: Check::MinSpeedup {
+            group: "patched_echo",
+            subject: "std_net_patched",
+            peer: "greenweave_net_unpatched",
+            factor: 1.0 / 1.5,
+        },
     },
 ];
