@@ -2,16 +2,13 @@
 //! dropping handles does (a suspended greenlet whose last handle goes is unwound, an
 //! unstarted one is discarded without running, a clone keeps a greenlet alive).
 
+mod common;
+use common::{Log, push};
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use greenweave_greenlet::{Greenlet, current, pooled_stacks};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
 
 /// Counts its drops, and logs them if given a log.
 struct DropGuard {

@@ -2,17 +2,15 @@
 //! resume chain, returns that skip dead parents, a deep chain, and a ring of greenlets
 //! switching round and round.
 
+mod common;
+use common::{Log, push};
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use greenweave_greenlet::{Builder, Greenlet, Value, current};
 
-type Log = Rc<RefCell<Vec<String>>>;
 type Slot = Rc<RefCell<Option<Greenlet>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
 
 fn take(slot: &Slot) -> Greenlet {
     slot.borrow_mut()

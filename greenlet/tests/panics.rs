@@ -1,28 +1,14 @@
 //! Panic propagation: a greenlet's panic resumes in its parent at the parent's pending
 //! switch, whether the parent switched into it or is parked off the resume chain.
 
-use std::any::Any;
+mod common;
+use common::{Log, panic_message, push};
+
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use greenweave_greenlet::{Greenlet, Value, current};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::from("<not a string>")
-    }
-}
 
 #[test]
 fn child_panic_resumes_in_the_parent_at_its_pending_switch() {

@@ -2,17 +2,13 @@
 //! `set_parent` (cycles and main refused, valid reparenting redirects the return value),
 //! ids, and names with their `Display` form.
 
-use std::cell::RefCell;
+mod common;
+use common::{Log, push};
+
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use greenweave_greenlet::{Builder, Greenlet, ParentError, current};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
 
 #[test]
 fn current_outside_any_greenlet_is_this_threads_main() {

@@ -2,28 +2,14 @@
 //! carries (first argument, replies, return values, typed extraction), and the two
 //! special targets, the running greenlet itself and a dead greenlet.
 
-use std::any::Any;
+mod common;
+use common::{Log, panic_message, push};
+
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use greenweave_greenlet::{Greenlet, Value, current};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::from("<not a string>")
-    }
-}
 
 #[test]
 fn seed_ping_pong_interleaves_two_greenlets() {

@@ -2,18 +2,15 @@
 //! `GreenletExit` ends it quietly, other payloads reach the parent as panics unless the
 //! greenlet catches them, and an unstarted greenlet dies without running.
 
+mod common;
+use common::{Log, push};
+
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 
 use greenweave_greenlet::{Greenlet, GreenletExit, current};
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
 
 /// Counts its own drops.
 struct DropCounter(Rc<Cell<usize>>);

@@ -1,28 +1,16 @@
 //! `connect` and `accept` hooks: blocking semantics, timeouts and errors as the kernel
 //! gives them, after patch_all.
 
-use std::cell::Cell;
+mod common;
+use common::ticker;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::{JoinHandle, sleep, spawn};
-
-/// A greenlet counting 1 ms ticks until killed.
-fn ticker() -> (Rc<Cell<u32>>, JoinHandle<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let t = ticks.clone();
-    let h = spawn(move || {
-        loop {
-            sleep(Duration::from_millis(1));
-            t.set(t.get() + 1);
-        }
-    });
-    (ticks, h)
-}
+use greenweave_runtime::{sleep, spawn};
 
 /// A std listener on a free loopback port with room for `backlog` queued connections.
 fn listener_with_backlog(backlog: i32) -> TcpListener {

@@ -1,10 +1,13 @@
 //! The per-fd state behind the hooks: flags the user sees, dup'd and reused fd numbers,
 //! and an unpatched process left alone.
 
+mod common;
+use common::pipe;
+
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::rc::Rc;
@@ -14,14 +17,6 @@ use greenweave_monkey::Area;
 use greenweave_runtime::{JoinHandle, sleep, spawn, yield_now};
 
 const CHILD_ENV: &str = "GREENWEAVE_MONKEY_UNPATCHED_CHILD";
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: a valid out-array of two fds.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: the two fds were just made and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
 
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> isize {
     // SAFETY: a valid buffer of the length given.

@@ -1,5 +1,8 @@
 //! Socket hooks: unmodified `std::net` code in greenlets after patch_all.
 
+mod common;
+use common::ticker;
+
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
@@ -9,20 +12,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::{JoinError, JoinHandle, joinall, sleep, spawn, with_timeout, yield_now};
-
-/// A greenlet counting 1 ms ticks until killed: proof that the thread kept running
-/// greenlets while another one waited in a hook.
-fn ticker() -> (Rc<Cell<u32>>, JoinHandle<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let t = ticks.clone();
-    let h = spawn(move || {
-        loop {
-            sleep(Duration::from_millis(1));
-            t.set(t.get() + 1);
-        }
-    });
-    (ticks, h)
-}
 
 /// The bytes client `i` sends: a few KiB of a pattern of its own.
 fn message(i: usize) -> Vec<u8> {

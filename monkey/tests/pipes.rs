@@ -1,34 +1,13 @@
 //! Pipe, FIFO, device and file hooks: `read`/`write`/`readv`/`writev` on non-sockets.
 
-use std::cell::Cell;
+mod common;
+use common::{pipe, ticker};
+
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::{JoinHandle, coop, sleep, spawn};
-
-/// A greenlet counting 1 ms ticks until killed.
-fn ticker() -> (Rc<Cell<u32>>, JoinHandle<()>) {
-    let ticks = Rc::new(Cell::new(0));
-    let t = ticks.clone();
-    let h = spawn(move || {
-        loop {
-            sleep(Duration::from_millis(1));
-            t.set(t.get() + 1);
-        }
-    });
-    (ticks, h)
-}
-
-/// A blocking pipe: (read end, write end).
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: a valid out-array of two fds.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: the two fds were just made and are owned by nobody else.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
+use greenweave_runtime::{coop, sleep, spawn};
 
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> isize {
     // SAFETY: a valid buffer of the length given.

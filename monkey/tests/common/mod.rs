@@ -1,0 +1,32 @@
+//! Helpers shared by the monkey test files.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenweave_runtime::{JoinHandle, sleep, spawn};
+
+/// A greenlet counting 1 ms ticks until killed: proof that the thread kept running
+/// other greenlets while one was parked in a hook.
+pub fn ticker() -> (Rc<Cell<u32>>, JoinHandle<()>) {
+    let ticks = Rc::new(Cell::new(0));
+    let t = ticks.clone();
+    let h = spawn(move || {
+        loop {
+            sleep(Duration::from_millis(1));
+            t.set(t.get() + 1);
+        }
+    });
+    (ticks, h)
+}
+
+/// A blocking pipe: (read end, write end).
+pub fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: a valid out-array of two fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: the two fds were just made and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
