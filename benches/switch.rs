@@ -10,6 +10,10 @@
 //!   greenlet switches to `g`, which switches straight back; one iteration is one
 //!   `g.switch(())`, i.e. main → g → main. `g` is made once, outside the timing loop,
 //!   and killed (its last handle dropped, which sends it `GreenletExit`) at the end.
+//!   The iteration checks the value that comes back (`is::<()>()`), as a caller does;
+//!   `black_box` on the 16-byte `Value` itself would add a spill and a reload that
+//!   stalls on store forwarding (about 5 ns on the reference machine, see
+//!   docs/bench-notes.md), which is not part of a switch.
 //! - `greenlet_create_run_finish`: the whole life of a short greenlet with a warm stack
 //!   pool: `Greenlet::new`, one switch into it, its function returns to the parent,
 //!   the handle is dropped.
@@ -72,7 +76,7 @@ fn greenlet_switch_round_trip(group: &mut Group) {
     // Start it outside the timing loop, so every measured switch resumes a parked `g`.
     g.switch(());
     group.bench_function("greenlet_switch_round_trip", |b| {
-        b.iter(|| black_box(g.switch(())))
+        b.iter(|| g.switch(()).is::<()>())
     });
     // The last handle: `g` is sent `GreenletExit`, unwinds and comes back here.
     drop(g);

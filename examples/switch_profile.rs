@@ -4,7 +4,7 @@
 //! time and prints nanoseconds per operation:
 //!
 //! ```text
-//! cargo run --release --example switch_profile -- [corosensei|switch|create|all] [N]
+//! cargo run --release --example switch_profile -- [MODE|all] [N]
 //! valgrind --tool=callgrind --dump-instr=yes \
 //!     target/release/examples/switch_profile switch 100000
 //! callgrind_annotate --auto=yes callgrind.out.<pid>
@@ -13,14 +13,22 @@
 //! - `corosensei`: raw `Coroutine::resume` round trips (the floor);
 //! - `switch`: `g.switch(())` round trips between the main greenlet and a greenlet that
 //!   switches straight back;
-//! - `create`: `Greenlet::new` + one switch to completion + drop, with a warm pool.
+//! - `create`: `Greenlet::new` + one switch to completion + drop, with a warm pool;
+//! - `spawn`: `greenweave::spawn` + `join` of a trivial task (the runtime bench's
+//!   `spawn_join`);
+//! - `yield`: two tasks calling `yield_now` in turn; one iteration is one yield;
+//! - `channel` / `queue1`: round trips through two `Channel`s / two `Queue::new(1)`s
+//!   between the main greenlet and an echoing task (the runtime bench's `ping_pong`).
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::rc::Rc;
 use std::time::Instant;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use greenweave::greenlet::{self, Greenlet};
+use greenweave::queue::{Channel, Queue};
 
 fn corosensei_round_trips(n: u64) {
     let mut coroutine = Coroutine::with_stack(
@@ -49,7 +57,7 @@ fn greenlet_round_trips(n: u64) {
     g.switch(());
     report("greenlet switch round trip", n, || {
         for _ in 0..n {
-            black_box(g.switch(()));
+            black_box(g.switch(()).is::<()>());
         }
     });
     drop(g);
@@ -66,6 +74,85 @@ fn greenlet_create_run_finish(n: u64) {
             once();
         }
     });
+}
+
+fn spawn_join(n: u64) {
+    let once = || black_box(greenweave::spawn(|| black_box(1_i32)).join().unwrap());
+    once();
+    report("spawn+join", n, || {
+        for _ in 0..n {
+            once();
+        }
+    });
+}
+
+fn yields(n: u64) {
+    let stop = Rc::new(Cell::new(false));
+    let s = stop.clone();
+    let partner = greenweave::spawn(move || {
+        while !s.get() {
+            greenweave::yield_now();
+        }
+    });
+    greenweave::yield_now();
+    // Each of our yields lets the partner yield once: two yields per round.
+    let rounds = n.div_ceil(2);
+    report("yield_now", 2 * rounds, || {
+        for _ in 0..rounds {
+            greenweave::yield_now();
+        }
+    });
+    stop.set(true);
+    partner.join().unwrap();
+}
+
+/// The two queue kinds the ping-pong runs over.
+trait Handoff {
+    fn put(&self, v: u64);
+    fn get(&self) -> Option<u64>;
+    fn close(&self);
+}
+
+impl Handoff for Channel<u64> {
+    fn put(&self, v: u64) {
+        Channel::put(self, v).unwrap();
+    }
+    fn get(&self) -> Option<u64> {
+        Channel::get(self).ok()
+    }
+    fn close(&self) {
+        Channel::close(self);
+    }
+}
+
+impl Handoff for Queue<u64> {
+    fn put(&self, v: u64) {
+        Queue::put(self, v).unwrap();
+    }
+    fn get(&self) -> Option<u64> {
+        Queue::get(self).ok()
+    }
+    fn close(&self) {
+        Queue::close(self);
+    }
+}
+
+fn ping_pong<Q: Handoff + 'static>(what: &str, n: u64, make: impl Fn() -> Q) {
+    let (to, from) = (Rc::new(make()), Rc::new(make()));
+    let (t, f) = (to.clone(), from.clone());
+    let partner = greenweave::spawn(move || {
+        while let Some(v) = t.get() {
+            f.put(v);
+        }
+    });
+    report(what, n, || {
+        for i in 0..n {
+            to.put(i);
+            black_box(from.get().unwrap());
+        }
+    });
+    to.close();
+    partner.join().unwrap();
 }
 
 fn report(what: &str, n: u64, run: impl FnOnce()) {
@@ -92,8 +179,29 @@ fn main() {
     if all || mode == "create" {
         greenlet_create_run_finish(n);
     }
-    if !all && !matches!(mode.as_str(), "corosensei" | "switch" | "create") {
-        eprintln!("unknown mode {mode:?}: use corosensei, switch, create or all");
+    if all || mode == "spawn" {
+        spawn_join(n / 10);
+    }
+    if all || mode == "yield" {
+        yields(n);
+    }
+    if all || mode == "channel" {
+        ping_pong("ping-pong Channel", n / 4, Channel::new);
+    }
+    if all || mode == "queue1" {
+        ping_pong("ping-pong Queue(1)", n / 4, || Queue::new(1));
+    }
+    const MODES: [&str; 7] = [
+        "corosensei",
+        "switch",
+        "create",
+        "spawn",
+        "yield",
+        "channel",
+        "queue1",
+    ];
+    if !all && !MODES.contains(&mode.as_str()) {
+        eprintln!("unknown mode {mode:?}: use one of {MODES:?} or all");
         std::process::exit(2);
     }
 }

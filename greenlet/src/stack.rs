@@ -84,6 +84,7 @@ pub struct PooledStack {
 }
 
 impl PooledStack {
+    #[inline(always)]
     fn slot(&self) -> &Slot {
         self.slot
             .as_ref()
@@ -119,6 +120,8 @@ impl Drop for PooledStack {
 // page aligned, hence aligned to STACK_ALIGNMENT, and the memory stays mapped while
 // the slot's `Rc<Slab>` lives, i.e. at least as long as this value.
 unsafe impl Stack for PooledStack {
+    // corosensei asks for the base on every resume: keep it a couple of loads.
+    #[inline(always)]
     fn base(&self) -> StackPointer {
         NonZeroUsize::new(self.slot().base).expect("stack base is never null")
     }

@@ -36,6 +36,13 @@
 //!    before it can be switched to again. An empty inbox means `()`. Keeping the payload
 //!    out of the `Transfer` makes the `Transfer` one word, which corosensei passes in a
 //!    register.
+//! 6. The target of a `Transfer` is alive while the transfer is under way, without the
+//!    transfer owning it: a greenlet on the chain is held by the frame that resumed it
+//!    (the caller's handle in `switch_to`, an `Rc` in `switch_slow`) or, for main, by
+//!    the thread state; the parent a finished greenlet returns to is held through the
+//!    finished greenlet's parent links, and the finished greenlet by its resumer.
+//!    Whoever receives a transfer for someone else takes a strong reference before
+//!    letting anything else go.
 //!
 //! # Cost
 //!
@@ -70,12 +77,41 @@ pub(crate) enum Payload {
 
 /// The greenlet a switch is for; the payload waits in the target's `inbox`. One word,
 /// so corosensei hands it over in a register instead of through memory.
+///
+/// The pointer is borrowed, not owned: the target is kept alive by whoever holds it
+/// on the chain (invariant 6), so no reference count changes hands on a switch.
 pub(crate) struct Transfer {
-    target: Rc<Inner>,
+    target: *const Inner,
 }
 
-pub(crate) type Yielder = corosensei::Yielder<Transfer, Transfer>;
-pub(crate) type Coro = Coroutine<Transfer, Transfer, Transfer, PooledStack>;
+impl Transfer {
+    #[inline(always)]
+    fn to(target: &Inner) -> Transfer {
+        Transfer { target }
+    }
+}
+
+/// Resuming a greenlet carries nothing: whoever resumes a greenlet resumes it for
+/// itself (the transfer it acts on is always aimed at the greenlet it resumes), so
+/// a greenlet coming back from `suspend` knows it is the target. With a unit input,
+/// corosensei's `Result<(), ForcedUnwind>` fits in a register too.
+pub(crate) type Yielder = corosensei::Yielder<(), Transfer>;
+pub(crate) type Coro = Coroutine<(), Transfer, Transfer, PooledStack>;
+
+/// A new strong reference to a greenlet that a [`Transfer`] points at.
+///
+/// # Safety
+///
+/// `ptr` must point at a live `Inner` allocated by an `Rc` (invariant 6 says which
+/// transfer targets are live).
+unsafe fn upgrade(ptr: *const Inner) -> Rc<Inner> {
+    // SAFETY: the caller guarantees `ptr` came from a live `Rc<Inner>`, so adding a
+    // strong count and taking ownership of it is sound.
+    unsafe {
+        Rc::increment_strong_count(ptr);
+        Rc::from_raw(ptr)
+    }
+}
 
 /// Builds the coroutine that runs `f` as a greenlet's body.
 pub(crate) fn new_coroutine<F, R>(stack: PooledStack, f: F) -> Coro
@@ -83,33 +119,34 @@ where
     F: FnOnce(Value) -> R + 'static,
     R: Any,
 {
-    Coroutine::with_stack(
-        stack,
-        move |yielder: &Yielder, first: Transfer| -> Transfer {
-            let me = first.target;
-            me.yielder.set(yielder);
-            let first_payload = me.inbox.take().unwrap_or(Payload::Value(Value::unit()));
-            let outcome = match first_payload {
-                Payload::Value(v) => {
-                    panic::catch_unwind(AssertUnwindSafe(move || Value::new(f(v))))
-                }
-                // Thrown into before it ever ran: it dies without running `f`.
-                Payload::Throw(e) => Err(e),
-            };
-            let payload = match outcome {
-                Ok(v) => Payload::Value(v),
-                Err(e) => match e.downcast::<GreenletExit>() {
-                    Ok(exit) => Payload::Value(Value::new(*exit)),
-                    Err(e) => Payload::Throw(e),
-                },
-            };
-            // No thread-local access from here on: during thread exit corosensei may be
-            // force-unwinding this stack after our thread state is gone.
-            let target = live_parent(&me);
-            target.inbox.set(Some(payload));
-            Transfer { target }
-        },
-    )
+    Coroutine::with_stack(stack, move |yielder: &Yielder, ()| -> Transfer {
+        // The body keeps its own greenlet alive for as long as it runs or is
+        // suspended, whoever else lets go of it.
+        // SAFETY: `resume` made this greenlet current, and the frame that resumes
+        // it holds it alive (invariant 6).
+        let me = unsafe { upgrade(thread::current_ptr()) };
+        me.yielder.set(yielder);
+        let first_payload = me.inbox.take().unwrap_or(Payload::Value(Value::unit()));
+        let outcome = match first_payload {
+            Payload::Value(v) => panic::catch_unwind(AssertUnwindSafe(move || Value::new(f(v)))),
+            // Thrown into before it ever ran: it dies without running `f`.
+            Payload::Throw(e) => Err(e),
+        };
+        let payload = match outcome {
+            Ok(v) => Payload::Value(v),
+            Err(e) => match e.downcast::<GreenletExit>() {
+                Ok(exit) => Payload::Value(Value::new(*exit)),
+                Err(e) => Payload::Throw(e),
+            },
+        };
+        // No thread-local access from here on: during thread exit corosensei may be
+        // force-unwinding this stack after our thread state is gone.
+        let target = live_parent(&me);
+        target.inbox.set(Some(payload));
+        // `me` goes now; the frame that resumed us still holds it (invariant 6),
+        // and `target` is held through `me`'s parent links.
+        Transfer::to(&target)
+    })
 }
 
 /// The first ancestor of `g` that is not dead (a main greenlet never is).
@@ -134,10 +171,12 @@ fn live_parent(g: &Inner) -> Rc<Inner> {
 
 /// Switches from the running greenlet to `target`; returns (or raises) what comes back.
 ///
-/// Inlined into the caller so that the common case, switching back to the greenlet
-/// that resumed us, runs corosensei's `suspend` in the caller's own frame: resume is a
-/// `call` and suspend a `ret`, and with no frame in between the return-stack buffer
-/// stays balanced on both sides.
+/// Inlined into the caller, so that the two common cases run corosensei's switch in
+/// the caller's own frame: switching back to the greenlet that resumed us is one
+/// `suspend`, and switching to a suspended or unstarted greenlet is one `resume`. With
+/// no frame in between, the register saves of the switch merge with the caller's
+/// (hoisted out of its loops) and the return-stack buffer stays balanced. Everything
+/// else (a walk down the chain, a dead target, a switch to ourselves) is `switch_slow`.
 #[inline(always)]
 pub(crate) fn switch_to(target: &Rc<Inner>, payload: Option<Payload>) -> Value {
     let cur_ptr = thread::current_ptr();
@@ -145,19 +184,67 @@ pub(crate) fn switch_to(target: &Rc<Inner>, payload: Option<Payload>) -> Value {
     // frame (or by the thread state for main) for as long as it runs or is on the chain.
     let cur = unsafe { &*cur_ptr };
     put_inbox(target, payload);
-    if target.state.get() == State::Resuming {
-        cur.state.set(State::Suspended);
-        // SAFETY: as in run_switch's `Resuming` arm.
-        let back = unsafe { &*cur.yielder.get() }.suspend(Transfer {
-            target: target.clone(),
-        });
-        if std::ptr::eq(Rc::as_ptr(&back.target), cur_ptr) {
-            drop(back);
+    let back = match target.state.get() {
+        State::Resuming => {
+            cur.state.set(State::Suspended);
+            // SAFETY: as in switch_slow's `Resuming` arm.
+            unsafe { &*cur.yielder.get() }.suspend(Transfer::to(target));
+            // Whoever resumed us did so for us, and made us `Running` and current.
             return take_inbox(cur);
         }
-        return switch_slow(cur, back.target);
+        // SAFETY: `target` is off the chain and our caller's handle holds it for this
+        // whole call (invariants 2 and 6).
+        State::Suspended | State::Unstarted => unsafe { resume(cur, target) },
+        State::Running | State::Dead => return switch_slow(cur, target.clone()),
+    };
+    if std::ptr::eq(back.target, cur_ptr) {
+        return take_inbox(cur);
     }
-    switch_slow(cur, target.clone())
+    // SAFETY: a transfer that reaches us is aimed at a live greenlet (invariant 6).
+    switch_slow(cur, unsafe { upgrade(back.target) })
+}
+
+/// Resumes `target` (unstarted or suspended) from `cur`; returns the transfer that
+/// brings control back to `cur`.
+///
+/// # Safety
+///
+/// `target` must be off the chain, and stay alive for the whole call.
+#[inline(always)]
+unsafe fn resume(cur: &Inner, target: &Inner) -> Transfer {
+    // Invariant 2: nobody else touches an unstarted or suspended greenlet's coroutine
+    // until it is off the chain again (its state changes below, and dropping or
+    // killing an abandoned greenlet needs it suspended).
+    // SAFETY: as just said, and the caller keeps `target` alive.
+    let Some(coroutine) = (unsafe { &mut *target.coroutine.get() }) else {
+        unreachable!("an unstarted or suspended greenlet holds its coroutine (invariant 2)")
+    };
+    cur.state.set(State::Resuming);
+    target.state.set(State::Running);
+    thread::set_current(target);
+    let result = coroutine.resume(());
+    thread::set_current(cur);
+    cur.state.set(State::Running);
+    match result {
+        // It suspended itself (and set its own state) on the way out.
+        CoroutineResult::Yield(next) => next,
+        CoroutineResult::Return(next) => {
+            finished(target);
+            next
+        }
+    }
+}
+
+/// Marks a greenlet whose function returned as dead and gives its stack back to the
+/// pool now rather than when the last handle goes.
+#[cold]
+fn finished(g: &Inner) {
+    g.state.set(State::Dead);
+    // SAFETY: it has finished, so nothing will touch its coroutine again, and only
+    // this thread can reach it.
+    if let Some(done) = unsafe { (*g.coroutine.get()).take() } {
+        drop(done.into_stack());
+    }
 }
 
 /// Leaves `payload` for `g`, whose inbox is empty: written without reading the old
@@ -184,6 +271,11 @@ fn take_inbox(cur: &Inner) -> Value {
     if unsafe { (*cur.inbox.as_ptr()).is_none() } {
         return Value::unit();
     }
+    take_payload(cur)
+}
+
+#[inline(never)]
+fn take_payload(cur: &Inner) -> Value {
     match cur.inbox.take() {
         Some(Payload::Value(v)) => v,
         Some(Payload::Throw(e)) => panic::resume_unwind(e),
@@ -191,72 +283,44 @@ fn take_inbox(cur: &Inner) -> Value {
     }
 }
 
+/// The general switch: walks until control comes back to `cur`.
 #[inline(never)]
-fn switch_slow(cur: &Inner, target: Rc<Inner>) -> Value {
-    run_switch(cur, target)
-}
-
-fn run_switch(cur: &Inner, mut target: Rc<Inner>) -> Value {
+fn switch_slow(cur: &Inner, mut target: Rc<Inner>) -> Value {
     loop {
         if std::ptr::eq(Rc::as_ptr(&target), cur) {
             return take_inbox(cur);
         }
-        match target.state.get() {
+        let next = match target.state.get() {
             State::Resuming => {
                 // Further down the chain: leave `cur` and let our resumer carry on.
+                // The chain holds `target` (invariant 6): let go of our reference, so
+                // that a greenlet that is never resumed again does not keep it.
+                let ptr = Rc::as_ptr(&target);
+                drop(target);
                 cur.state.set(State::Suspended);
                 let yielder = cur.yielder.get();
                 // SAFETY: `cur` runs and is not main (nothing below main is `Resuming`): a
                 // started coroutine whose body set this pointer and lives on this stack (inv. 4).
-                let back = unsafe { &*yielder }.suspend(Transfer { target });
-                // Someone resumed us: they made us `Running` and `current`.
-                target = back.target;
+                unsafe { &*yielder }.suspend(Transfer { target: ptr });
+                // Someone resumed us, for us: they made us `Running` and current.
+                return take_inbox(cur);
             }
-            State::Unstarted | State::Suspended => {
-                // Invariant 2: nobody else touches an unstarted or suspended greenlet's
-                // coroutine until it is off the chain again (its state changes below, and
-                // dropping or killing an abandoned greenlet needs it suspended).
-                // SAFETY: as just said, and we hold `target` alive.
-                let Some(coroutine) = (unsafe { &mut *target.coroutine.get() }) else {
-                    unreachable!(
-                        "an unstarted or suspended greenlet holds its coroutine (invariant 2)"
-                    )
-                };
-                cur.state.set(State::Resuming);
-                target.state.set(State::Running);
-                thread::set_current(&target);
-                let result = coroutine.resume(Transfer {
-                    target: target.clone(),
-                });
-                thread::set_current(cur);
-                cur.state.set(State::Running);
-                let next = match result {
-                    // It suspended itself (and set its own state) on the way out.
-                    CoroutineResult::Yield(next) => next,
-                    CoroutineResult::Return(next) => {
-                        target.state.set(State::Dead);
-                        // SAFETY: as above; it has finished, so nothing else will
-                        // touch its coroutine again. Hand the stack back to the pool
-                        // now rather than when the last handle goes.
-                        if let Some(done) = unsafe { (*target.coroutine.get()).take() } {
-                            drop(done.into_stack());
-                        }
-                        next
-                    }
-                };
-                target = next.target;
-            }
+            // SAFETY: off the chain, and we hold `target` for the whole call.
+            State::Unstarted | State::Suspended => unsafe { resume(cur, &target) },
             State::Dead => {
                 // Python semantics: a switch to a dead greenlet goes to its parent.
                 let parent = live_parent(&target);
                 parent.inbox.set(target.inbox.take());
                 target = parent;
+                continue;
             }
             State::Running => {
                 unreachable!(
                     "only the current greenlet is running, and it was handled above (invariant 1)"
                 )
             }
-        }
+        };
+        // SAFETY: a transfer that reaches us is aimed at a live greenlet (invariant 6).
+        target = unsafe { upgrade(next.target) };
     }
 }

@@ -34,7 +34,7 @@ thread_local! {
     /// The greenlet running on this thread, as a borrowed pointer (null before first
     /// use and after teardown). It has no destructor, so the switch path reads and
     /// writes it without the lazy-initialisation checks of `THREAD`. The greenlet it
-    /// points at is kept alive by the `Rc` in the frame that resumed it (`run_switch`)
+    /// points at is kept alive by the `Rc` in the frame that resumed it (see `switch`, invariant 6)
     /// or, for the main greenlet, by `ThreadState::main`.
     static CURRENT: Cell<*const Inner> = const { Cell::new(std::ptr::null()) };
 
