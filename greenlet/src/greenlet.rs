@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     /// `(guard start, guard end, usable size)` of the stack; zeroes for a main greenlet.
     pub(crate) stack_bounds: (usize, usize, usize),
     context: RefCell<Option<Rc<dyn Any>>>,
+    /// A word for the runtime, read by `current_tag` (0 until set).
+    pub(crate) tag: Cell<usize>,
 }
 
 impl Inner {
@@ -121,6 +123,7 @@ impl Greenlet {
             name: RefCell::new(Some(Rc::from("main"))),
             stack_bounds: (0, 0, 0),
             context: RefCell::new(None),
+            tag: Cell::new(0),
         }))
     }
 
@@ -264,6 +267,19 @@ impl Greenlet {
     /// Attaches runtime data; see [`context`](Self::context).
     pub fn set_context(&self, context: Option<Rc<dyn Any>>) {
         *self.0.context.borrow_mut() = context;
+    }
+
+    /// A word of data a runtime attaches to the greenlet (0 until set), read back for
+    /// the running greenlet by [`current_tag`](crate::current_tag) without touching any
+    /// reference count. greenweave's hub keeps the address of the greenlet's task here
+    /// while [`context`](Self::context) owns it.
+    pub fn tag(&self) -> usize {
+        self.0.tag.get()
+    }
+
+    /// Sets the [`tag`](Self::tag).
+    pub fn set_tag(&self, tag: usize) {
+        self.0.tag.set(tag);
     }
 
     /// Whether two handles name the same greenlet.
@@ -429,6 +445,7 @@ impl Builder {
             name: RefCell::new(self.name.map(Rc::from)),
             stack_bounds,
             context: RefCell::new(None),
+            tag: Cell::new(0),
         });
         Ok(Greenlet::from_inner(inner))
     }

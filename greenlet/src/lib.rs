@@ -83,6 +83,16 @@ pub fn current() -> Greenlet {
     Greenlet::from_inner(thread::current_inner())
 }
 
+/// The [tag](Greenlet::tag) of the running greenlet, without making a handle: one
+/// thread-local read and one load. A runtime keeps a pointer to its per-greenlet
+/// record here to find it on every blocking call.
+#[inline]
+#[track_caller]
+pub fn current_tag() -> usize {
+    // SAFETY: the running greenlet is alive while it runs (see `thread::current_ptr`).
+    unsafe { (*thread::current_ptr()).tag.get() }
+}
+
 /// Whether this thread's greenlet state still exists: false only while the thread's
 /// thread-locals are being destroyed, when no greenlet may be switched to any more.
 pub fn thread_alive() -> bool {

@@ -58,14 +58,16 @@ pub(crate) struct Hub {
     pub(crate) io: RefCell<crate::io::IoTable>,
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
-    /// The task the hub last switched to, to find the current task without going
-    /// through the greenlet's context; checked with `is_current` before use, since a
-    /// raw greenlet switch may have moved on.
-    last_run: RefCell<Option<Rc<Task>>>,
 }
 
 thread_local! {
     static HUB: OnceCell<Hub> = const { OnceCell::new() };
+
+    /// The address of this thread's hub inside `HUB` while it exists (null before it is
+    /// made and from the start of its teardown). It has no destructor, so every
+    /// blocking call reaches the hub with one plain thread-local read instead of the
+    /// registration checks of a thread-local with a destructor.
+    static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs `f` with this thread's hub, creating it on first use.
@@ -73,16 +75,42 @@ thread_local! {
 /// # Panics
 ///
 /// If the thread is exiting and its hub is gone, or the reactor cannot be created.
+#[inline]
 #[track_caller]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    HUB.with(|cell| f(cell.get_or_init(Hub::new)))
+    match existing() {
+        Some(hub) => f(hub),
+        None => f(first_use()),
+    }
+}
+
+/// The hub, if this thread has one that is not being torn down.
+#[inline]
+fn existing() -> Option<&'static Hub> {
+    let ptr = HUB_PTR.get();
+    // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
+    // stays in place until the thread's thread-locals are destroyed; `Hub::drop`
+    // nulls the pointer before anything of the hub is torn down. The `'static` never
+    // leaves this module's callers' stack frames, which end before the thread does.
+    unsafe { ptr.as_ref() }
+}
+
+#[cold]
+#[track_caller]
+fn first_use() -> &'static Hub {
+    HUB.with(|cell| {
+        let hub: *const Hub = cell.get_or_init(Hub::new);
+        HUB_PTR.set(hub);
+        // SAFETY: as in `existing`.
+        unsafe { &*hub }
+    })
 }
 
 /// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
 /// none or the thread is exiting.
 #[inline]
 pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    HUB.try_with(|cell| cell.get().map(f)).ok().flatten()
+    existing().map(f)
 }
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
@@ -132,7 +160,6 @@ impl Hub {
             io: RefCell::new(crate::io::IoTable::default()),
             remote: Arc::new(remote),
             runs_since_maintenance: Cell::new(0),
-            last_run: RefCell::new(None),
         }
     }
 
@@ -142,34 +169,27 @@ impl Hub {
     /// # Panics
     ///
     /// When called from the hub itself: the hub must never block.
+    #[inline]
     #[track_caller]
     pub(crate) fn current_task(&self) -> Rc<Task> {
-        if let Some(task) = &*self.last_run.borrow() {
-            if task.greenlet.is_current() {
-                return task.clone();
-            }
+        match Task::of_current() {
+            Some(task) => task,
+            None => self.adopt_current(),
         }
-        let task = self.find_current_task();
-        *self.last_run.borrow_mut() = Some(task.clone());
-        task
     }
 
+    #[cold]
     #[track_caller]
-    fn find_current_task(&self) -> Rc<Task> {
+    fn adopt_current(&self) -> Rc<Task> {
         let g = greenlet::current();
-        if let Some(ctx) = g.context() {
-            if let Ok(task) = ctx.downcast::<Task>() {
-                return task;
-            }
-        }
         assert!(
             !g.ptr_eq(&self.greenlet),
             "greenweave: a blocking call was made from inside the hub (e.g. in a Drop run by the hub); \
              the hub must never block: move the call into a spawned greenlet"
         );
-        let task = Rc::new(Task::new(g.clone(), None));
+        let task = Rc::new(Task::new(g, None));
         self.register(&task);
-        g.set_context(Some(task.clone()));
+        task.attach();
         task
     }
 
@@ -186,12 +206,14 @@ impl Hub {
     }
 
     /// Puts a ready task at the back of the run queue.
+    #[inline]
     pub(crate) fn schedule(&self, task: Rc<Task>) {
         self.ready.borrow_mut().push_back(task);
     }
 
     /// Switches from the current greenlet to the hub; returns when someone makes the
     /// current greenlet run again.
+    #[inline]
     pub(crate) fn switch_to_hub(&self) {
         self.greenlet.switch(());
     }
@@ -226,7 +248,6 @@ impl Hub {
                 continue;
             }
             task.state.set(TaskState::Running);
-            *self.last_run.borrow_mut() = Some(task.clone());
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
                 return false;
@@ -346,13 +367,13 @@ fn run_hub() {
 
 impl Drop for Hub {
     fn drop(&mut self) {
+        HUB_PTR.set(std::ptr::null());
         // Greenlets still blocked when their thread exits are abandoned, not unwound:
         // their stacks may hold references into this hub, which is going away.
         for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
             std::mem::forget(task);
         }
         std::mem::forget(std::mem::take(&mut *self.ready.borrow_mut()));
-        std::mem::forget(self.last_run.borrow_mut().take());
         std::mem::forget(std::mem::replace(
             &mut *self.timers.borrow_mut(),
             Timers::new(),

@@ -35,6 +35,7 @@
 #![deny(unsafe_code)]
 
 pub mod coop;
+#[allow(unsafe_code)]
 mod hub;
 pub mod io;
 pub mod local;

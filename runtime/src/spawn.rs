@@ -152,8 +152,8 @@ impl Builder {
                 builder = builder.stack_size(size);
             }
             let g = builder.try_build(move |_| run_task(f, slot))?;
-            let task = Rc::new(Task::new(g.clone(), Some(location)));
-            g.set_context(Some(task.clone()));
+            let task = Rc::new(Task::new(g, Some(location)));
+            task.attach();
             hub.register(&task);
             hub.schedule(task.clone());
             Ok(JoinHandle { task, result })
@@ -185,7 +185,7 @@ fn run_task<T>(f: impl FnOnce() -> T, slot: Rc<RefCell<Option<Result<T, JoinErro
     hub::with(|hub| hub.unregister(&task));
     task.joiners.notify_all();
     // Break the greenlet -> task -> greenlet cycle.
-    task.greenlet.set_context(None);
+    task.detach();
 }
 
 /// Asks `task` to die at its next blocking point (waking it if it is blocked); nothing

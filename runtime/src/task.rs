@@ -111,6 +111,40 @@ impl Task {
         self.greenlet.id()
     }
 
+    /// Makes `self` the task of its greenlet: its context owns the task (until
+    /// [`detach`](Self::detach)) and its tag holds the task's address for
+    /// [`of_current`](Self::of_current).
+    pub(crate) fn attach(self: &Rc<Task>) {
+        self.greenlet.set_context(Some(self.clone()));
+        self.greenlet.set_tag(Rc::as_ptr(self) as usize);
+    }
+
+    /// Undoes [`attach`](Self::attach) (breaking the greenlet -> task -> greenlet
+    /// cycle when the task finishes).
+    pub(crate) fn detach(&self) {
+        self.greenlet.set_tag(0);
+        self.greenlet.set_context(None);
+    }
+
+    /// The task of the running greenlet, if it has one: one thread-local read, no
+    /// registry lookup.
+    #[inline]
+    pub(crate) fn of_current() -> Option<Rc<Task>> {
+        let tag = greenweave_greenlet::current_tag();
+        if tag == 0 {
+            return None;
+        }
+        let ptr = tag as *const Task;
+        // SAFETY: a non-zero tag is only ever set by `attach`, to the address of an
+        // `Rc<Task>` that the greenlet's context owns until `detach` clears the tag
+        // first; the greenlet runs, so that `Rc` is alive and adding a strong count is
+        // sound.
+        unsafe {
+            Rc::increment_strong_count(ptr);
+            Some(Rc::from_raw(ptr))
+        }
+    }
+
     /// The interrupt to deliver at the next blocking point, if any. Kills win over
     /// timeouts; of several expired timeouts the outermost (oldest) is delivered first.
     #[inline]
