@@ -16,7 +16,9 @@
 //! clock read and an `epoll_wait` per yield would cost more than the yield itself. So
 //! while greenlets keep the run queue busy, timers and I/O are looked at every 61 runs,
 //! and an expired `Timeout` is delivered at a blocking point soon after, not
-//! necessarily the very next one.
+//! necessarily the very next one. A maintenance pass with greenlets ready skips the
+//! clock when no timer is pending and `epoll_wait` when no greenlet waits for an fd
+//! and no other thread holds a way to wake one.
 //!
 //! # Deadlock
 //!
@@ -172,9 +174,24 @@ impl Hub {
     #[inline]
     #[track_caller]
     pub(crate) fn current_task(&self) -> Rc<Task> {
-        match Task::of_current() {
-            Some(task) => task,
+        match Task::current_borrowed() {
+            Some(task) => Rc::clone(&task),
             None => self.adopt_current(),
+        }
+    }
+
+    /// Runs `f` with the task of the running greenlet (adopted if need be), without
+    /// taking a reference to it.
+    ///
+    /// # Panics
+    ///
+    /// When called from the hub itself.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn with_current_task<R>(&self, f: impl FnOnce(&Rc<Task>) -> R) -> R {
+        match Task::current_borrowed() {
+            Some(task) => f(&task),
+            None => f(&self.adopt_current()),
         }
     }
 
@@ -262,13 +279,19 @@ impl Hub {
     /// and runs cross-thread wake-ups.
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
+        let busy = !self.ready.borrow().is_empty() || !may_block;
+        if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
+            // Nothing could be due and nothing can arrive from the OS: no clock read,
+            // no `epoll_wait`.
+            return;
+        }
         let mut now = Instant::now();
         self.fire_timers(now);
         let timeout = if !self.ready.borrow().is_empty() || !may_block {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
-        } else if !self.io.borrow().is_empty() || self.remote.outstanding() > 0 {
+        } else if self.waits_on_os() {
             None
         } else {
             self.report_deadlock();
@@ -279,6 +302,12 @@ impl Hub {
             now = Instant::now();
             self.fire_timers(now);
         }
+    }
+
+    /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
+    /// another thread may wake one of ours.
+    fn waits_on_os(&self) -> bool {
+        !self.io.borrow().is_empty() || self.remote.outstanding() > 0
     }
 
     fn fire_timers(&self, now: Instant) {

@@ -70,29 +70,29 @@ pub(crate) fn park(
     deadline: Option<Instant>,
     register: impl FnOnce(WaitToken),
 ) -> Result<Wake, Interrupt> {
-    hub::with(|hub| park_on(hub, on, deadline, register))
+    hub::with(|hub| hub.with_current_task(|task| park_on(hub, task, on, deadline, register)))
 }
 
 #[track_caller]
 fn park_on(
     hub: &Hub,
+    task: &Rc<Task>,
     on: &dyn Describe,
     deadline: Option<Instant>,
     register: impl FnOnce(WaitToken),
 ) -> Result<Wake, Interrupt> {
-    let task = hub.current_task();
     if let Some(interrupt) = task.pending_interrupt() {
         return Err(interrupt);
     }
-    let token = WaitToken {
+    let token = || WaitToken {
         task: task.clone(),
         generation: task.generation.get(),
     };
-    register(token.clone());
+    register(token());
     let timer = deadline.map(|at| {
         hub.timers
             .borrow_mut()
-            .insert(at, crate::timer::Action::Wake(token))
+            .insert(at, crate::timer::Action::Wake(token()))
     });
     let on: *const (dyn Describe + '_) = on;
     // SAFETY: only the lifetime is erased. `on` is borrowed for this whole call; the
@@ -100,7 +100,7 @@ fn park_on(
     // is only read while the task is blocked, i.e. while this call is in progress.
     let on: *const (dyn Describe + 'static) = unsafe { std::mem::transmute(on) };
     task.waiting_on.set(Some(on));
-    let clear = ClearWaitingOn(&task);
+    let clear = ClearWaitingOn(task);
     task.state.set(TaskState::Blocked);
     hub.switch_to_hub();
     drop(clear);

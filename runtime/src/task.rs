@@ -4,6 +4,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::Rc;
 
@@ -126,23 +127,23 @@ impl Task {
         self.greenlet.set_context(None);
     }
 
-    /// The task of the running greenlet, if it has one: one thread-local read, no
-    /// registry lookup.
+    /// The task of the running greenlet, if it has one, *borrowed*: one thread-local
+    /// read, no registry lookup and no reference count change. Clone it to keep it;
+    /// hold the borrowed form only within the current greenlet's own blocking call
+    /// (its context owns the task until the greenlet's body is over).
     #[inline]
-    pub(crate) fn of_current() -> Option<Rc<Task>> {
+    pub(crate) fn current_borrowed() -> Option<ManuallyDrop<Rc<Task>>> {
         let tag = greenweave_greenlet::current_tag();
         if tag == 0 {
             return None;
         }
-        let ptr = tag as *const Task;
         // SAFETY: a non-zero tag is only ever set by `attach`, to the address of an
         // `Rc<Task>` that the greenlet's context owns until `detach` clears the tag
-        // first; the greenlet runs, so that `Rc` is alive and adding a strong count is
-        // sound.
-        unsafe {
-            Rc::increment_strong_count(ptr);
-            Some(Rc::from_raw(ptr))
-        }
+        // first. The greenlet runs, so that `Rc` is alive; wrapped in `ManuallyDrop`,
+        // the handle made here never gives back a count it did not take.
+        Some(ManuallyDrop::new(unsafe {
+            Rc::from_raw(tag as *const Task)
+        }))
     }
 
     /// The interrupt to deliver at the next blocking point, if any. Kills win over

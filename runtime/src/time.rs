@@ -73,16 +73,17 @@ fn sleep_until_deadline(deadline: Option<Instant>) {
 #[track_caller]
 pub fn yield_now() {
     hub::with(|hub| {
-        let task = hub.current_task();
-        if let Some(interrupt) = task.pending_interrupt() {
-            raise(interrupt);
-        }
-        task.state.set(TaskState::Ready);
-        hub.schedule(task.clone());
-        hub.switch_to_hub();
-        task.state.set(TaskState::Running);
-        if let Some(interrupt) = task.pending_interrupt() {
-            raise(interrupt);
-        }
+        hub.with_current_task(|task| {
+            if let Some(interrupt) = task.pending_interrupt() {
+                raise(interrupt);
+            }
+            task.state.set(TaskState::Ready);
+            hub.schedule(task.clone());
+            hub.switch_to_hub();
+            task.state.set(TaskState::Running);
+            if let Some(interrupt) = task.pending_interrupt() {
+                raise(interrupt);
+            }
+        })
     });
 }
