@@ -152,15 +152,69 @@ pub(crate) fn park_or_raise(
 /// condition; one that arrives meanwhile may get there first (no hand-off), which keeps
 /// the common uncontended path free of bookkeeping.
 pub(crate) struct WaitQueue {
-    waiters: RefCell<VecDeque<WaitToken>>,
+    waiters: RefCell<Waiters>,
     /// Live entries (stale tokens are removed when their wait ends without a wake).
     len: Cell<usize>,
+}
+
+/// The oldest waiter inline, the others behind it: the common single waiter (a join,
+/// a handoff between two greenlets) needs no buffer allocation.
+struct Waiters {
+    first: Option<WaitToken>,
+    rest: VecDeque<WaitToken>,
+}
+
+impl Waiters {
+    fn push(&mut self, token: WaitToken) {
+        if self.first.is_none() {
+            self.first = Some(token);
+        } else {
+            self.rest.push_back(token);
+        }
+    }
+
+    fn pop(&mut self) -> Option<WaitToken> {
+        let first = self.first.take()?;
+        self.first = self.rest.pop_front();
+        Some(first)
+    }
+
+    fn contains(&self, id: WaitId) -> bool {
+        self.first.iter().chain(&self.rest).any(|t| t.id() == id)
+    }
+
+    fn remove(&mut self, id: WaitId) -> bool {
+        if self.first.as_ref().is_some_and(|t| t.id() == id) {
+            self.pop();
+            return true;
+        }
+        match self.rest.iter().position(|t| t.id() == id) {
+            Some(pos) => {
+                self.rest.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Identifies one wait of one task without holding the task.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct WaitId(*const Task, u64);
+
+impl WaitToken {
+    fn id(&self) -> WaitId {
+        WaitId(Rc::as_ptr(&self.task), self.generation)
+    }
 }
 
 impl WaitQueue {
     pub(crate) const fn new() -> WaitQueue {
         WaitQueue {
-            waiters: RefCell::new(VecDeque::new()),
+            waiters: RefCell::new(Waiters {
+                first: None,
+                rest: VecDeque::new(),
+            }),
             len: Cell::new(0),
         }
     }
@@ -173,15 +227,15 @@ impl WaitQueue {
         on: &dyn Describe,
         deadline: Option<Instant>,
     ) -> Result<Wake, Interrupt> {
-        let mut mine: Option<WaitToken> = None;
+        let mut mine: Option<WaitId> = None;
         let result = park(on, deadline, |token| {
-            mine = Some(token.clone());
+            mine = Some(token.id());
             self.push(token);
         });
-        let notified = matches!(result, Ok(Wake::Notified)) || self.was_notified(&mine);
+        let notified = matches!(result, Ok(Wake::Notified)) || self.was_notified(mine);
         if !notified {
-            if let Some(token) = &mine {
-                self.remove(token);
+            if let Some(id) = mine {
+                self.remove_id(id);
             }
         } else if result.is_err() {
             self.notify_one();
@@ -196,24 +250,23 @@ impl WaitQueue {
 
     /// Whether our token was taken off the queue by a notification (as opposed to
     /// still sitting in it after a timeout or interrupt).
-    fn was_notified(&self, mine: &Option<WaitToken>) -> bool {
-        match mine {
-            Some(token) => !self.waiters.borrow().iter().any(|t| same(t, token)),
-            None => false,
-        }
+    fn was_notified(&self, mine: Option<WaitId>) -> bool {
+        mine.is_some_and(|id| !self.waiters.borrow().contains(id))
     }
 
     /// Adds a waiter without parking (for waits on several queues at once).
     pub(crate) fn push(&self, token: WaitToken) {
-        self.waiters.borrow_mut().push_back(token);
+        self.waiters.borrow_mut().push(token);
         self.len.set(self.len.get() + 1);
     }
 
     /// Removes a waiter that is still queued.
     pub(crate) fn remove(&self, token: &WaitToken) {
-        let mut waiters = self.waiters.borrow_mut();
-        if let Some(pos) = waiters.iter().position(|t| same(t, token)) {
-            waiters.remove(pos);
+        self.remove_id(token.id());
+    }
+
+    fn remove_id(&self, id: WaitId) {
+        if self.waiters.borrow_mut().remove(id) {
             self.len.set(self.len.get() - 1);
         }
     }
@@ -221,7 +274,7 @@ impl WaitQueue {
     /// Wakes the longest-waiting greenlet; `false` if none was waiting.
     pub(crate) fn notify_one(&self) -> bool {
         loop {
-            let Some(token) = self.waiters.borrow_mut().pop_front() else {
+            let Some(token) = self.waiters.borrow_mut().pop() else {
                 return false;
             };
             self.len.set(self.len.get() - 1);
@@ -233,12 +286,14 @@ impl WaitQueue {
 
     /// Wakes every waiting greenlet; returns how many.
     pub(crate) fn notify_all(&self) -> usize {
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        self.len.set(0);
-        waiters
-            .into_iter()
-            .filter(|t| t.wake(Wake::Notified))
-            .count()
+        let mut woken = 0;
+        loop {
+            let Some(token) = self.waiters.borrow_mut().pop() else {
+                return woken;
+            };
+            self.len.set(self.len.get() - 1);
+            woken += usize::from(token.wake(Wake::Notified));
+        }
     }
 
     /// Number of greenlets waiting.
@@ -252,10 +307,6 @@ impl WaitQueue {
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
     }
-}
-
-fn same(a: &WaitToken, b: &WaitToken) -> bool {
-    Rc::ptr_eq(&a.task, &b.task) && a.generation == b.generation
 }
 
 #[cfg(test)]

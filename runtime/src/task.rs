@@ -2,7 +2,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
@@ -74,7 +73,35 @@ pub(crate) struct Task {
     /// Key in the hub's registry while alive.
     pub(crate) key: Cell<usize>,
     /// `Local` values, by `Local` id; dropped when the task finishes.
-    pub(crate) locals: RefCell<HashMap<u64, Box<dyn Any>>>,
+    pub(crate) locals: RefCell<Locals>,
+}
+
+/// A greenlet's `Local` values by `Local` id. A greenlet holds a handful at most, so a
+/// vector searched in place beats a hash map, and an empty one costs nothing to make
+/// or drop (which every spawn does).
+#[derive(Default)]
+pub(crate) struct Locals(Vec<(u64, Box<dyn Any>)>);
+
+impl Locals {
+    pub(crate) fn get(&self, id: &u64) -> Option<&Box<dyn Any>> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, v)| v)
+    }
+
+    /// Sets the value of `id`, returning the one it replaces.
+    pub(crate) fn insert(&mut self, id: u64, value: Box<dyn Any>) -> Option<Box<dyn Any>> {
+        match self.0.iter_mut().find(|(k, _)| *k == id) {
+            Some((_, old)) => Some(std::mem::replace(old, value)),
+            None => {
+                self.0.push((id, value));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: &u64) -> Option<Box<dyn Any>> {
+        let pos = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(pos).1)
+    }
 }
 
 /// How a wait ended.
@@ -104,7 +131,7 @@ impl Task {
             deadlock: RefCell::new(None),
             joiners: WaitQueue::new(),
             key: Cell::new(usize::MAX),
-            locals: RefCell::new(HashMap::new()),
+            locals: RefCell::new(Locals::default()),
         }
     }
 
