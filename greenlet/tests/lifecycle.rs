@@ -8,7 +8,7 @@ use common::{Log, push};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use greenweave_greenlet::{Greenlet, current, pooled_stacks};
+use greenweave_greenlet::{self as greenlet, Greenlet, current, pooled_stacks};
 
 /// Counts its drops, and logs them if given a log.
 struct DropGuard {
@@ -283,4 +283,21 @@ fn dropping_a_parked_child_also_releases_its_parked_parent() {
     drop(child);
     assert_eq!(child_drops.get(), 1);
     assert_eq!(parent_drops.get(), 1);
+}
+
+#[test]
+fn the_tag_belongs_to_its_greenlet_and_current_tag_reads_the_running_ones() {
+    let main = greenlet::current();
+    assert_eq!(main.tag(), 0, "a greenlet's tag is 0 until set");
+    main.set_tag(7);
+    let child = Greenlet::new(|_| greenlet::current_tag());
+    child.set_tag(42);
+    assert_eq!(greenlet::current_tag(), 7, "main runs: main's tag");
+    assert_eq!(
+        child.switch(()).get::<usize>(),
+        42,
+        "inside the child, current_tag is the child's"
+    );
+    assert_eq!(greenlet::current_tag(), 7, "back in main: main's tag again");
+    main.set_tag(0);
 }
