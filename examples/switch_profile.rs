@@ -23,12 +23,16 @@
 use std::cell::Cell;
 use std::hint::black_box;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use greenweave::greenlet::{self, Greenlet};
 use greenweave::queue::{Channel, Queue};
+
+#[path = "../benches/common/handoff.rs"]
+mod handoff;
+use handoff::{Handoff, greenweave_ping_pong};
 
 fn corosensei_round_trips(n: u64) {
     let mut coroutine = Coroutine::with_stack(
@@ -106,59 +110,18 @@ fn yields(n: u64) {
     partner.join().unwrap();
 }
 
-/// The two queue kinds the ping-pong runs over.
-trait Handoff {
-    fn put(&self, v: u64);
-    fn get(&self) -> Option<u64>;
-    fn close(&self);
-}
-
-impl Handoff for Channel<u64> {
-    fn put(&self, v: u64) {
-        Channel::put(self, v).unwrap();
-    }
-    fn get(&self) -> Option<u64> {
-        Channel::get(self).ok()
-    }
-    fn close(&self) {
-        Channel::close(self);
-    }
-}
-
-impl Handoff for Queue<u64> {
-    fn put(&self, v: u64) {
-        Queue::put(self, v).unwrap();
-    }
-    fn get(&self) -> Option<u64> {
-        Queue::get(self).ok()
-    }
-    fn close(&self) {
-        Queue::close(self);
-    }
-}
-
 fn ping_pong<Q: Handoff + 'static>(what: &str, n: u64, make: impl Fn() -> Q) {
-    let (to, from) = (Rc::new(make()), Rc::new(make()));
-    let (t, f) = (to.clone(), from.clone());
-    let partner = greenweave::spawn(move || {
-        while let Some(v) = t.get() {
-            f.put(v);
-        }
-    });
-    report(what, n, || {
-        for i in 0..n {
-            to.put(i);
-            black_box(from.get().unwrap());
-        }
-    });
-    to.close();
-    partner.join().unwrap();
+    print_line(what, n, greenweave_ping_pong(n, make));
 }
 
 fn report(what: &str, n: u64, run: impl FnOnce()) {
     let start = Instant::now();
     run();
-    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    print_line(what, n, start.elapsed());
+}
+
+fn print_line(what: &str, n: u64, elapsed: Duration) {
+    let ns = elapsed.as_nanos() as f64 / n as f64;
     println!("{what:<28} {n:>10} iterations  {ns:>8.2} ns/iteration");
 }
 

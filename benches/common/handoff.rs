@@ -1,0 +1,61 @@
+//! The greenweave ping-pong shared by `benches/runtime.rs` (group `ping_pong`) and
+//! `examples/switch_profile.rs` (modes `channel` and `queue1`), so the profiled loop is
+//! the benchmarked one.
+
+use std::hint::black_box;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenweave::queue::{Channel, Queue};
+
+/// The two handoff queues the greenweave ping-pong runs over.
+pub trait Handoff {
+    fn put(&self, v: u64);
+    fn get(&self) -> Option<u64>;
+    fn close(&self);
+}
+
+impl Handoff for Channel<u64> {
+    fn put(&self, v: u64) {
+        Channel::put(self, v).unwrap();
+    }
+    fn get(&self) -> Option<u64> {
+        Channel::get(self).ok()
+    }
+    fn close(&self) {
+        Channel::close(self);
+    }
+}
+
+impl Handoff for Queue<u64> {
+    fn put(&self, v: u64) {
+        Queue::put(self, v).unwrap();
+    }
+    fn get(&self) -> Option<u64> {
+        Queue::get(self).ok()
+    }
+    fn close(&self) {
+        Queue::close(self);
+    }
+}
+
+/// `iters` round trips between the main greenlet and a partner echoing values back
+/// over two queues made by `make`; the time of the round trips alone.
+pub fn greenweave_ping_pong<Q: Handoff + 'static>(iters: u64, make: impl Fn() -> Q) -> Duration {
+    let (to, from) = (Rc::new(make()), Rc::new(make()));
+    let (t, f) = (to.clone(), from.clone());
+    let partner = greenweave::spawn(move || {
+        while let Some(v) = t.get() {
+            f.put(v);
+        }
+    });
+    let start = Instant::now();
+    for i in 0..iters {
+        to.put(i);
+        black_box(from.get().unwrap());
+    }
+    let elapsed = start.elapsed();
+    to.close();
+    partner.join().unwrap();
+    elapsed
+}
