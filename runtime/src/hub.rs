@@ -90,10 +90,10 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 #[inline]
 fn existing() -> Option<&'static Hub> {
     let ptr = HUB_PTR.get();
+    // The `'static` below never outlives the callers' stack frames, which end before
+    // the thread (and so the thread-local hub) does.
     // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
-    // stays in place until the thread's thread-locals are destroyed; `Hub::drop`
-    // nulls the pointer before anything of the hub is torn down. The `'static` never
-    // leaves this module's callers' stack frames, which end before the thread does.
+    // stays put until thread exit; `Hub::drop` nulls it before any teardown.
     unsafe { ptr.as_ref() }
 }
 

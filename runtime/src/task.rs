@@ -164,10 +164,9 @@ impl Task {
         if tag == 0 {
             return None;
         }
-        // SAFETY: a non-zero tag is only ever set by `attach`, to the address of an
-        // `Rc<Task>` that the greenlet's context owns until `detach` clears the tag
-        // first. The greenlet runs, so that `Rc` is alive; wrapped in `ManuallyDrop`,
-        // the handle made here never gives back a count it did not take.
+        // `ManuallyDrop`: the handle made here never gives back a count it did not take.
+        // SAFETY: a non-zero tag is only set by `attach`, to an `Rc<Task>` the greenlet's
+        // context owns until `detach` clears the tag first; the greenlet runs, so it lives.
         Some(ManuallyDrop::new(unsafe {
             Rc::from_raw(tag as *const Task)
         }))
