@@ -278,7 +278,15 @@ impl Greenlet {
     }
 
     /// Sets the [`tag`](Self::tag).
-    pub fn set_tag(&self, tag: usize) {
+    ///
+    /// # Safety
+    ///
+    /// The tag belongs to the runtime driving this thread's greenlets: greenweave's hub
+    /// treats a non-zero tag as the address of its record for the greenlet and
+    /// dereferences it. Only that runtime may set a non-zero tag, and it must keep what
+    /// the tag points at alive until it sets the tag back to 0. (Without such a runtime
+    /// on the thread, any value is harmless.)
+    pub unsafe fn set_tag(&self, tag: usize) {
         self.0.tag.set(tag);
     }
 

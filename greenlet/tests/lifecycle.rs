@@ -289,9 +289,11 @@ fn dropping_a_parked_child_also_releases_its_parked_parent() {
 fn the_tag_belongs_to_its_greenlet_and_current_tag_reads_the_running_ones() {
     let main = greenlet::current();
     assert_eq!(main.tag(), 0, "a greenlet's tag is 0 until set");
-    main.set_tag(7);
+    // SAFETY: no runtime reads tags in this test binary.
+    unsafe { main.set_tag(7) };
     let child = Greenlet::new(|_| greenlet::current_tag());
-    child.set_tag(42);
+    // SAFETY: as above.
+    unsafe { child.set_tag(42) };
     assert_eq!(greenlet::current_tag(), 7, "main runs: main's tag");
     assert_eq!(
         child.switch(()).get::<usize>(),
@@ -299,5 +301,6 @@ fn the_tag_belongs_to_its_greenlet_and_current_tag_reads_the_running_ones() {
         "inside the child, current_tag is the child's"
     );
     assert_eq!(greenlet::current_tag(), 7, "back in main: main's tag again");
-    main.set_tag(0);
+    // SAFETY: as above.
+    unsafe { main.set_tag(0) };
 }

@@ -144,13 +144,16 @@ impl Task {
     /// [`of_current`](Self::of_current).
     pub(crate) fn attach(self: &Rc<Task>) {
         self.greenlet.set_context(Some(self.clone()));
-        self.greenlet.set_tag(Rc::as_ptr(self) as usize);
+        // SAFETY: we are the runtime the tag belongs to; the context just set owns the
+        // task the tag points at until `detach` clears the tag before the context.
+        unsafe { self.greenlet.set_tag(Rc::as_ptr(self) as usize) };
     }
 
     /// Undoes [`attach`](Self::attach) (breaking the greenlet -> task -> greenlet
     /// cycle when the task finishes).
     pub(crate) fn detach(&self) {
-        self.greenlet.set_tag(0);
+        // SAFETY: a zero tag points at nothing.
+        unsafe { self.greenlet.set_tag(0) };
         self.greenlet.set_context(None);
     }
 
@@ -165,8 +168,8 @@ impl Task {
             return None;
         }
         // `ManuallyDrop`: the handle made here never gives back a count it did not take.
-        // SAFETY: a non-zero tag is only set by `attach`, to an `Rc<Task>` the greenlet's
-        // context owns until `detach` clears the tag first; the greenlet runs, so it lives.
+        // SAFETY: a non-zero tag is only set by `attach` (`set_tag` is unsafe for anyone
+        // else), to an `Rc<Task>` the context owns until `detach` clears the tag first.
         Some(ManuallyDrop::new(unsafe {
             Rc::from_raw(tag as *const Task)
         }))
