@@ -28,7 +28,6 @@
 //! blocking call panics with it.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,6 +39,7 @@ use slab::Slab;
 
 use crate::park::make_ready;
 use crate::remote;
+use crate::run_queue::RunQueue;
 use crate::task::{Task, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
@@ -51,7 +51,7 @@ struct HubStop;
 
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
-    ready: RefCell<VecDeque<Rc<Task>>>,
+    ready: RunQueue,
     pub(crate) timers: RefCell<Timers>,
     tasks: RefCell<Slab<Rc<Task>>>,
     pub(crate) poll: RefCell<Poll>,
@@ -154,7 +154,7 @@ impl Hub {
         });
         Hub {
             greenlet,
-            ready: RefCell::new(VecDeque::new()),
+            ready: RunQueue::new(),
             timers: RefCell::new(Timers::new()),
             tasks: RefCell::new(Slab::new()),
             poll: RefCell::new(poll),
@@ -225,7 +225,7 @@ impl Hub {
     /// Puts a ready task at the back of the run queue.
     #[inline]
     pub(crate) fn schedule(&self, task: Rc<Task>) {
-        self.ready.borrow_mut().push_back(task);
+        self.ready.push(task);
     }
 
     /// Switches from the current greenlet to the hub; returns when someone makes the
@@ -255,10 +255,10 @@ impl Hub {
 
     /// Runs the greenlets that are ready now. Returns `false` if the hub must stop.
     fn run_ready(&self) -> bool {
-        let mut budget = self.ready.borrow().len();
+        let mut budget = self.ready.len();
         while budget > 0 {
             budget -= 1;
-            let Some(task) = self.ready.borrow_mut().pop_front() else {
+            let Some(task) = self.ready.pop() else {
                 break;
             };
             if task.state.get() != TaskState::Ready {
@@ -279,7 +279,7 @@ impl Hub {
     /// and runs cross-thread wake-ups.
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
-        let busy = !self.ready.borrow().is_empty() || !may_block;
+        let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
             // no `epoll_wait`.
@@ -287,7 +287,7 @@ impl Hub {
         }
         let mut now = Instant::now();
         self.fire_timers(now);
-        let timeout = if !self.ready.borrow().is_empty() || !may_block {
+        let timeout = if !self.ready.is_empty() || !may_block {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
@@ -381,9 +381,7 @@ impl Hub {
 fn run_hub() {
     loop {
         let keep_going = with(|hub| {
-            if hub.ready.borrow().is_empty()
-                || hub.runs_since_maintenance.get() >= MAINTENANCE_INTERVAL
-            {
+            if hub.ready.is_empty() || hub.runs_since_maintenance.get() >= MAINTENANCE_INTERVAL {
                 hub.maintain(true);
             }
             hub.run_ready()
@@ -402,7 +400,7 @@ impl Drop for Hub {
         for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
             std::mem::forget(task);
         }
-        std::mem::forget(std::mem::take(&mut *self.ready.borrow_mut()));
+        self.ready.abandon();
         std::mem::forget(std::mem::replace(
             &mut *self.timers.borrow_mut(),
             Timers::new(),

@@ -46,6 +46,8 @@ pub mod pool;
 pub mod queue;
 mod remote;
 mod report;
+#[allow(unsafe_code)]
+mod run_queue;
 pub mod server;
 mod spawn;
 pub mod sync;
