@@ -13,6 +13,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::marker::PhantomData;
 use std::panic;
 use std::rc::Rc;
 use std::time::Instant;
@@ -36,6 +37,7 @@ impl WaitToken {
     }
 
     /// Whether the wait this token belongs to is still in progress.
+    #[inline]
     pub(crate) fn is_live(&self) -> bool {
         self.task.generation.get() == self.generation && self.task.state.get() == TaskState::Blocked
     }
@@ -52,6 +54,7 @@ impl WaitToken {
 }
 
 /// Moves a blocked task to the run queue, ending its current wait.
+#[inline]
 pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
     task.generation.set(task.generation.get() + 1);
     task.woken_by.set(why);
@@ -165,6 +168,7 @@ struct Waiters {
 }
 
 impl Waiters {
+    #[inline]
     fn push(&mut self, token: WaitToken) {
         if self.first.is_none() {
             self.first = Some(token);
@@ -173,9 +177,12 @@ impl Waiters {
         }
     }
 
+    #[inline]
     fn pop(&mut self) -> Option<WaitToken> {
         let first = self.first.take()?;
-        self.first = self.rest.pop_front();
+        if !self.rest.is_empty() {
+            self.first = self.rest.pop_front();
+        }
         Some(first)
     }
 
@@ -260,6 +267,22 @@ impl WaitQueue {
         self.len.set(self.len.get() + 1);
     }
 
+    /// Takes the longest-waiting entry whose wait is still in progress, dropping stale
+    /// ones on the way.
+    #[inline]
+    fn pop_live(&self) -> Option<WaitToken> {
+        if self.len.get() == 0 {
+            return None;
+        }
+        loop {
+            let token = self.waiters.borrow_mut().pop()?;
+            self.len.set(self.len.get() - 1);
+            if token.is_live() {
+                return Some(token);
+            }
+        }
+    }
+
     /// Removes a waiter that is still queued.
     pub(crate) fn remove(&self, token: &WaitToken) {
         self.remove_id(token.id());
@@ -273,14 +296,12 @@ impl WaitQueue {
 
     /// Wakes the longest-waiting greenlet; `false` if none was waiting.
     pub(crate) fn notify_one(&self) -> bool {
-        loop {
-            let Some(token) = self.waiters.borrow_mut().pop() else {
-                return false;
-            };
-            self.len.set(self.len.get() - 1);
-            if token.wake(Wake::Notified) {
-                return true;
+        match self.pop_live() {
+            Some(token) => {
+                make_ready(&token.task, Wake::Notified);
+                true
             }
+            None => false,
         }
     }
 
@@ -288,11 +309,11 @@ impl WaitQueue {
     pub(crate) fn notify_all(&self) -> usize {
         let mut woken = 0;
         loop {
-            let Some(token) = self.waiters.borrow_mut().pop() else {
+            let Some(token) = self.pop_live() else {
                 return woken;
             };
-            self.len.set(self.len.get() - 1);
-            woken += usize::from(token.wake(Wake::Notified));
+            make_ready(&token.task, Wake::Notified);
+            woken += 1;
         }
     }
 
@@ -306,6 +327,98 @@ impl WaitQueue {
     #[allow(dead_code)] // used by the queue and pool modules
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
+    }
+}
+
+/// A [`WaitQueue`] whose waiters each leave a hand-off slot for a `T`, so that the one
+/// who wakes a waiter can hand it a value, or take one from it, in the same step
+/// (Go's direct send): a getter parked on an empty queue wakes up holding its item,
+/// and a putter parked on a full one wakes up with its item already stored. Neither
+/// re-checks the queue, and a value is never in flight between owners.
+///
+/// A waiter's slot lives in its own `wait` frame; its address waits in the task's
+/// `wait_slot` (a task parks in one wait at a time, so this keeps queue entries at
+/// two words). It is only used while the waiter's token is live (the waiter is parked
+/// inside that very call), and `wait` takes its entry out of the queue before it
+/// returns, or unwinds.
+pub(crate) struct SlotQueue<T> {
+    queue: WaitQueue,
+    _slots: PhantomData<*const Cell<Option<T>>>,
+}
+
+impl<T> SlotQueue<T> {
+    pub(crate) const fn new() -> SlotQueue<T> {
+        SlotQueue {
+            queue: WaitQueue::new(),
+            _slots: PhantomData,
+        }
+    }
+
+    /// Parks with `slot` open to whoever serves this queue, until served (or woken by
+    /// [`wake_all`](Self::wake_all)), the deadline passes, or an interrupt arrives.
+    /// The caller looks at its slot afterwards: what a server put there or took from
+    /// there has happened, even if this returns an interrupt that arrived later.
+    pub(crate) fn wait(
+        &self,
+        slot: &Cell<Option<T>>,
+        on: &dyn Describe,
+        deadline: Option<Instant>,
+    ) -> Result<Wake, Interrupt> {
+        let mut entry = LeaveQueue {
+            queue: &self.queue,
+            mine: None,
+        };
+        let result = park(on, deadline, |token| {
+            entry.mine = Some(token.id());
+            token.task.wait_slot.set(std::ptr::from_ref(slot).cast());
+            self.queue.push(token);
+        });
+        if result == Ok(Wake::Notified) {
+            // Served or woken by `wake_all`: both took the entry out.
+            entry.mine = None;
+        }
+        result
+    }
+
+    /// Hands the longest-waiting live waiter's slot to `serve` and wakes it; `false`
+    /// (and `serve` not called) if nobody waits.
+    #[inline]
+    pub(crate) fn serve(&self, serve: impl FnOnce(&Cell<Option<T>>)) -> bool {
+        let Some(token) = self.queue.pop_live() else {
+            return false;
+        };
+        let slot = token.task.wait_slot.get().cast::<Cell<Option<T>>>();
+        // SAFETY: the token is live, so its task is parked inside the `SlotQueue::wait`
+        // on this queue that pushed it (a wait's end bumps the generation), which set
+        // `wait_slot` to a slot of its own frame, of this queue's `T`.
+        serve(unsafe { &*slot });
+        make_ready(&token.task, Wake::Notified);
+        true
+    }
+
+    /// Wakes every waiter without serving it (their slots are as they left them).
+    pub(crate) fn wake_all(&self) -> usize {
+        self.queue.notify_all()
+    }
+
+    /// Waiters parked now.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Takes a slot waiter's entry out of its queue when its `wait` ends without having
+/// been served, including by unwinding, so no slot address outlives its frame.
+struct LeaveQueue<'a> {
+    queue: &'a WaitQueue,
+    mine: Option<WaitId>,
+}
+
+impl Drop for LeaveQueue<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.mine {
+            self.queue.remove_id(id);
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub(crate) struct Task {
     pub(crate) woken_by: Cell<Wake>,
     /// What it waits on while blocked; only read while it is blocked (see `park`).
     pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
+    /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
+    /// read through a live token of that wait.
+    pub(crate) wait_slot: Cell<*const ()>,
     pub(crate) kill_requested: Cell<bool>,
     /// Set whenever an interrupt may be pending (a kill, an expired timeout, a deadlock
     /// report), so the common blocking path checks one flag; cleared when a check finds
@@ -125,6 +128,7 @@ impl Task {
             generation: Cell::new(0),
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
+            wait_slot: Cell::new(std::ptr::null()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
             fired_timeouts: RefCell::new(Vec::new()),

@@ -107,7 +107,8 @@ fn channel_put_returns_only_after_a_getter_took_the_item() {
     assert_eq!(ch.get(), Ok(1));
     log.borrow_mut().push("got 1");
     putter.join().unwrap();
-    // Getter first: the putter still returns only after the take.
+    // Getter first: the put hands the item to the waiting getter and returns at once
+    // (the getter holds it from then on, as a Go receiver does after a direct send).
     let getter = spawn({
         let (ch, log) = (ch.clone(), log.clone());
         move || {
@@ -123,7 +124,7 @@ fn channel_put_returns_only_after_a_getter_took_the_item() {
     assert_eq!(getter.join().unwrap(), 2);
     assert_eq!(
         *log.borrow(),
-        ["got 1", "put 1 returned", "got 2", "put 2 returned"]
+        ["got 1", "put 1 returned", "put 2 returned", "got 2"]
     );
     assert_eq!((ch.len(), ch.maxsize()), (0, Some(0)));
 }

@@ -28,21 +28,31 @@ fn killed_getter_leaves_the_queue_working() {
 }
 
 #[test]
-fn a_wake_up_consumed_by_a_killed_getter_passes_to_the_next() {
+fn an_item_handed_to_a_getter_killed_before_it_runs_is_not_lost() {
     let q = Rc::new(Queue::unbounded());
+    let got = Rc::new(Cell::new(None));
     let first = spawn({
-        let q = q.clone();
-        move || q.get()
+        let (q, got) = (q.clone(), got.clone());
+        move || {
+            got.set(Some(q.get().unwrap()));
+            greenweave_runtime::sleep(Duration::from_secs(60));
+        }
     });
     let second = spawn({
         let q = q.clone();
         move || q.get()
     });
     settle();
-    q.put(1).unwrap(); // wakes `first`...
-    first.kill_nowait(); // ...which dies before it can take the item
-    assert!(matches!(first.join(), Err(JoinError::Killed)));
-    assert_eq!(second.join().unwrap(), Ok(1));
+    q.put(1).unwrap(); // handed to `first`, which has not run since...
+    first.kill_nowait(); // ...and is killed before it does
+    assert!(
+        matches!(first.join(), Err(JoinError::Killed)),
+        "the kill lands at its next blocking point"
+    );
+    assert_eq!(got.get(), Some(1), "the get it was in returned the item");
+    assert_eq!(q.waiter_counts(), (1, 0), "`second` still waits");
+    q.put(2).unwrap();
+    assert_eq!(second.join().unwrap(), Ok(2));
     assert_eq!(q.waiter_counts(), (0, 0));
 }
 

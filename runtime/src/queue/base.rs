@@ -4,10 +4,10 @@ use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 
-use crate::park::WaitQueue;
+use crate::park::{SlotQueue, WaitQueue, raise};
 use crate::task::Describe;
 
-use super::storage::Store;
+use super::storage::{Holds, Store};
 use super::wait::{Deadline, Stop, wait_step};
 
 /// A queue's state: its items in a storage discipline `S`, the greenlets waiting to
@@ -16,13 +16,17 @@ use super::wait::{Deadline, Stop, wait_step};
 /// Invariants: never more than `maxsize` items (when bounded); every push notifies one
 /// waiting getter and every pop one waiting putter, so an item never sits in the queue
 /// while a getter sleeps un-notified (and room never stays unused while a putter does).
-pub(super) struct Core<S> {
+pub(super) struct Core<S: Holds> {
     items: RefCell<S>,
-    /// 0: unbounded.
+    /// 0: unbounded (unless `rendezvous`).
     maxsize: usize,
+    /// Stores nothing: every item goes from a putter's hand to a getter's.
+    rendezvous: bool,
     closed: Cell<bool>,
-    getters: WaitQueue,
-    putters: WaitQueue,
+    /// Getters parked on an empty queue, each with a slot a putter fills.
+    getters: SlotQueue<S::Item>,
+    /// Putters parked on a full queue, each with its item in a slot a getter empties.
+    putters: SlotQueue<S::Item>,
     /// Whether puts count as unfinished tasks (only `JoinableQueue`'s do).
     counts_tasks: bool,
     /// Items put and not yet marked done (`JoinableQueue::task_done`).
@@ -34,7 +38,7 @@ pub(super) struct Core<S> {
 
 /// What a greenlet blocked on a queue waits for, for deadlock reports: `get on Queue
 /// created at src/main.rs:12:13 (empty, maxsize 10)`.
-struct Waiting<'a, S> {
+struct Waiting<'a, S: Holds> {
     core: &'a Core<S>,
     op: Op,
 }
@@ -59,7 +63,14 @@ impl<S: Store> Describe for Waiting<'_, S> {
         if self.op == Op::Join {
             let _ = write!(out, "{} unfinished tasks, ", core.unfinished.get());
         }
-        core.items.borrow().describe(core.maxsize, out);
+        if core.rendezvous {
+            out.push_str(match self.op {
+                Op::Put => "waiting for a getter",
+                _ => "no putter waiting",
+            });
+        } else {
+            core.items.borrow().describe(core.maxsize, out);
+        }
         out.push(')');
     }
 }
@@ -73,15 +84,23 @@ impl<S: Store> Core<S> {
         Core {
             items: RefCell::new(S::new()),
             maxsize,
+            rendezvous: false,
             closed: Cell::new(false),
-            getters: WaitQueue::new(),
-            putters: WaitQueue::new(),
+            getters: SlotQueue::new(),
+            putters: SlotQueue::new(),
             counts_tasks: false,
             unfinished: Cell::new(0),
             all_done: WaitQueue::new(),
             kind,
             created_at,
         }
+    }
+
+    /// Makes the queue a rendezvous (`Channel`): it stores nothing, so a put waits
+    /// until a getter takes its item.
+    pub(super) fn rendezvous(mut self) -> Self {
+        self.rendezvous = true;
+        self
     }
 
     /// Makes every successful put add an unfinished task (for `JoinableQueue`).
@@ -91,29 +110,58 @@ impl<S: Store> Core<S> {
     }
 
     /// Puts `item`, waiting for room until `deadline`; gives the item back on failure.
+    ///
+    /// For FIFO storage a getter already waiting gets the item handed straight into
+    /// its slot (nothing is stored while such getters wait); other storage stores the
+    /// item and wakes a getter to take the best one. A putter that has to wait leaves
+    /// the item in its own slot, and the getter that makes room moves it into the
+    /// queue (or, for a rendezvous, takes it) as it wakes the putter; so a put that
+    /// returns `Ok` has always delivered, and a failed one gives back an item nobody
+    /// received.
     pub(super) fn put_until(
         &self,
         item: S::Item,
         deadline: Deadline,
     ) -> Result<(), (S::Item, Stop)> {
-        loop {
-            if self.closed.get() {
-                return Err((item, Stop::Closed));
-            }
-            if !self.is_full() {
-                self.items.borrow_mut().push(item);
-                if self.counts_tasks {
-                    self.unfinished.set(self.unfinished.get() + 1);
-                }
-                self.getters.notify_one();
+        if self.closed.get() {
+            return Err((item, Stop::Closed));
+        }
+        let item = if S::HANDS_OFF {
+            let mut item = Some(item);
+            if self.getters.serve(|slot| slot.set(item.take())) {
+                self.accepted();
                 return Ok(());
             }
-            let on = Waiting {
-                core: self,
-                op: Op::Put,
+            item.expect("`serve` found no getter, so the item is still ours")
+        } else {
+            item
+        };
+        if !self.is_full() {
+            self.items.borrow_mut().push(item);
+            self.accepted();
+            if !S::HANDS_OFF {
+                self.getters.serve(|_| {}); // it takes the best item when it runs
+            }
+            return Ok(());
+        }
+        let slot = Cell::new(Some(item));
+        let on = Waiting {
+            core: self,
+            op: Op::Put,
+        };
+        loop {
+            let at = match deadline.for_wait() {
+                Ok(at) => at,
+                Err(stop) => return Err((take_back(&slot), stop)),
             };
-            if let Err(stop) = wait_step(&self.putters, &on, deadline) {
-                return Err((item, stop));
+            let result = self.putters.wait(&slot, &on, at);
+            let Some(item) = slot.take() else {
+                return Ok(()); // a getter took it (even if an interrupt came after)
+            };
+            match result {
+                Err(interrupt) => raise(interrupt), // the item goes with this frame
+                Ok(_) if self.closed.get() => return Err((item, Stop::Closed)),
+                Ok(_) => slot.set(Some(item)), // timed out: the next turn says so
             }
         }
     }
@@ -121,23 +169,55 @@ impl<S: Store> Core<S> {
     /// Takes the next item, waiting for one until `deadline`. A closed queue still
     /// gives out what it holds.
     pub(super) fn get_until(&self, deadline: Deadline) -> Result<S::Item, Stop> {
+        let slot = Cell::new(None);
+        let on = Waiting {
+            core: self,
+            op: Op::Get,
+        };
         loop {
-            let item = self.items.borrow_mut().pop();
-            if let Some(item) = item {
-                self.putters.notify_one();
+            if let Some(item) = self.take_available() {
                 return Ok(item);
             }
             if self.closed.get() {
                 return Err(Stop::Closed);
             }
-            wait_step(
-                &self.getters,
-                &Waiting {
-                    core: self,
-                    op: Op::Get,
-                },
-                deadline,
-            )?;
+            let result = self.getters.wait(&slot, &on, deadline.for_wait()?);
+            if let Some(item) = slot.take() {
+                return Ok(item); // handed over (even if an interrupt came after)
+            }
+            if let Err(interrupt) = result {
+                if !S::HANDS_OFF && self.len() > 0 {
+                    // We may have been woken for an item we now leave: pass it on.
+                    self.getters.serve(|_| {});
+                }
+                raise(interrupt);
+            }
+        }
+    }
+
+    /// An item that needs no waiting: the next stored one (letting the longest-waiting
+    /// putter's item in, now that there is room), or, with nothing stored, a waiting
+    /// putter's (a rendezvous).
+    fn take_available(&self) -> Option<S::Item> {
+        let stored = self.items.borrow_mut().pop();
+        let mut theirs = None;
+        self.putters.serve(|slot| theirs = slot.take());
+        let Some(item) = stored else {
+            theirs.as_ref()?;
+            self.accepted();
+            return theirs;
+        };
+        if let Some(theirs) = theirs {
+            self.items.borrow_mut().push(theirs);
+            self.accepted();
+        }
+        Some(item)
+    }
+
+    /// Counts an item into the queue (or handed to a getter) for `JoinableQueue`.
+    fn accepted(&self) {
+        if self.counts_tasks {
+            self.unfinished.set(self.unfinished.get() + 1);
         }
     }
 
@@ -146,8 +226,8 @@ impl<S: Store> Core<S> {
         if self.closed.replace(true) {
             return false;
         }
-        self.getters.notify_all();
-        self.putters.notify_all();
+        self.getters.wake_all();
+        self.putters.wake_all();
         true
     }
 
@@ -160,7 +240,7 @@ impl<S: Store> Core<S> {
     }
 
     pub(super) fn is_full(&self) -> bool {
-        self.maxsize != 0 && self.len() >= self.maxsize
+        self.rendezvous || (self.maxsize != 0 && self.len() >= self.maxsize)
     }
 
     pub(super) fn maxsize(&self) -> Option<usize> {
@@ -175,11 +255,6 @@ impl<S: Store> Core<S> {
     /// Greenlets blocked in put (not counting those woken and not yet running).
     pub(super) fn waiting_putters(&self) -> usize {
         self.putters.len()
-    }
-
-    /// Direct access to the storage (for `Channel`, which withdraws offers).
-    pub(super) fn with_items<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
-        f(&mut self.items.borrow_mut())
     }
 
     pub(super) fn unfinished(&self) -> usize {
@@ -230,4 +305,10 @@ impl<S: Store> Core<S> {
             .field("created_at", &format_args!("{}", self.created_at))
             .finish_non_exhaustive()
     }
+}
+
+/// The item of a putter that did not deliver it (its slot still holds it).
+fn take_back<T>(slot: &Cell<Option<T>>) -> T {
+    slot.take()
+        .expect("greenweave: an undelivered item is still in its putter's slot")
 }

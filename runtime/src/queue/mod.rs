@@ -43,22 +43,30 @@
 //! error. Later puts fail with their item; items already queued can still be taken,
 //! and gets fail with `Closed` only once the queue is empty.
 //!
-//! # Fairness
+//! # Fairness and hand-off
 //!
-//! Blocked getters are woken in the order they started waiting (one per item put), and
-//! so are blocked putters (one per item taken). A woken greenlet re-checks the queue
-//! when it runs; a greenlet that calls `get` or `put` before that, without having
-//! waited, may take the item or the room first (there is no hand-off), and the woken
-//! one then waits again at the back. With one producer, items come out in the order
-//! they were put (for `Queue`), whichever consumers take them.
+//! Blocked getters are served in the order they started waiting, and so are blocked
+//! putters. Serving is a hand-off, as Go's channels do it: a put that finds a getter
+//! waiting on a [`Queue`], [`JoinableQueue`] or [`Channel`] puts the item straight into
+//! that getter's hands and wakes it, so no greenlet that comes along meanwhile can
+//! take it first; a get that makes room moves the longest-waiting putter's item into
+//! the queue (a `Channel` get takes it) as it wakes that putter, whose put has then
+//! succeeded. [`LifoQueue`] and [`PriorityQueue`] getters are woken instead and take
+//! the newest or smallest item when they run, which may be one put after the wake-up.
+//! With one producer, items come out of a `Queue` in the order they were put,
+//! whichever consumers take them.
 //!
 //! # Kills and timeouts
 //!
 //! Every wait is a blocking point: a kill or an expired [`Timeout`](crate::Timeout)
-//! unwinds from it. The queue stays consistent: the waiter's entry is removed, a wake-up
-//! it had already received is passed on to the next waiter, and a killed putter's item
-//! is dropped with its frame, never half-inserted (a killed `Channel` putter's item is
-//! withdrawn, so no getter receives it). `put_timeout` returns the item on timeout.
+//! unwinds from it. The queue stays consistent: the waiter's entry is removed, and a
+//! killed putter's item is dropped with its frame, never half-inserted (a killed
+//! `Channel` putter's item is not delivered either). `put_timeout` returns the item on
+//! timeout. A hand-off that already happened wins over a kill or timeout that arrives
+//! before the served greenlet runs again: its `get` returns the item (or its `put`
+//! returns `Ok`), nothing is lost, and the kill or timeout lands at its next blocking
+//! point. A `LifoQueue` or `PriorityQueue` getter killed after its wake-up passes the
+//! wake-up on to the next getter.
 //!
 //! # One thread
 //!

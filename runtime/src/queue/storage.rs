@@ -5,9 +5,18 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt::Write as _;
 
-/// Where a queue keeps its items, and in which order it gives them out.
-pub(super) trait Store {
+/// The item type of a storage (declared without the storage's bounds, so a queue's
+/// waiter lists can name it in the queue's own type).
+pub(super) trait Holds {
     type Item;
+}
+
+/// Where a queue keeps its items, and in which order it gives them out.
+pub(super) trait Store: Holds {
+    /// Whether a put may hand its item straight to a waiting getter. Only for FIFO
+    /// storage is that the item the getter would take anyway; a LIFO or priority getter
+    /// takes the best item there is when it runs, so puts store and wake it instead.
+    const HANDS_OFF: bool = false;
     fn new() -> Self;
     fn push(&mut self, item: Self::Item);
     fn pop(&mut self) -> Option<Self::Item>;
@@ -32,8 +41,12 @@ pub(super) trait Store {
 /// First in, first out.
 pub(super) struct Fifo<T>(VecDeque<T>);
 
-impl<T> Store for Fifo<T> {
+impl<T> Holds for Fifo<T> {
     type Item = T;
+}
+
+impl<T> Store for Fifo<T> {
+    const HANDS_OFF: bool = true;
     fn new() -> Self {
         Fifo(VecDeque::new())
     }
@@ -51,8 +64,11 @@ impl<T> Store for Fifo<T> {
 /// Last in, first out.
 pub(super) struct Lifo<T>(Vec<T>);
 
-impl<T> Store for Lifo<T> {
+impl<T> Holds for Lifo<T> {
     type Item = T;
+}
+
+impl<T> Store for Lifo<T> {
     fn new() -> Self {
         Lifo(Vec::new())
     }
@@ -70,8 +86,11 @@ impl<T> Store for Lifo<T> {
 /// Smallest first (Python's `heapq` order).
 pub(super) struct Priority<T>(BinaryHeap<Reverse<T>>);
 
-impl<T: Ord> Store for Priority<T> {
+impl<T> Holds for Priority<T> {
     type Item = T;
+}
+
+impl<T: Ord> Store for Priority<T> {
     fn new() -> Self {
         Priority(BinaryHeap::new())
     }

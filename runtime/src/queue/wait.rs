@@ -23,6 +23,18 @@ impl Deadline {
     pub(super) fn after(timeout: Duration) -> Deadline {
         deadline_after(timeout).map_or(Deadline::Never, Deadline::At)
     }
+
+    /// The instant a wait may last until (`None`: for ever), or why there must be no
+    /// wait: `Now` never waits, and a passed deadline ends the call.
+    #[inline]
+    pub(super) fn for_wait(self) -> Result<Option<Instant>, Stop> {
+        match self {
+            Deadline::Now => Err(Stop::WouldBlock),
+            Deadline::At(at) if Instant::now() >= at => Err(Stop::Timeout),
+            Deadline::At(at) => Ok(Some(at)),
+            Deadline::Never => Ok(None),
+        }
+    }
 }
 
 /// Why an operation gave up.
@@ -44,12 +56,6 @@ pub(super) fn wait_step(
     on: &dyn Describe,
     deadline: Deadline,
 ) -> Result<(), Stop> {
-    let at = match deadline {
-        Deadline::Now => return Err(Stop::WouldBlock),
-        Deadline::At(at) if Instant::now() >= at => return Err(Stop::Timeout),
-        Deadline::At(at) => Some(at),
-        Deadline::Never => None,
-    };
-    queue.wait_or_raise(on, at);
+    queue.wait_or_raise(on, deadline.for_wait()?);
     Ok(())
 }
