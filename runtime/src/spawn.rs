@@ -1,9 +1,9 @@
 //! Spawning greenlets as tasks, joining and killing them.
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -141,8 +141,6 @@ impl Builder {
         T: 'static,
     {
         let location = Location::caller();
-        let result: Rc<RefCell<Option<Result<T, JoinError>>>> = Rc::new(RefCell::new(None));
-        let slot = result.clone();
         hub::with(|hub| {
             let mut builder = greenlet::Builder::new().parent(&hub.greenlet);
             if let Some(name) = self.name {
@@ -151,18 +149,21 @@ impl Builder {
             if let Some(size) = self.stack_size {
                 builder = builder.stack_size(size);
             }
-            let g = builder.try_build(move |_| run_task(f, slot))?;
+            let g = builder.try_build(move |_| run_task(f))?;
             let task = Rc::new(Task::new(g, Some(location)));
             task.attach();
             hub.register(&task);
             hub.schedule(task.clone());
-            Ok(JoinHandle { task, result })
+            Ok(JoinHandle {
+                task,
+                _result: PhantomData,
+            })
         })
     }
 }
 
 /// The body of every spawned greenlet.
-fn run_task<T>(f: impl FnOnce() -> T, slot: Rc<RefCell<Option<Result<T, JoinError>>>>) {
+fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     let task = hub::current_task();
     let outcome = if task.kill_requested.get() {
         // Killed before it started: it never runs.
@@ -177,7 +178,7 @@ fn run_task<T>(f: impl FnOnce() -> T, slot: Rc<RefCell<Option<Result<T, JoinErro
             }
         })
     };
-    *slot.borrow_mut() = Some(outcome);
+    *task.result.borrow_mut() = Some(smallbox::smallbox!(outcome));
     task.state.set(TaskState::Done);
     // Locals may run user destructors; drop them while the greenlet still exists.
     let locals = std::mem::take(&mut *task.locals.borrow_mut());
@@ -246,8 +247,9 @@ where
 /// std::thread::spawn(move || h.join());
 /// ```
 pub struct JoinHandle<T> {
+    /// The task, which holds the result once it finishes.
     task: Rc<Task>,
-    result: Rc<RefCell<Option<Result<T, JoinError>>>>,
+    _result: PhantomData<T>,
 }
 
 /// What a join waits on, for deadlock reports.
@@ -271,7 +273,10 @@ impl<T> JoinHandle<T> {
     ///
     /// If called from the greenlet itself (it would wait forever).
     #[track_caller]
-    pub fn join(self) -> Result<T, JoinError> {
+    pub fn join(self) -> Result<T, JoinError>
+    where
+        T: 'static,
+    {
         self.wait_until(None);
         self.take()
     }
@@ -279,7 +284,10 @@ impl<T> JoinHandle<T> {
     /// Like [`join`](Self::join), giving up after `timeout`; the handle comes back in
     /// [`JoinTimeoutError::Elapsed`].
     #[track_caller]
-    pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinTimeoutError<T>> {
+    pub fn join_timeout(self, timeout: Duration) -> Result<T, JoinTimeoutError<T>>
+    where
+        T: 'static,
+    {
         if self.wait_until(deadline_after(timeout)) {
             self.take().map_err(JoinTimeoutError::Join)
         } else {
@@ -313,11 +321,20 @@ impl<T> JoinHandle<T> {
         true
     }
 
-    fn take(self) -> Result<T, JoinError> {
-        self.result
+    fn take(self) -> Result<T, JoinError>
+    where
+        T: 'static,
+    {
+        let result = self
+            .task
+            .result
             .borrow_mut()
             .take()
-            .expect("a finished greenlet stored its result")
+            .expect("a finished greenlet stored its result");
+        match result.downcast::<Result<T, JoinError>>() {
+            Ok(result) => result.into_inner(),
+            Err(_) => unreachable!("a JoinHandle<T>'s task stores a Result<T, JoinError>"),
+        }
     }
 
     #[track_caller]
@@ -374,7 +391,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
 
 /// Joins every handle, in order (gevent's `joinall`).
 #[track_caller]
-pub fn joinall<T>(handles: impl IntoIterator<Item = JoinHandle<T>>) -> Vec<Result<T, JoinError>> {
+pub fn joinall<T: 'static>(
+    handles: impl IntoIterator<Item = JoinHandle<T>>,
+) -> Vec<Result<T, JoinError>> {
     handles.into_iter().map(JoinHandle::join).collect()
 }
 

@@ -77,7 +77,14 @@ pub(crate) struct Task {
     pub(crate) key: Cell<usize>,
     /// `Local` values, by `Local` id; dropped when the task finishes.
     pub(crate) locals: RefCell<Locals>,
+    /// What its function came to, a `Result<T, JoinError>` for the `JoinHandle<T>` to
+    /// take: inline when it fits four words (most results do), so a spawn allocates no
+    /// separate result slot.
+    pub(crate) result: RefCell<Option<TaskResult>>,
 }
+
+/// A finished task's `Result<T, JoinError>`, type-erased for the untyped task record.
+pub(crate) type TaskResult = smallbox::SmallBox<dyn Any, smallbox::space::S4>;
 
 /// A greenlet's `Local` values by `Local` id. A greenlet holds a handful at most, so a
 /// vector searched in place beats a hash map, and an empty one costs nothing to make
@@ -136,6 +143,7 @@ impl Task {
             joiners: WaitQueue::new(),
             key: Cell::new(usize::MAX),
             locals: RefCell::new(Locals::default()),
+            result: RefCell::new(None),
         }
     }
 

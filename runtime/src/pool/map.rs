@@ -278,7 +278,7 @@ impl<It: Iterator, R> Drop for Feed<It, R> {
 /// A job the caller waits for; killed if the caller stops waiting (unwinds).
 pub(super) struct KillOnDrop<T>(Option<JoinHandle<T>>);
 
-impl<T> KillOnDrop<T> {
+impl<T: 'static> KillOnDrop<T> {
     pub(super) fn new(handle: JoinHandle<T>) -> Self {
         KillOnDrop(Some(handle))
     }

@@ -56,7 +56,7 @@ pub fn spawn_recorders(
     (order, handles)
 }
 
-pub fn assert_killed<T>(h: JoinHandle<T>) {
+pub fn assert_killed<T: 'static>(h: JoinHandle<T>) {
     assert!(matches!(h.join(), Err(JoinError::Killed)));
 }
 
