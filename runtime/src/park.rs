@@ -67,6 +67,7 @@ pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
 /// reports and `greenlets()`.
 ///
 /// An interrupt already pending is returned at once, without parking.
+#[inline]
 #[track_caller]
 pub(crate) fn park(
     on: &dyn Describe,
@@ -76,6 +77,7 @@ pub(crate) fn park(
     hub::with(|hub| hub.with_current_task(|task| park_on(hub, task, on, deadline, register)))
 }
 
+#[inline]
 #[track_caller]
 fn park_on(
     hub: &Hub,
@@ -262,6 +264,7 @@ impl WaitQueue {
     }
 
     /// Adds a waiter without parking (for waits on several queues at once).
+    #[inline]
     pub(crate) fn push(&self, token: WaitToken) {
         self.waiters.borrow_mut().push(token);
         self.len.set(self.len.get() + 1);
@@ -358,6 +361,7 @@ impl<T> SlotQueue<T> {
     /// [`wake_all`](Self::wake_all)), the deadline passes, or an interrupt arrives.
     /// The caller looks at its slot afterwards: what a server put there or took from
     /// there has happened, even if this returns an interrupt that arrived later.
+    #[inline]
     pub(crate) fn wait(
         &self,
         slot: &Cell<Option<T>>,
