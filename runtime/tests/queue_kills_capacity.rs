@@ -57,6 +57,27 @@ fn an_item_handed_to_a_getter_killed_before_it_runs_is_not_lost() {
 }
 
 #[test]
+fn a_priority_wake_up_consumed_by_a_killed_getter_passes_to_the_next() {
+    // Priority (and LIFO) getters are woken, not handed an item: one killed after its
+    // wake-up must pass the wake-up on, or the item would sit while a getter sleeps.
+    let q = Rc::new(PriorityQueue::unbounded());
+    let first = spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    let second = spawn({
+        let q = q.clone();
+        move || q.get()
+    });
+    settle();
+    q.put(1).unwrap(); // stored, and `first` woken...
+    first.kill_nowait(); // ...which dies before it can take the item
+    assert!(matches!(first.join(), Err(JoinError::Killed)));
+    assert_eq!(second.join().unwrap(), Ok(1));
+    assert_eq!((q.len(), q.waiter_counts()), (0, (0, 0)));
+}
+
+#[test]
 fn killed_putter_drops_its_item_and_the_queue_stays_consistent() {
     let drops = Rc::new(Cell::new(0));
     let q = Rc::new(Queue::new(1));
