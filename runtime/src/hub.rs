@@ -29,6 +29,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
+use std::mem::ManuallyDrop;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,9 +81,23 @@ thread_local! {
 #[inline]
 #[track_caller]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    f(get())
+}
+
+/// This thread's hub, creating it on first use: what [`with`] does, for the blocking
+/// paths. A closure handed to `with` may be outlined by LLVM, and every frame between
+/// a blocking call and its switch costs a mispredicted return when the greenlet is
+/// resumed (the return-stack buffer holds the resumer's calls, not ours), so `park`
+/// and `yield_now` use this and stay one frame.
+///
+/// The reference is only for the caller's own frame: the hub lives until its thread
+/// exits, which no frame of the thread outlives.
+#[inline(always)]
+#[track_caller]
+pub(crate) fn get() -> &'static Hub {
     match existing() {
-        Some(hub) => f(hub),
-        None => f(first_use()),
+        Some(hub) => hub,
+        None => first_use(),
     }
 }
 
@@ -174,30 +189,28 @@ impl Hub {
     #[inline]
     #[track_caller]
     pub(crate) fn current_task(&self) -> Rc<Task> {
-        match Task::current_borrowed() {
-            Some(task) => Rc::clone(&task),
-            None => self.adopt_current(),
-        }
+        Rc::clone(&self.current_task_borrowed())
     }
 
-    /// Runs `f` with the task of the running greenlet (adopted if need be), without
-    /// taking a reference to it.
+    /// The task of the running greenlet (adopted if need be), borrowed as
+    /// [`Task::current_borrowed`] hands it out: for the caller's own frame, within the
+    /// greenlet's own blocking call.
     ///
     /// # Panics
     ///
     /// When called from the hub itself.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
-    pub(crate) fn with_current_task<R>(&self, f: impl FnOnce(&Rc<Task>) -> R) -> R {
+    pub(crate) fn current_task_borrowed(&self) -> ManuallyDrop<Rc<Task>> {
         match Task::current_borrowed() {
-            Some(task) => f(&task),
-            None => f(&self.adopt_current()),
+            Some(task) => task,
+            None => self.adopt_current(),
         }
     }
 
     #[cold]
     #[track_caller]
-    fn adopt_current(&self) -> Rc<Task> {
+    fn adopt_current(&self) -> ManuallyDrop<Rc<Task>> {
         let g = greenlet::current();
         assert!(
             !g.ptr_eq(&self.greenlet),
@@ -207,7 +220,9 @@ impl Hub {
         let task = Rc::new(Task::new(g, None));
         self.register(&task);
         task.attach();
-        task
+        // The greenlet's context (set by `attach`) owns the task from here on, as for
+        // a spawned one: hand it out borrowed.
+        ManuallyDrop::new(task)
     }
 
     pub(crate) fn register(&self, task: &Rc<Task>) {

@@ -67,17 +67,21 @@ pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
 /// reports and `greenlets()`.
 ///
 /// An interrupt already pending is returned at once, without parking.
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub(crate) fn park(
     on: &dyn Describe,
     deadline: Option<Instant>,
     register: impl FnOnce(WaitToken),
 ) -> Result<Wake, Interrupt> {
-    hub::with(|hub| hub.with_current_task(|task| park_on(hub, task, on, deadline, register)))
+    // No closures: LLVM may outline one, and a frame between the blocking call and
+    // its switch costs a mispredicted return on every resume (see `hub::get`).
+    let hub = hub::get();
+    let task = hub.current_task_borrowed();
+    park_on(hub, &task, on, deadline, register)
 }
 
-#[inline]
+#[inline(always)]
 #[track_caller]
 fn park_on(
     hub: &Hub,
@@ -142,6 +146,7 @@ pub(crate) fn raise(interrupt: Interrupt) -> ! {
 }
 
 /// [`park`], unwinding on interrupts.
+#[inline(always)]
 #[track_caller]
 pub(crate) fn park_or_raise(
     on: &dyn Describe,
@@ -231,6 +236,7 @@ impl WaitQueue {
     /// Parks until notified, the deadline passes, or an interrupt arrives. On
     /// anything but a notification the entry is removed; a notification consumed by a
     /// wait that is then interrupted is passed on to the next waiter, so none is lost.
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
         on: &dyn Describe,
@@ -253,6 +259,7 @@ impl WaitQueue {
     }
 
     /// Like [`wait`](Self::wait), unwinding on interrupts.
+    #[inline(always)]
     pub(crate) fn wait_or_raise(&self, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
         self.wait(on, deadline).unwrap_or_else(|i| raise(i))
     }
@@ -361,7 +368,7 @@ impl<T> SlotQueue<T> {
     /// [`wake_all`](Self::wake_all)), the deadline passes, or an interrupt arrives.
     /// The caller looks at its slot afterwards: what a server put there or took from
     /// there has happened, even if this returns an interrupt that arrived later.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
         slot: &Cell<Option<T>>,

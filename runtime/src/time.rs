@@ -1,5 +1,6 @@
 //! Sleeping and yielding.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub;
@@ -72,18 +73,18 @@ fn sleep_until_deadline(deadline: Option<Instant>) {
 /// `sleep(0)`). It is a blocking point: a pending kill or timeout is delivered here.
 #[track_caller]
 pub fn yield_now() {
-    hub::with(|hub| {
-        hub.with_current_task(|task| {
-            if let Some(interrupt) = task.pending_interrupt() {
-                raise(interrupt);
-            }
-            task.state.set(TaskState::Ready);
-            hub.schedule(task.clone());
-            hub.switch_to_hub();
-            task.state.set(TaskState::Running);
-            if let Some(interrupt) = task.pending_interrupt() {
-                raise(interrupt);
-            }
-        })
-    });
+    // Straight-line, no closures: one frame between the caller and the switch (see
+    // `hub::get`).
+    let hub = hub::get();
+    let task = hub.current_task_borrowed();
+    if let Some(interrupt) = task.pending_interrupt() {
+        raise(interrupt);
+    }
+    task.state.set(TaskState::Ready);
+    hub.schedule(Rc::clone(&task));
+    hub.switch_to_hub();
+    task.state.set(TaskState::Running);
+    if let Some(interrupt) = task.pending_interrupt() {
+        raise(interrupt);
+    }
 }
