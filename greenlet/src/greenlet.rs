@@ -44,6 +44,10 @@ pub(crate) struct Inner {
     pub(crate) parent: RefCell<Option<Greenlet>>,
     /// The payload of the switch aimed at this greenlet, until it takes it.
     pub(crate) inbox: Cell<Option<Payload>>,
+    /// Its place in the resume chain when it was last resumed: main is 0, a greenlet
+    /// resumed by one at depth `d` is at `d + 1` (see the `switch` module). Only
+    /// meaningful while it is on the chain.
+    pub(crate) depth: Cell<u32>,
     /// Number of live `Greenlet` handles (internal `Rc`s on stacks are not counted).
     handles: Cell<usize>,
     /// Set once an abandoned greenlet was sent `GreenletExit`.
@@ -117,6 +121,7 @@ impl Greenlet {
             coroutine: UnsafeCell::new(None),
             yielder: Cell::new(std::ptr::null()),
             inbox: Cell::new(None),
+            depth: Cell::new(0),
             parent: RefCell::new(None),
             handles: Cell::new(0),
             killing: Cell::new(false),
@@ -290,6 +295,26 @@ impl Greenlet {
         self.0.tag.set(tag);
     }
 
+    /// Whether switching to this greenlet from the running one is a single corosensei
+    /// switch that leaves the resume chain (see the `switch` module) at most
+    /// `max_depth` greenlets above the thread's main greenlet: this greenlet resumed
+    /// the running one (a switch to it is one `suspend`), or it is suspended or
+    /// unstarted and the running one is less than `max_depth` deep (one `resume`).
+    ///
+    /// A scheduler uses this to switch from one of its greenlets straight to the next
+    /// when that is cheap and through its own loop otherwise, so the chain, which a
+    /// switch further down has to walk, stays short.
+    #[inline]
+    pub fn is_one_switch_away(&self, max_depth: u32) -> bool {
+        // SAFETY: the running greenlet is alive while it runs (see `thread::current_ptr`).
+        let depth = unsafe { (*thread::current_ptr()).depth.get() };
+        match self.0.state.get() {
+            State::Resuming => self.0.depth.get() + 1 == depth,
+            State::Suspended | State::Unstarted => depth < max_depth,
+            State::Running | State::Dead => false,
+        }
+    }
+
     /// Whether two handles name the same greenlet.
     pub fn ptr_eq(&self, other: &Greenlet) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
@@ -447,6 +472,7 @@ impl Builder {
             coroutine: UnsafeCell::new(Some(switch::new_coroutine(stack, f))),
             yielder: Cell::new(std::ptr::null()),
             inbox: Cell::new(None),
+            depth: Cell::new(0),
             parent: RefCell::new(Some(parent)),
             handles: Cell::new(0),
             killing: Cell::new(false),

@@ -221,6 +221,7 @@ unsafe fn resume(cur: &Inner, target: &Inner) -> Transfer {
     };
     cur.state.set(State::Resuming);
     target.state.set(State::Running);
+    target.depth.set(cur.depth.get() + 1);
     thread::set_current(target);
     let result = coroutine.resume(());
     thread::set_current(cur);

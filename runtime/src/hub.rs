@@ -47,6 +47,12 @@ use crate::timer::{Action, Timers};
 /// Greenlet runs between two maintenance passes while the run queue stays busy.
 pub const MAINTENANCE_INTERVAL: u32 = 61;
 
+/// How deep the resume chain may get through direct switches between tasks (main is
+/// 0, the hub it resumes 1, a task the hub runs 2): a task the hub runs may resume
+/// one more directly. A switch to a greenlet further down the chain walks it, one
+/// corosensei switch per level, so the chain is kept this short.
+const DIRECT_DEPTH: u32 = 3;
+
 /// The value the hub is switched with when its thread exits: stop the loop.
 struct HubStop;
 
@@ -176,7 +182,10 @@ impl Hub {
             events: RefCell::new(Events::with_capacity(1024)),
             io: RefCell::new(crate::io::IoTable::default()),
             remote: Arc::new(remote),
-            runs_since_maintenance: Cell::new(0),
+            // "Maintenance due" from the start: the first switch away from a greenlet
+            // goes through the hub loop, which starts the hub greenlet before any task
+            // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
+            runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
         }
     }
 
@@ -243,11 +252,41 @@ impl Hub {
         self.ready.push(task);
     }
 
-    /// Switches from the current greenlet to the hub; returns when someone makes the
-    /// current greenlet run again.
-    #[inline]
-    pub(crate) fn switch_to_hub(&self) {
-        self.greenlet.switch(());
+    /// Leaves the running greenlet, which has just parked itself or queued itself
+    /// again, for the next ready one; returns when someone makes it run again.
+    ///
+    /// The next greenlet is switched to directly when that is a single corosensei
+    /// switch (see [`Greenlet::is_one_switch_away`]): a task handing off to the one
+    /// that resumed it, or resuming a parked one while the resume chain is shallow.
+    /// Otherwise, when nothing is ready, or when maintenance is due, it goes through
+    /// the hub loop. Either way the next greenlet is the front of the run queue, so
+    /// the order is the same; the direct switch saves the hub's half of the trip.
+    #[inline(always)]
+    pub(crate) fn switch_away(&self) {
+        let next = self.take_direct();
+        let to = match &next {
+            Some(task) => &task.greenlet,
+            None => &self.greenlet,
+        };
+        // One switch site, so the blocking call that inlines this stays small.
+        to.switch(());
+        drop(next);
+    }
+
+    /// The front of the run queue, taken and marked running, if it can be switched to
+    /// directly now (see [`switch_away`](Self::switch_away)).
+    #[inline(always)]
+    fn take_direct(&self) -> Option<Rc<Task>> {
+        let runs = self.runs_since_maintenance.get();
+        if runs >= MAINTENANCE_INTERVAL {
+            return None;
+        }
+        let task = self.ready.pop_if(|task| {
+            task.state.get() == TaskState::Ready && task.greenlet.is_one_switch_away(DIRECT_DEPTH)
+        })?;
+        task.state.set(TaskState::Running);
+        self.runs_since_maintenance.set(runs + 1);
+        Some(task)
     }
 
     /// Snapshot of the registered tasks.
@@ -271,7 +310,9 @@ impl Hub {
     /// Runs the greenlets that are ready now. Returns `false` if the hub must stop.
     fn run_ready(&self) -> bool {
         let mut budget = self.ready.len();
-        while budget > 0 {
+        // Direct switches between tasks (`switch_away`) count runs too: once
+        // maintenance is due, the turn ends early.
+        while budget > 0 && self.runs_since_maintenance.get() < MAINTENANCE_INTERVAL {
             budget -= 1;
             let Some(task) = self.ready.pop() else {
                 break;

@@ -111,7 +111,7 @@ fn park_on(
     task.waiting_on.set(Some(on));
     let clear = ClearWaitingOn(task);
     task.state.set(TaskState::Blocked);
-    hub.switch_to_hub();
+    hub.switch_away();
     drop(clear);
     task.state.set(TaskState::Running);
     let why = task.woken_by.get();

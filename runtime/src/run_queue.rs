@@ -56,6 +56,31 @@ impl RunQueue {
         self.len.set(len + 1);
     }
 
+    /// Takes the task at the front if `wanted` says so; otherwise it stays at the front.
+    #[inline]
+    pub(crate) fn pop_if(&self, wanted: impl FnOnce(&Task) -> bool) -> Option<Rc<Task>> {
+        let task = self.pop()?;
+        if wanted(&task) {
+            return Some(task);
+        }
+        self.push_front(task);
+        None
+    }
+
+    /// Puts `task` back at the front.
+    #[cold]
+    fn push_front(&self, task: Rc<Task>) {
+        // SAFETY: as in `push`.
+        let slots = unsafe { &mut *self.slots.get() };
+        if self.len.get() == slots.len() {
+            self.grow(slots);
+        }
+        let head = self.head.get().wrapping_sub(1) & (slots.len() - 1);
+        slots[head] = Rc::into_raw(task);
+        self.head.set(head);
+        self.len.set(self.len.get() + 1);
+    }
+
     /// Takes the task at the front.
     #[inline]
     pub(crate) fn pop(&self) -> Option<Rc<Task>> {
