@@ -4,6 +4,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -204,17 +205,20 @@ impl Greenlet {
                 greenlet: self.to_string(),
             });
         }
-        let mut p = Some(parent.clone());
+        // Walk the ancestry without making handles (a handle's drop has work to do).
+        let mut p = Some(Rc::clone(&parent.0));
         while let Some(g) = p {
-            if Rc::ptr_eq(&g.0, &self.0) {
+            if Rc::ptr_eq(&g, &self.0) {
                 return Err(ParentError::Cycle {
                     greenlet: self.to_string(),
                     parent: parent.to_string(),
                 });
             }
-            p = g.parent();
+            p = g.parent.borrow().as_ref().map(|up| Rc::clone(&up.0));
         }
-        *self.0.parent.borrow_mut() = Some(parent.clone());
+        let old = self.0.parent.replace(Some(parent.clone()));
+        // Dropped after the borrow ends: a last handle's drop may switch.
+        drop(old);
         Ok(())
     }
 
@@ -466,21 +470,28 @@ impl Builder {
             None => crate::current(),
         };
         let stack_bounds = (stack.guard_start(), stack.guard_end(), stack.size());
-        let inner = Rc::new(Inner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            state: Cell::new(State::Unstarted),
-            coroutine: UnsafeCell::new(Some(switch::new_coroutine(stack, f))),
-            yielder: Cell::new(std::ptr::null()),
-            inbox: Cell::new(None),
-            depth: Cell::new(0),
-            parent: RefCell::new(Some(parent)),
-            handles: Cell::new(0),
-            killing: Cell::new(false),
-            name: RefCell::new(self.name.map(Rc::from)),
-            stack_bounds,
-            context: RefCell::new(None),
-            tag: Cell::new(0),
-        });
+        // Built in place: `Rc::new(Inner { .. })` would build it on the stack and copy it
+        // into the allocation, a `memcpy` per greenlet.
+        let mut inner = Rc::new(MaybeUninit::<Inner>::uninit());
+        Rc::get_mut(&mut inner)
+            .expect("a new Rc has no other reference")
+            .write(Inner {
+                id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+                state: Cell::new(State::Unstarted),
+                coroutine: UnsafeCell::new(Some(switch::new_coroutine(stack, f))),
+                yielder: Cell::new(std::ptr::null()),
+                inbox: Cell::new(None),
+                depth: Cell::new(0),
+                parent: RefCell::new(Some(parent)),
+                handles: Cell::new(0),
+                killing: Cell::new(false),
+                name: RefCell::new(self.name.map(Rc::from)),
+                stack_bounds,
+                context: RefCell::new(None),
+                tag: Cell::new(0),
+            });
+        // SAFETY: written just above.
+        let inner = unsafe { inner.assume_init() };
         Ok(Greenlet::from_inner(inner))
     }
 }

@@ -226,7 +226,7 @@ impl Hub {
             "greenweave: a blocking call was made from inside the hub (e.g. in a Drop run by the hub); \
              the hub must never block: move the call into a spawned greenlet"
         );
-        let task = Rc::new(Task::new(g, None));
+        let task = Task::new_rc(g, None);
         self.register(&task);
         task.attach();
         // The greenlet's context (set by `attach`) owns the task from here on, as for
@@ -277,16 +277,39 @@ impl Hub {
     /// directly now (see [`switch_away`](Self::switch_away)).
     #[inline(always)]
     fn take_direct(&self) -> Option<Rc<Task>> {
+        self.take_front_if(|task| task.greenlet.is_one_switch_away(DIRECT_DEPTH))
+    }
+
+    /// The front of the run queue, taken and marked running, if it is ready, no
+    /// maintenance is due, and `cheap` says switching to it is.
+    #[inline(always)]
+    fn take_front_if(&self, cheap: impl FnOnce(&Task) -> bool) -> Option<Rc<Task>> {
         let runs = self.runs_since_maintenance.get();
         if runs >= MAINTENANCE_INTERVAL {
             return None;
         }
-        let task = self.ready.pop_if(|task| {
-            task.state.get() == TaskState::Ready && task.greenlet.is_one_switch_away(DIRECT_DEPTH)
-        })?;
+        let task = self
+            .ready
+            .pop_if(|task| task.state.get() == TaskState::Ready && cheap(task))?;
         task.state.set(TaskState::Running);
         self.runs_since_maintenance.set(runs + 1);
         Some(task)
+    }
+
+    /// Called by a finishing task's greenlet as the last thing it does: if the next
+    /// ready greenlet is the one that resumed it (typically a spawner parked in
+    /// `join`), makes that its parent, so the greenlet's return goes straight there:
+    /// one switch instead of three (to the hub, and from the hub on). Otherwise the
+    /// return goes to the hub as usual.
+    pub(crate) fn finish_into_next(&self, finishing: &Greenlet) {
+        // A task whose greenlet descends from the finishing one (a raw child greenlet
+        // adopted as a task) cannot become its parent: that one stays queued.
+        let next = self.take_front_if(|task| {
+            task.greenlet.is_one_switch_away(0) && finishing.set_parent(&task.greenlet).is_ok()
+        });
+        // The new parent is on the resume chain right below us, which keeps it alive
+        // until our return reaches it (the greenlet crate's invariant 6).
+        drop(next);
     }
 
     /// Snapshot of the registered tasks.

@@ -150,7 +150,7 @@ impl Builder {
                 builder = builder.stack_size(size);
             }
             let g = builder.try_build(move |_| run_task(f))?;
-            let task = Rc::new(Task::new(g, Some(location)));
+            let task = Task::new_rc(g, Some(location));
             task.attach();
             hub.register(&task);
             hub.schedule(task.clone());
@@ -183,10 +183,12 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     // Locals may run user destructors; drop them while the greenlet still exists.
     let locals = std::mem::take(&mut *task.locals.borrow_mut());
     drop(locals);
-    hub::with(|hub| hub.unregister(&task));
+    let hub = hub::get();
+    hub.unregister(&task);
     task.joiners.notify_all();
     // Break the greenlet -> task -> greenlet cycle.
     task.detach();
+    hub.finish_into_next(&task.greenlet);
 }
 
 /// Asks `task` to die at its next blocking point (waking it if it is blocked); nothing
