@@ -40,7 +40,7 @@ fn spawned_greenlet_line() -> Option<String> {
     if !greenlet::thread_alive() {
         return None;
     }
-    let task = greenlet::current().context()?.downcast::<Task>().ok()?;
+    let task = Task::current_borrowed()?;
     let at = task.location?;
-    Some(format!("in {task}, spawned at {at}:"))
+    Some(format!("in {}, spawned at {at}:", &**task))
 }

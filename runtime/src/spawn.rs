@@ -151,7 +151,7 @@ impl Builder {
             }
             let g = builder.try_build(move |_| run_task(f))?;
             let task = Task::new_rc(g, Some(location));
-            task.attach();
+            task.attach_spawned();
             hub.register(&task);
             hub.schedule(task.clone());
             Ok(JoinHandle {

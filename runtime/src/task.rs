@@ -168,9 +168,9 @@ impl Task {
         self.greenlet.id()
     }
 
-    /// Makes `self` the task of its greenlet: its context owns the task (until
-    /// [`detach`](Self::detach)) and its tag holds the task's address for
-    /// [`of_current`](Self::of_current).
+    /// Makes `self` the task of a greenlet the runtime adopted (the thread's main
+    /// greenlet, a raw one): its context owns the task (until [`detach`](Self::detach))
+    /// and its tag holds the task's address for [`current_borrowed`](Self::current_borrowed).
     pub(crate) fn attach(self: &Rc<Task>) {
         self.greenlet.set_context(Some(self.clone()));
         // SAFETY: we are the runtime the tag belongs to; the context just set owns the
@@ -178,12 +178,25 @@ impl Task {
         unsafe { self.greenlet.set_tag(Rc::as_ptr(self) as usize) };
     }
 
-    /// Undoes [`attach`](Self::attach) (breaking the greenlet -> task -> greenlet
-    /// cycle when the task finishes).
+    /// Makes `self` the task of the greenlet the runtime spawned for it: only its tag
+    /// is set. No context is needed to keep the task alive: the hub's registry owns it
+    /// from the spawn until its body (`run_task`, which holds its own reference while
+    /// it runs) unregisters it and calls [`detach`](Self::detach) at the very end.
+    pub(crate) fn attach_spawned(self: &Rc<Task>) {
+        // SAFETY: we are the runtime the tag belongs to; the registry and then the
+        // greenlet's body own the task until the body clears the tag (see above).
+        unsafe { self.greenlet.set_tag(Rc::as_ptr(self) as usize) };
+    }
+
+    /// Undoes [`attach`](Self::attach) or [`attach_spawned`](Self::attach_spawned)
+    /// (breaking the greenlet -> task -> greenlet cycle when the task finishes).
     pub(crate) fn detach(&self) {
         // SAFETY: a zero tag points at nothing.
         unsafe { self.greenlet.set_tag(0) };
-        self.greenlet.set_context(None);
+        if self.location.is_none() {
+            // Adopted: its context owned it.
+            self.greenlet.set_context(None);
+        }
     }
 
     /// The task of the running greenlet, if it has one, *borrowed*: one thread-local
