@@ -56,10 +56,17 @@ impl WaitToken {
 /// Moves a blocked task to the run queue, ending its current wait.
 #[inline]
 pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
+    make_ready_owned(Rc::clone(task), why);
+}
+
+/// [`make_ready`] with a reference the caller gives up (a woken token's), which the
+/// run queue takes over instead of making its own.
+#[inline]
+fn make_ready_owned(task: Rc<Task>, why: Wake) {
     task.generation.set(task.generation.get() + 1);
     task.woken_by.set(why);
     task.state.set(TaskState::Ready);
-    hub::with(|hub| hub.schedule(task.clone()));
+    hub::get().schedule(task);
 }
 
 /// Parks the current greenlet until a token handed to `register` is woken, the
@@ -308,7 +315,7 @@ impl WaitQueue {
     pub(crate) fn notify_one(&self) -> bool {
         match self.pop_live() {
             Some(token) => {
-                make_ready(&token.task, Wake::Notified);
+                make_ready_owned(token.task, Wake::Notified);
                 true
             }
             None => false,
@@ -322,7 +329,7 @@ impl WaitQueue {
             let Some(token) = self.pop_live() else {
                 return woken;
             };
-            make_ready(&token.task, Wake::Notified);
+            make_ready_owned(token.task, Wake::Notified);
             woken += 1;
         }
     }
@@ -403,7 +410,7 @@ impl<T> SlotQueue<T> {
         // on this queue that pushed it (a wait's end bumps the generation), which set
         // `wait_slot` to a slot of its own frame, of this queue's `T`.
         serve(unsafe { &*slot });
-        make_ready(&token.task, Wake::Notified);
+        make_ready_owned(token.task, Wake::Notified);
         true
     }
 

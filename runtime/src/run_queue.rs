@@ -57,7 +57,7 @@ impl RunQueue {
     }
 
     /// Takes the task at the front if `wanted` says so; otherwise it stays at the front.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_if(&self, wanted: impl FnOnce(&Task) -> bool) -> Option<Rc<Task>> {
         let task = self.pop()?;
         if wanted(&task) {
