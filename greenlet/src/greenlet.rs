@@ -205,16 +205,23 @@ impl Greenlet {
                 greenlet: self.to_string(),
             });
         }
-        // Walk the ancestry without making handles (a handle's drop has work to do).
-        let mut p = Some(Rc::clone(&parent.0));
-        while let Some(g) = p {
-            if Rc::ptr_eq(&g, &self.0) {
+        // Walk the ancestry by address: no handles or reference counts to make and drop.
+        let mut p: *const Inner = Rc::as_ptr(&parent.0);
+        loop {
+            if std::ptr::eq(p, Rc::as_ptr(&self.0)) {
                 return Err(ParentError::Cycle {
                     greenlet: self.to_string(),
                     parent: parent.to_string(),
                 });
             }
-            p = g.parent.borrow().as_ref().map(|up| Rc::clone(&up.0));
+            // SAFETY: `p` is `parent` or one of its ancestors, each held by the parent
+            // link below it, starting from the handle we borrow; nothing in this loop
+            // changes a parent link.
+            let up = unsafe { &*p }.parent.borrow().as_ref().map(|g| Rc::as_ptr(&g.0));
+            match up {
+                Some(up) => p = up,
+                None => break,
+            }
         }
         let old = self.0.parent.replace(Some(parent.clone()));
         // Dropped after the borrow ends: a last handle's drop may switch.
