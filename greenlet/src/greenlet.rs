@@ -217,7 +217,11 @@ impl Greenlet {
             // SAFETY: `p` is `parent` or one of its ancestors, each held by the parent
             // link below it, starting from the handle we borrow; nothing in this loop
             // changes a parent link.
-            let up = unsafe { &*p }.parent.borrow().as_ref().map(|g| Rc::as_ptr(&g.0));
+            let up = unsafe { &*p }
+                .parent
+                .borrow()
+                .as_ref()
+                .map(|g| Rc::as_ptr(&g.0));
             match up {
                 Some(up) => p = up,
                 None => break,

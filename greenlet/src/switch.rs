@@ -43,6 +43,11 @@
 //!    finished greenlet's parent links, and the finished greenlet by its resumer.
 //!    Whoever receives a transfer for someone else takes a strong reference before
 //!    letting anything else go.
+//! 7. A greenlet on the chain knows its depth: main is 0 and `resume` gives its target
+//!    the resumer's depth plus one. The chain holds one greenlet per depth, so the
+//!    `Resuming` greenlet one below the running one's depth is the one that resumed
+//!    it (`Greenlet::is_one_switch_away` relies on this). Off the chain the depth is
+//!    stale and unused.
 //!
 //! # Cost
 //!

@@ -1,10 +1,19 @@
 //! The per-thread hub: run queue, timers, the mio reactor and the cross-thread
 //! injector, driven from a greenlet of its own.
 //!
-//! A greenlet that blocks parks itself (see `park`) and switches to the hub; the hub
-//! runs ready greenlets, fires timers, polls I/O and wakes whoever can continue. The
+//! A greenlet that blocks parks itself (see `park`) and switches away; the hub runs
+//! ready greenlets, fires timers, polls I/O and wakes whoever can continue. The
 //! thread's main greenlet is an ordinary client of the hub: blocking in `main` just
-//! switches to the hub like any other greenlet, so no `run()` or `block_on()` is needed.
+//! switches away like any other greenlet, so no `run()` or `block_on()` is needed.
+//!
+//! # Direct switches
+//!
+//! Switching away goes straight to the front of the run queue when that costs one
+//! corosensei switch (the greenlet that resumed the blocking one, or a parked one
+//! while the resume chain is shallow; see [`Hub::switch_away`]), and through the hub
+//! greenlet otherwise. Both take the same greenlet next, so the order is the run
+//! queue's; the direct switch saves the hub's half of the trip. Direct runs count
+//! toward the maintenance interval below, so timers and I/O are looked at as often.
 //!
 //! # Turns
 //!
@@ -252,18 +261,26 @@ impl Hub {
         self.ready.push(task);
     }
 
-    /// Leaves the running greenlet, which has just parked itself or queued itself
-    /// again, for the next ready one; returns when someone makes it run again.
+    /// Leaves the running greenlet, which has just parked itself or (`requeued`)
+    /// queued itself again, for the next ready one; returns when someone makes it run
+    /// again.
     ///
     /// The next greenlet is switched to directly when that is a single corosensei
     /// switch (see [`Greenlet::is_one_switch_away`]): a task handing off to the one
-    /// that resumed it, or resuming a parked one while the resume chain is shallow.
-    /// Otherwise, when nothing is ready, or when maintenance is due, it goes through
-    /// the hub loop. Either way the next greenlet is the front of the run queue, so
-    /// the order is the same; the direct switch saves the hub's half of the trip.
+    /// that resumed it, or, when it is the only other greenlet ready, resuming it while
+    /// the resume chain is shallow. Otherwise, when nothing is ready, or when
+    /// maintenance is due, it goes through the hub loop. Either way the next greenlet
+    /// is the front of the run queue, so the order is the same; the direct switch
+    /// saves the hub's half of the trip.
+    ///
+    /// Why only the only other one: with several ready, a direct resume puts the next
+    /// greenlet one level up the chain, and the one after it would have to walk back
+    /// down to the hub through it (two switches, where the hub loop's round robin
+    /// spends one per greenlet). Two greenlets handing off (ping-pong, `yield_now`
+    /// between two, a spawn and its join) are where the direct switch pays.
     #[inline(always)]
-    pub(crate) fn switch_away(&self) {
-        let next = self.take_direct();
+    pub(crate) fn switch_away(&self, requeued: bool) {
+        let next = self.take_direct(requeued);
         let to = match &next {
             Some(task) => &task.greenlet,
             None => &self.greenlet,
@@ -276,8 +293,11 @@ impl Hub {
     /// The front of the run queue, taken and marked running, if it can be switched to
     /// directly now (see [`switch_away`](Self::switch_away)).
     #[inline(always)]
-    fn take_direct(&self) -> Option<Rc<Task>> {
-        self.take_front_if(|task| task.greenlet.is_one_switch_away(DIRECT_DEPTH))
+    fn take_direct(&self, requeued: bool) -> Option<Rc<Task>> {
+        let others_ready = self.ready.len() - usize::from(requeued);
+        // A depth limit of 0 admits only the greenlet that resumed us.
+        let max_depth = if others_ready == 1 { DIRECT_DEPTH } else { 0 };
+        self.take_front_if(|task| task.greenlet.is_one_switch_away(max_depth))
     }
 
     /// The front of the run queue, taken and marked running, if it is ready, no

@@ -118,7 +118,7 @@ fn park_on(
     task.waiting_on.set(Some(on));
     let clear = ClearWaitingOn(task);
     task.state.set(TaskState::Blocked);
-    hub.switch_away();
+    hub.switch_away(false);
     drop(clear);
     task.state.set(TaskState::Running);
     let why = task.woken_by.get();

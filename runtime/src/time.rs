@@ -82,7 +82,7 @@ pub fn yield_now() {
     }
     task.state.set(TaskState::Ready);
     hub.schedule(Rc::clone(&task));
-    hub.switch_away();
+    hub.switch_away(true);
     task.state.set(TaskState::Running);
     if let Some(interrupt) = task.pending_interrupt() {
         raise(interrupt);

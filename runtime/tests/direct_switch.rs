@@ -249,12 +249,51 @@ fn ring(size: usize, hops: u64) -> u32 {
 
 #[test]
 fn a_ring_of_four_channels_passes_ten_thousand_hops_in_order() {
+    // With four greenlets ready in turn, the hub loop runs them round robin (a direct
+    // switch only pays between two): every one runs at depth 2 (main 0, hub 1) or,
+    // after a hand-off to the greenlet that resumed it, lower.
     let deepest = ring(4, 10_000);
-    // Through the hub alone (main 0, hub 1) a task runs at depth 2: depth 3 means tasks
-    // did resume each other directly.
+    assert!(deepest <= 3, "the resume chain grew to depth {deepest}");
+}
+
+#[test]
+fn two_greenlets_handing_off_resume_each_other_directly() {
+    // Two spawned greenlets ping-pong while main waits: the hub runs the first at depth
+    // 2, and from then on they hand off to each other without the hub (the second runs
+    // at depth 3, resumed by the first, which it then suspends back to).
+    let chans: Rc<[Channel<u32>; 2]> = Rc::new([Channel::new(), Channel::new()]);
+    let depths: Rc<RefCell<Vec<u32>>> = Rc::default();
+    let side = |me: usize| {
+        let (chans, depths) = (chans.clone(), depths.clone());
+        spawn(move || {
+            let probe = Greenlet::new(|_| ());
+            if me == 0 {
+                chans[1].put(0).unwrap();
+            }
+            loop {
+                let v = chans[me].get().unwrap();
+                depths.borrow_mut().push(chain_depth(&probe));
+                if v == 200 {
+                    return v; // the last hop
+                }
+                chans[1 - me].put(v + 1).unwrap();
+                if v + 1 == 200 {
+                    return v + 1; // handed over the last hop
+                }
+            }
+        })
+    };
+    let (a, b) = (side(0), side(1));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert_eq!((a, b), (200, 200), "every hop arrived");
+    let depths = depths.borrow();
     assert!(
-        deepest >= 3,
-        "no task was ever resumed directly by another (deepest task depth {deepest})"
+        depths.contains(&3),
+        "one greenlet resumed the other directly (depths {depths:?})"
+    );
+    assert!(
+        depths.iter().all(|&d| d <= 3),
+        "the chain stays short (depths {depths:?})"
     );
 }
 
@@ -265,10 +304,6 @@ fn a_ring_of_sixteen_keeps_the_resume_chain_short() {
     // and the task it runs, when a greenlet falls back to the hub from there) keeps it
     // far shorter.
     let deepest = ring(16, 1_600);
-    assert!(
-        deepest >= 3,
-        "no task was ever resumed directly by another (deepest task depth {deepest})"
-    );
     assert!(
         deepest <= 8,
         "the resume chain grew to depth {deepest} instead of falling back to the hub"
@@ -419,29 +454,36 @@ fn kill_unwinds_a_greenlet_parked_in_a_channel_get_while_others_ping_pong() {
 
 #[test]
 fn a_deadlock_reaches_main_after_greenlets_parked_one_on_top_of_another() {
-    // Main yields, so the parked greenlets resume one another directly and the hub ends
-    // up resumed on top of them; then main blocks too and nothing can ever wake anyone:
-    // the report must still reach main, through the chain.
+    // Each greenlet spawns the next and parks: with just that one ready, it resumes it
+    // directly, so they stack up on the resume chain, and the last one, with nothing
+    // ready, resumes the hub on top of them all. Then main blocks too and nothing can
+    // ever wake anyone: the report must still reach main, down through the chain.
     yield_now(); // the first switch goes through the hub, which starts it
-    let chans: Rc<Vec<Channel<u32>>> = Rc::new((0..4).map(|_| Channel::new()).collect());
+    let chans: Rc<Vec<Channel<u32>>> = Rc::new((0..3).map(|_| Channel::new()).collect());
     let depths: Rc<RefCell<Vec<u32>>> = Rc::default();
-    let parked: Vec<_> = (0..4)
-        .map(|i| {
-            let (chans, depths) = (chans.clone(), depths.clone());
-            Builder::new().name(format!("stuck {i}")).spawn(move || {
-                let probe = Greenlet::new(|_| ());
-                depths.borrow_mut().push(chain_depth(&probe));
-                chans[i].get()
-            })
+    let handles: Rc<RefCell<Vec<JoinHandle<GetResult>>>> = Rc::default();
+    fn stuck(
+        i: usize,
+        chans: Rc<Vec<Channel<u32>>>,
+        depths: Rc<RefCell<Vec<u32>>>,
+        handles: Rc<RefCell<Vec<JoinHandle<GetResult>>>>,
+    ) -> JoinHandle<GetResult> {
+        Builder::new().name(format!("stuck {i}")).spawn(move || {
+            let probe = Greenlet::new(|_| ());
+            depths.borrow_mut().push(chain_depth(&probe));
+            if i + 1 < chans.len() {
+                let next = stuck(i + 1, chans.clone(), depths, handles.clone());
+                handles.borrow_mut().push(next);
+            }
+            chans[i].get()
         })
-        .collect();
-    yield_now();
-    let deepest = depths.borrow().iter().copied().max();
-    assert!(
-        deepest > Some(3),
-        "precondition: the parked greenlets resumed one another and then the hub on top \
-         (depths {:?})",
-        depths.borrow()
+    }
+    let first = stuck(0, chans.clone(), depths.clone(), handles.clone());
+    let blocked = panic::catch_unwind(AssertUnwindSafe(|| first.wait()));
+    assert_eq!(
+        *depths.borrow(),
+        [1, 2, 3],
+        "precondition: each greenlet was resumed by the one before it"
     );
     for ch in chans.iter() {
         assert_eq!(
@@ -450,7 +492,6 @@ fn a_deadlock_reaches_main_after_greenlets_parked_one_on_top_of_another() {
             "every greenlet is parked in its get"
         );
     }
-    let blocked = panic::catch_unwind(AssertUnwindSafe(|| parked[0].wait()));
     let payload = blocked.expect_err("main's join of a greenlet nobody can wake must fail");
     let report = payload
         .downcast_ref::<String>()
@@ -458,12 +499,14 @@ fn a_deadlock_reaches_main_after_greenlets_parked_one_on_top_of_another() {
         .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_default();
     assert!(report.contains("deadlock"), "unexpected panic: {report}");
-    for i in 0..4 {
+    for i in 0..3 {
         assert!(
             report.contains(&format!("stuck {i}")),
             "stuck {i} is listed: {report}"
         );
     }
+    let mut parked = vec![first];
+    parked.extend(handles.borrow_mut().drain(..));
     for h in &parked {
         h.kill();
     }
