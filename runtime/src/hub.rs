@@ -467,7 +467,7 @@ impl Hub {
             .or(blocked.first());
         match victim {
             Some(task) => {
-                *task.deadlock.borrow_mut() = Some(report);
+                task.rare().deadlock = Some(report);
                 task.interrupted.set(true);
                 make_ready(task, Wake::Interrupted);
             }

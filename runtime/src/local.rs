@@ -185,7 +185,10 @@ impl<T: 'static> Local<T> {
                 std::any::type_name::<T>()
             );
         }
-        task.locals.borrow_mut().remove(&self.id());
+        let removed = task
+            .rare_if_made()
+            .and_then(|mut rare| rare.locals.remove(&self.id()));
+        drop(removed); // outside the borrow: it is a clone of `cell`, which we still hold
         let cell = Rc::try_unwrap(cell).unwrap_or_else(|_| unreachable!("only clone left"));
         Some(cell.into_inner())
     }
@@ -211,11 +214,15 @@ impl<T: 'static> Local<T> {
     fn cell(&self, create: bool) -> Option<Rc<RefCell<T>>> {
         let task = hub::current_task();
         let id = self.id();
-        if let Some(boxed) = task.locals.borrow().get(&id) {
+        let found = task.rare_if_made().and_then(|rare| {
+            let boxed = rare.locals.get(&id)?;
             let cell = boxed
                 .downcast_ref::<Rc<RefCell<T>>>()
                 .expect("a Local's id maps to its own type");
-            return Some(cell.clone());
+            Some(cell.clone())
+        });
+        if found.is_some() {
+            return found;
         }
         if !create {
             return None;
@@ -244,10 +251,7 @@ impl<T: 'static> Local<T> {
 
     fn insert_into(&self, task: &Rc<Task>, value: T) -> Rc<RefCell<T>> {
         let cell = Rc::new(RefCell::new(value));
-        let old = task
-            .locals
-            .borrow_mut()
-            .insert(self.id(), Box::new(cell.clone()));
+        let old = task.rare().locals.insert(self.id(), Box::new(cell.clone()));
         drop(old); // outside the borrow: a destructor may use other Locals
         if task.location.is_none() {
             drop_at_thread_exit(task);
@@ -272,7 +276,9 @@ struct AdoptedLocals(RefCell<Vec<Rc<Task>>>);
 impl Drop for AdoptedLocals {
     fn drop(&mut self) {
         for task in self.0.take() {
-            let values = std::mem::take(&mut *task.locals.borrow_mut());
+            let values = task
+                .rare_if_made()
+                .map(|mut rare| std::mem::take(&mut rare.locals));
             drop(values);
             // The hub leaks its tasks at thread exit for the same reason: dropping the
             // greenlet handle now could touch the greenlet layer's thread-locals, which

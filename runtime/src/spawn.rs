@@ -181,8 +181,7 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     *task.result.borrow_mut() = Some(smallbox::smallbox!(outcome));
     task.state.set(TaskState::Done);
     // Locals may run user destructors; drop them while the greenlet still exists.
-    let locals = std::mem::take(&mut *task.locals.borrow_mut());
-    drop(locals);
+    drop(task.take_rare());
     let hub = hub::get();
     hub.unregister(&task);
     task.joiners.notify_all();

@@ -1,7 +1,7 @@
 //! The runtime's record of one greenlet: identity, wait state, interrupts, locals.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::Location;
@@ -68,19 +68,29 @@ pub(crate) struct Task {
     /// report), so the common blocking path checks one flag; cleared when a check finds
     /// nothing.
     pub(crate) interrupted: Cell<bool>,
-    /// Ids of `Timeout`s that expired and are still to be delivered.
-    pub(crate) fired_timeouts: RefCell<Vec<u64>>,
-    pub(crate) deadlock: RefCell<Option<String>>,
     /// Greenlets waiting for this one to finish.
     pub(crate) joiners: WaitQueue,
     /// Key in the hub's registry while alive.
     pub(crate) key: Cell<usize>,
-    /// `Local` values, by `Local` id; dropped when the task finishes.
-    pub(crate) locals: RefCell<Locals>,
+    /// What most tasks never use (expired timeouts, a deadlock report, `Local`
+    /// values), made on first use: one word here instead of three containers to build
+    /// and drop on every spawn.
+    rare: RefCell<Option<Box<Rare>>>,
     /// What its function came to, a `Result<T, JoinError>` for the `JoinHandle<T>` to
     /// take: inline when it fits four words (most results do), so a spawn allocates no
     /// separate result slot.
     pub(crate) result: RefCell<Option<TaskResult>>,
+}
+
+/// The parts of a [`Task`] that most tasks never use.
+#[derive(Default)]
+pub(crate) struct Rare {
+    /// Ids of `Timeout`s that expired and are still to be delivered.
+    pub(crate) fired_timeouts: Vec<u64>,
+    /// The deadlock report to raise at the task's blocking call.
+    pub(crate) deadlock: Option<String>,
+    /// `Local` values, by `Local` id; dropped when the task finishes.
+    pub(crate) locals: Locals,
 }
 
 /// A finished task's `Result<T, JoinError>`, type-erased for the untyped task record.
@@ -139,11 +149,9 @@ impl Task {
             wait_slot: Cell::new(std::ptr::null()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
-            fired_timeouts: RefCell::new(Vec::new()),
-            deadlock: RefCell::new(None),
             joiners: WaitQueue::new(),
             key: Cell::new(usize::MAX),
-            locals: RefCell::new(Locals::default()),
+            rare: RefCell::new(None),
             result: RefCell::new(None),
         }
     }
@@ -232,17 +240,38 @@ impl Task {
     }
 
     fn find_interrupt(&self) -> Option<Interrupt> {
-        if let Some(report) = self.deadlock.borrow_mut().take() {
+        let deadlock = self
+            .rare_if_made()
+            .and_then(|mut rare| rare.deadlock.take());
+        if let Some(report) = deadlock {
             return Some(Interrupt::Deadlock(report));
         }
         if self.kill_requested.get() {
             return Some(Interrupt::Killed);
         }
-        self.fired_timeouts
-            .borrow()
+        let rare = self.rare_if_made()?;
+        rare.fired_timeouts
             .iter()
             .min()
             .map(|&id| Interrupt::TimedOut(id))
+    }
+
+    /// The task's [`Rare`] parts, made if need be.
+    pub(crate) fn rare(&self) -> RefMut<'_, Rare> {
+        RefMut::map(self.rare.borrow_mut(), |rare| {
+            &mut **rare.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// The task's [`Rare`] parts if they were ever made.
+    pub(crate) fn rare_if_made(&self) -> Option<RefMut<'_, Rare>> {
+        RefMut::filter_map(self.rare.borrow_mut(), |rare| rare.as_deref_mut()).ok()
+    }
+
+    /// Takes the [`Rare`] parts out (to drop them once the task is over, outside any
+    /// borrow: `Local` values may run user destructors).
+    pub(crate) fn take_rare(&self) -> Option<Box<Rare>> {
+        self.rare.borrow_mut().take()
     }
 
     /// One line about this task for reports: `greenlet 'name' (id 3) spawned at f.rs:1`.

@@ -84,14 +84,16 @@ impl Drop for Timeout {
             hub::with(|hub| hub.timers.borrow_mut().cancel(key));
         }
         if let Some(task) = self.task.upgrade() {
-            task.fired_timeouts.borrow_mut().retain(|&id| id != self.id);
+            if let Some(mut rare) = task.rare_if_made() {
+                rare.fired_timeouts.retain(|&id| id != self.id);
+            }
         }
     }
 }
 
 /// Records that timeout `id` of `task` expired and wakes the task if it is blocked.
 pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
-    task.fired_timeouts.borrow_mut().push(id);
+    task.rare().fired_timeouts.push(id);
     task.interrupted.set(true);
     if task.state.get() == TaskState::Blocked {
         make_ready(task, Wake::Interrupted);
