@@ -15,10 +15,16 @@ pub trait Handoff {
     fn close(&self);
 }
 
+// The wrappers are always inlined so that the loops below compile as if they called
+// `Channel::put`/`get` (themselves always inlined) directly, as user code does: a
+// wrapper frame around a blocking call would add a mispredicted return per switch
+// (see docs/DESIGN-NOTES.md, "A blocking call is one frame deep").
 impl Handoff for Channel<u64> {
+    #[inline(always)]
     fn put(&self, v: u64) {
         Channel::put(self, v).unwrap();
     }
+    #[inline(always)]
     fn get(&self) -> Option<u64> {
         Channel::get(self).ok()
     }
@@ -28,9 +34,11 @@ impl Handoff for Channel<u64> {
 }
 
 impl Handoff for Queue<u64> {
+    #[inline(always)]
     fn put(&self, v: u64) {
         Queue::put(self, v).unwrap();
     }
+    #[inline(always)]
     fn get(&self) -> Option<u64> {
         Queue::get(self).ok()
     }

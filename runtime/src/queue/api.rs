@@ -27,6 +27,11 @@ macro_rules! blocking_api {
             ///
             /// [`PutError`](crate::queue::PutError) with the item if the queue is
             /// closed, or gets closed while this call waits.
+            // Always inlined, down to the switch (`Core::put_until`): a blocking call
+            // whose switch runs in the caller's own frame returns through no frame of
+            // ours when resumed, which saves two mispredicted returns per wait (see
+            // docs/DESIGN-NOTES.md). The cost is code size at each call site.
+            #[inline(always)]
             pub fn put(&self, item: T) -> Result<(), $crate::queue::PutError<T>> {
                 $crate::queue::api::Sink::put_until(self, item, $crate::queue::wait::Deadline::Never)
                     .map_err(|(item, _)| $crate::queue::PutError(item))
@@ -76,6 +81,8 @@ macro_rules! blocking_api {
             ///
             /// [`GetError`](crate::queue::GetError) once the queue is closed and
             /// empty (also if it gets closed while this call waits).
+            // Always inlined, as `put` is.
+            #[inline(always)]
             pub fn get(&self) -> Result<T, $crate::queue::GetError> {
                 $crate::queue::api::Source::get_until(self, $crate::queue::wait::Deadline::Never)
                     .map_err(|_| $crate::queue::GetError)
@@ -198,6 +205,7 @@ macro_rules! core_api {
         }
 
         impl<T $(: $bound)?> $crate::queue::api::Source<T> for $name<T> {
+            #[inline(always)]
             fn get_until(
                 &self,
                 deadline: $crate::queue::wait::Deadline,
@@ -207,6 +215,7 @@ macro_rules! core_api {
         }
 
         impl<T $(: $bound)?> $crate::queue::api::Sink<T> for $name<T> {
+            #[inline(always)]
             fn put_until(
                 &self,
                 item: T,

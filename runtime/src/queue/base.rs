@@ -118,6 +118,7 @@ impl<S: Store> Core<S> {
     /// queue (or, for a rendezvous, takes it) as it wakes the putter; so a put that
     /// returns `Ok` has always delivered, and a failed one gives back an item nobody
     /// received.
+    #[inline(always)]
     pub(super) fn put_until(
         &self,
         item: S::Item,
@@ -168,6 +169,7 @@ impl<S: Store> Core<S> {
 
     /// Takes the next item, waiting for one until `deadline`. A closed queue still
     /// gives out what it holds.
+    #[inline(always)]
     pub(super) fn get_until(&self, deadline: Deadline) -> Result<S::Item, Stop> {
         let slot = Cell::new(None);
         let on = Waiting {
