@@ -39,6 +39,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,6 +63,9 @@ pub const MAINTENANCE_INTERVAL: u32 = 61;
 /// corosensei switch per level, so the chain is kept this short.
 const DIRECT_DEPTH: u32 = 3;
 
+/// How many finished task records a hub keeps for reuse.
+const SPARE_TASKS: usize = 64;
+
 /// The value the hub is switched with when its thread exits: stop the loop.
 struct HubStop;
 
@@ -76,6 +80,8 @@ pub(crate) struct Hub {
     pub(crate) io: RefCell<crate::io::IoTable>,
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
+    /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
+    spare_tasks: RefCell<Vec<Rc<Task>>>,
 }
 
 thread_local! {
@@ -114,6 +120,12 @@ pub(crate) fn get() -> &'static Hub {
         Some(hub) => hub,
         None => first_use(),
     }
+}
+
+/// This thread's hub if it has one that is not being torn down (never creates it).
+#[inline]
+pub(crate) fn try_get() -> Option<&'static Hub> {
+    existing()
 }
 
 /// The hub, if this thread has one that is not being torn down.
@@ -195,6 +207,7 @@ impl Hub {
             // goes through the hub loop, which starts the hub greenlet before any task
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
+            spare_tasks: RefCell::new(Vec::new()),
         }
     }
 
@@ -241,6 +254,37 @@ impl Hub {
         // The greenlet's context (set by `attach`) owns the task from here on, as for
         // a spawned one: hand it out borrowed.
         ManuallyDrop::new(task)
+    }
+
+    /// A task record for a greenlet spawned at `location`, in the allocation of a
+    /// finished one when [`recycle`](Self::recycle) kept one (a spawn then joined
+    /// allocates no task record).
+    pub(crate) fn new_task(
+        &self,
+        greenlet: Greenlet,
+        location: &'static Location<'static>,
+    ) -> Rc<Task> {
+        match self.spare_tasks.borrow_mut().pop() {
+            Some(mut task) => {
+                let record = Rc::get_mut(&mut task).expect("a spare task has no other reference");
+                // Drops the finished task's record in place, and builds the new one there.
+                *record = Task::new(greenlet, Some(location));
+                task
+            }
+            None => Task::new_rc(greenlet, Some(location)),
+        }
+    }
+
+    /// Keeps the record of a finished task that nothing else refers to (its join just
+    /// took the result) for [`new_task`](Self::new_task) to reuse; drops it otherwise.
+    pub(crate) fn recycle(&self, task: Rc<Task>) {
+        let unshared = Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0;
+        if unshared && task.state.get() == TaskState::Done {
+            let mut spares = self.spare_tasks.borrow_mut();
+            if spares.len() < SPARE_TASKS {
+                spares.push(task);
+            }
+        }
     }
 
     pub(crate) fn register(&self, task: &Rc<Task>) {

@@ -150,7 +150,7 @@ impl Builder {
                 builder = builder.stack_size(size);
             }
             let g = builder.try_build(move |_| run_task(f))?;
-            let task = Task::new_rc(g, Some(location));
+            let task = hub.new_task(g, location);
             task.attach_spawned();
             hub.register(&task);
             hub.schedule(task.clone());
@@ -332,10 +332,14 @@ impl<T> JoinHandle<T> {
             .borrow_mut()
             .take()
             .expect("a finished greenlet stored its result");
-        match result.downcast::<Result<T, JoinError>>() {
+        let result = match result.downcast::<Result<T, JoinError>>() {
             Ok(result) => result.into_inner(),
             Err(_) => unreachable!("a JoinHandle<T>'s task stores a Result<T, JoinError>"),
+        };
+        if let Some(hub) = hub::try_get() {
+            hub.recycle(self.task);
         }
+        result
     }
 
     #[track_caller]

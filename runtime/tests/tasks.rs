@@ -328,3 +328,37 @@ fn throwing_into_the_hub_panics_in_main_with_a_clear_message() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_joined_greenlets_record_is_reused_with_nothing_of_it_left_over() {
+    // The hub keeps the records of joined greenlets for the next spawns: a killed,
+    // named greenlet with a pending timeout and a `Local` value must leave nothing to
+    // the greenlets spawned after it.
+    static MARK: greenweave_runtime::local::Local<u32> =
+        greenweave_runtime::local::Local::new(|| 0);
+    for round in 0..3 {
+        let old = Builder::new().name(format!("old {round}")).spawn(|| {
+            MARK.set(7);
+            let _late = greenweave_runtime::Timeout::start(Duration::from_secs(3600));
+            sleep(Duration::from_secs(3600));
+        });
+        yield_now();
+        let old_id = old.id();
+        old.kill();
+        assert!(matches!(old.join(), Err(JoinError::Killed)));
+        let fresh = spawn(|| {
+            let me = current();
+            // Not killed: it blocks and runs on.
+            sleep(Duration::from_millis(1));
+            (me, MARK.get())
+        });
+        let (me, mark) = fresh.join().expect("the new greenlet is not killed");
+        assert_eq!(me.name, None, "the name is not inherited");
+        assert!(
+            me.spawned_at
+                .is_some_and(|at| at.file().ends_with("tasks.rs"))
+        );
+        assert_ne!(me.id, old_id);
+        assert_eq!(mark, 0, "the Local value of the old greenlet is gone");
+    }
+}
