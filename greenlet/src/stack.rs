@@ -187,6 +187,7 @@ impl StackPool {
     }
 
     /// A stack of at least `size` usable bytes (already validated and page rounded).
+    #[inline]
     pub(crate) fn get(&mut self, size: usize) -> io::Result<PooledStack> {
         let class = match self.classes.iter().position(|c| c.size == size) {
             Some(i) => &mut self.classes[i],
@@ -208,6 +209,7 @@ impl StackPool {
         Ok(PooledStack { slot: Some(slot) })
     }
 
+    #[inline]
     fn put(&mut self, slot: Slot) {
         let size = slot.base - slot.limit - GUARD_SIZE;
         let Some(class) = self.classes.iter_mut().find(|c| c.size == size) else {

@@ -109,6 +109,7 @@ pub(crate) fn alive() -> bool {
 
 /// Runs `f` on the thread's stack pool; if the pool is gone (thread exit) or busy,
 /// nothing happens and `f` is dropped.
+#[inline]
 pub(crate) fn with_pool(f: impl FnOnce(&mut StackPool)) {
     let _ = THREAD.try_with(|t| {
         if let Ok(mut pool) = t.pool.try_borrow_mut() {
@@ -119,6 +120,7 @@ pub(crate) fn with_pool(f: impl FnOnce(&mut StackPool)) {
 
 /// Takes a stack for a new greenlet, preparing the thread for overflow reports on the
 /// first one.
+#[inline]
 pub(crate) fn take_stack(size: Option<usize>) -> std::io::Result<stack::PooledStack> {
     THREAD.with(|t| {
         t.altstack.get_or_init(|| {
