@@ -264,7 +264,9 @@ impl Hub {
         greenlet: Greenlet,
         location: &'static Location<'static>,
     ) -> Rc<Task> {
-        match self.spare_tasks.borrow_mut().pop() {
+        // Not borrowed during the match: the old record's drop must not find it busy.
+        let spare = self.spare_tasks.borrow_mut().pop();
+        match spare {
             Some(mut task) => {
                 let record = Rc::get_mut(&mut task).expect("a spare task has no other reference");
                 // Drops the finished task's record in place, and builds the new one there.
@@ -544,6 +546,9 @@ impl Drop for Hub {
             std::mem::forget(task);
         }
         self.ready.abandon();
+        // Finished records too: dropping their dead greenlets' parent handles could be
+        // the last handle of the hub greenlet, whose stack must not be unwound here.
+        std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
         std::mem::forget(std::mem::replace(
             &mut *self.timers.borrow_mut(),
             Timers::new(),
