@@ -122,12 +122,6 @@ pub(crate) fn get() -> &'static Hub {
     }
 }
 
-/// This thread's hub if it has one that is not being torn down (never creates it).
-#[inline]
-pub(crate) fn try_get() -> Option<&'static Hub> {
-    existing()
-}
-
 /// The hub, if this thread has one that is not being torn down.
 #[inline]
 fn existing() -> Option<&'static Hub> {

@@ -336,9 +336,8 @@ impl<T> JoinHandle<T> {
             Ok(result) => result.into_inner(),
             Err(_) => unreachable!("a JoinHandle<T>'s task stores a Result<T, JoinError>"),
         };
-        if let Some(hub) = hub::try_get() {
-            hub.recycle(self.task);
-        }
+        let task = self.task;
+        hub::try_with_existing(move |hub| hub.recycle(task));
         result
     }
 
