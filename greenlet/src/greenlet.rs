@@ -234,11 +234,13 @@ impl Greenlet {
     }
 
     /// Whether the greenlet has been switched to at least once (always true for main).
+    #[inline]
     pub fn is_started(&self) -> bool {
         self.0.state.get() != State::Unstarted
     }
 
     /// Whether its function has returned or unwound.
+    #[inline]
     pub fn is_dead(&self) -> bool {
         self.0.state.get() == State::Dead
     }
@@ -249,22 +251,26 @@ impl Greenlet {
     }
 
     /// Whether this is the greenlet running now.
+    #[inline]
     pub fn is_current(&self) -> bool {
         self.0.state.get() == State::Running
     }
 
     /// Whether this is a thread's main greenlet (its original stack).
+    #[inline]
     pub fn is_main(&self) -> bool {
         self.0.is_main()
     }
 
     /// A process-wide unique id.
+    #[inline]
     pub fn id(&self) -> u64 {
         self.0.id
     }
 
     /// The name given by [`Builder::name`] or [`set_name`](Self::set_name) (`"main"` for
     /// a main greenlet).
+    #[inline]
     pub fn name(&self) -> Option<Rc<str>> {
         self.0.name.borrow().clone()
     }
@@ -293,6 +299,7 @@ impl Greenlet {
     /// the running greenlet by [`current_tag`](crate::current_tag) without touching any
     /// reference count. greenweave's hub keeps the address of the greenlet's task here
     /// while [`context`](Self::context) owns it.
+    #[inline]
     pub fn tag(&self) -> usize {
         self.0.tag.get()
     }
@@ -306,6 +313,7 @@ impl Greenlet {
     /// dereferences it. Only that runtime may set a non-zero tag, and it must keep what
     /// the tag points at alive until it sets the tag back to 0. (Without such a runtime
     /// on the thread, any value is harmless.)
+    #[inline]
     pub unsafe fn set_tag(&self, tag: usize) {
         self.0.tag.set(tag);
     }
@@ -423,6 +431,7 @@ pub struct Builder {
 
 impl Builder {
     /// Defaults: no name, the thread's default stack size.
+    #[inline]
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -435,6 +444,7 @@ impl Builder {
 
     /// The greenlet that receives the new greenlet's return value (default: the current
     /// greenlet). A runtime sets its hub here so finished greenlets return to it.
+    #[inline]
     pub fn parent(mut self, parent: &Greenlet) -> Builder {
         self.parent = Some(parent.clone());
         self

@@ -157,6 +157,7 @@ pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 ///
 /// When called from the hub itself.
 #[track_caller]
+#[inline]
 pub(crate) fn current_task() -> Rc<Task> {
     with(Hub::current_task)
 }
@@ -253,6 +254,7 @@ impl Hub {
     /// A task record for a greenlet spawned at `location`, in the allocation of a
     /// finished one when [`recycle`](Self::recycle) kept one (a spawn then joined
     /// allocates no task record).
+    #[inline]
     pub(crate) fn new_task(
         &self,
         greenlet: Greenlet,
@@ -273,6 +275,7 @@ impl Hub {
 
     /// Keeps the record of a finished task that nothing else refers to (its join just
     /// took the result) for [`new_task`](Self::new_task) to reuse; drops it otherwise.
+    #[inline]
     pub(crate) fn recycle(&self, task: Rc<Task>) {
         let unshared = Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0;
         if unshared && task.state.get() == TaskState::Done {
@@ -283,11 +286,13 @@ impl Hub {
         }
     }
 
+    #[inline]
     pub(crate) fn register(&self, task: &Rc<Task>) {
         let key = self.tasks.borrow_mut().insert(task.clone());
         task.key.set(key);
     }
 
+    #[inline]
     pub(crate) fn unregister(&self, task: &Task) {
         let key = task.key.replace(usize::MAX);
         if key != usize::MAX {
