@@ -243,7 +243,7 @@ unsafe fn resume(cur: &Inner, target: &Inner) -> Transfer {
 
 /// Marks a greenlet whose function returned as dead and gives its stack back to the
 /// pool now rather than when the last handle goes.
-#[cold]
+#[inline(never)]
 fn finished(g: &Inner) {
     g.state.set(State::Dead);
     // SAFETY: it has finished, so nothing will touch its coroutine again, and only

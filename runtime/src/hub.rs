@@ -264,9 +264,9 @@ impl Hub {
         let spare = self.spare_tasks.borrow_mut().pop();
         match spare {
             Some(mut task) => {
-                let record = Rc::get_mut(&mut task).expect("a spare task has no other reference");
-                // Drops the finished task's record in place, and builds the new one there.
-                *record = Task::new(greenlet, Some(location));
+                Rc::get_mut(&mut task)
+                    .expect("a spare task has no other reference")
+                    .reuse(greenlet, Some(location));
                 task
             }
             None => Task::new_rc(greenlet, Some(location)),

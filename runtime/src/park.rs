@@ -323,6 +323,7 @@ impl WaitQueue {
     }
 
     /// Wakes every waiting greenlet; returns how many.
+    #[inline]
     pub(crate) fn notify_all(&self) -> usize {
         let mut woken = 0;
         loop {

@@ -156,6 +156,52 @@ impl Task {
         }
     }
 
+    /// Makes this finished, joined record the record of a new task, as
+    /// `*self = Task::new(greenlet, location)` would, without dropping the parts a
+    /// finished, joined task leaves empty (its joiners were all woken, its rare parts and
+    /// its result taken): those are only checked. Every field is named below, so a new
+    /// field cannot be forgotten here.
+    pub(crate) fn reuse(
+        &mut self,
+        greenlet: Greenlet,
+        location: Option<&'static Location<'static>>,
+    ) {
+        let Task {
+            greenlet: old_greenlet,
+            name,
+            location: old_location,
+            state,
+            generation,
+            woken_by,
+            waiting_on,
+            wait_slot,
+            kill_requested,
+            interrupted,
+            joiners,
+            key,
+            rare,
+            result,
+        } = self;
+        if !joiners.is_empty() || rare.get_mut().is_some() || result.get_mut().is_some() {
+            *self = Task::new(greenlet, location);
+            return;
+        }
+        *name = greenlet.name();
+        *old_greenlet = greenlet;
+        *old_location = location;
+        state.set(TaskState::Ready);
+        // The generation goes on counting instead of restarting, so no token of the old
+        // task's waits could ever match a new wait (none can be left: the record was
+        // unshared when it was kept).
+        generation.set(generation.get() + 1);
+        woken_by.set(Wake::Notified);
+        waiting_on.set(None);
+        wait_slot.set(std::ptr::null());
+        kill_requested.set(false);
+        interrupted.set(false);
+        key.set(usize::MAX);
+    }
+
     /// A new task in its `Rc`, built in place: a `Task` is a few hundred bytes, and
     /// `Rc::new(Task::new(..))` builds it on the stack and then copies it into the
     /// allocation, a `memcpy` per spawn.
