@@ -138,16 +138,19 @@ where
             Payload::Throw(e) => Err(e),
         };
         let payload = match outcome {
-            Ok(v) => Payload::Value(v),
-            Err(e) => match e.downcast::<GreenletExit>() {
+            // `()` leaves the parent's inbox empty, which means `()` (invariant 5): the
+            // parent then has nothing to take out and drop.
+            Ok(v) if v.is::<()>() => None,
+            Ok(v) => Some(Payload::Value(v)),
+            Err(e) => Some(match e.downcast::<GreenletExit>() {
                 Ok(exit) => Payload::Value(Value::new(*exit)),
                 Err(e) => Payload::Throw(e),
-            },
+            }),
         };
         // No thread-local access from here on: during thread exit corosensei may be
         // force-unwinding this stack after our thread state is gone.
         let target = live_parent(&me);
-        target.inbox.set(Some(payload));
+        put_inbox(&target, payload);
         // `me` goes now; the frame that resumed us still holds it (invariant 6),
         // and `target` is held through `me`'s parent links.
         Transfer::to(&target)
