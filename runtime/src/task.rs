@@ -394,3 +394,65 @@ impl GreenletInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use greenweave_greenlet::Greenlet;
+
+    use super::*;
+
+    /// What `Task::new` sets and `Task::reuse` resets, for comparison.
+    type Fresh = (
+        TaskState,
+        Wake,
+        bool,
+        bool,
+        bool,
+        *const (),
+        usize,
+        Option<Rc<str>>,
+        Option<&'static Location<'static>>,
+        u64,
+    );
+
+    fn fresh_parts(task: &Task) -> Fresh {
+        (
+            task.state.get(),
+            task.woken_by.get(),
+            task.waiting_on.get().is_none(),
+            task.kill_requested.get(),
+            task.interrupted.get(),
+            task.wait_slot.get(),
+            task.key.get(),
+            task.name.clone(),
+            task.location,
+            task.id(),
+        )
+    }
+
+    #[test]
+    fn a_reused_record_starts_out_as_a_new_one_does() {
+        static WAITED_ON: &str = "something";
+        let old_at = Location::caller();
+        let mut record = Task::new(Greenlet::builder().name("old").build(|_| ()), None);
+        // Everything a finished task can leave behind in the parts `reuse` resets.
+        record.state.set(TaskState::Done);
+        record.woken_by.set(Wake::TimedOut);
+        let on: *const dyn Describe = &WAITED_ON;
+        record.waiting_on.set(Some(on));
+        record.wait_slot.set(std::ptr::from_ref(&WAITED_ON).cast());
+        record.kill_requested.set(true);
+        record.interrupted.set(true);
+        record.key.set(7);
+        record.generation.set(5);
+
+        let g = Greenlet::builder().name("new").build(|_| ());
+        let new = Task::new(g.clone(), Some(old_at));
+        record.reuse(g, Some(old_at));
+        assert_eq!(fresh_parts(&record), fresh_parts(&new));
+        assert!(
+            record.generation.get() > 5,
+            "the generation goes on counting"
+        );
+    }
+}
