@@ -34,7 +34,9 @@ mod ctl;
 mod dns;
 mod errno;
 mod fd;
+mod futex;
 mod iov;
+mod join;
 mod msg;
 mod net;
 mod poll;
@@ -45,12 +47,14 @@ mod state;
 mod time;
 mod wait;
 
-pub use state::{Area, is_patched, patch_all, patch_dns, patch_socket, patch_time};
+pub use state::{Area, is_patched, patch_all, patch_dns, patch_socket, patch_threads, patch_time};
 
 /// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
 pub mod original {
     pub use crate::ctl::real::*;
     pub use crate::dns::real::*;
+    pub use crate::futex::real::*;
+    pub use crate::join::real::*;
     pub use crate::net::real::*;
     pub use crate::poll::real::*;
     pub use crate::rw::real::*;
@@ -67,6 +71,8 @@ fn link_hooks() {
     let all: &[&[*const ()]] = &[
         ctl::HOOKS,
         dns::HOOKS,
+        futex::HOOKS,
+        join::HOOKS,
         net::HOOKS,
         poll::HOOKS,
         rw::HOOKS,

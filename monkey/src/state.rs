@@ -13,6 +13,10 @@ pub enum Area {
     Time,
     /// `getaddrinfo` (runs on the thread pool).
     Dns,
+    /// Waits on other threads: futex waits and wakes through `syscall` (std and
+    /// parking_lot locks, condvars, channels, `Once`, `Barrier`, `thread::park`) and
+    /// `pthread_join` (`JoinHandle::join`).
+    Threads,
 }
 
 impl Area {
@@ -21,6 +25,7 @@ impl Area {
             Area::Socket => 1,
             Area::Time => 2,
             Area::Dns => 4,
+            Area::Threads => 8,
         }
     }
 }
@@ -63,6 +68,13 @@ pub fn patch_all() {
     patch(Area::Socket);
     patch(Area::Time);
     patch(Area::Dns);
+    patch(Area::Threads);
+}
+
+/// Patches waits on other threads only: futexes (std and parking_lot locks, condvars,
+/// channels, `thread::park`) and thread joins.
+pub fn patch_threads() {
+    patch(Area::Threads);
 }
 
 /// Patches sockets, pipes and fd polling only.

@@ -32,6 +32,7 @@ use crate::park;
 use crate::task::{Describe, Interrupt, Wake};
 
 pub use crate::io::notify_closed;
+pub use crate::remote::ThreadWaker;
 
 /// Whether a blocking call made here should park the current greenlet instead of
 /// blocking the OS thread: this thread has a hub (it has used greenweave) and the
@@ -89,4 +90,81 @@ where
         crate::JoinError::Panicked(payload) => payload,
         crate::JoinError::Killed => Box::new("thread-pool job discarded unrun"),
     }))
+}
+
+/// How a [`park_external`] wait ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExternalWake {
+    /// A [`ThreadWaker`] woke it.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+    /// It ended early for a reason of the greenlet's own (a kill or an expired
+    /// `Timeout`, which stay pending for its next interruptible blocking call): to the
+    /// caller, a spurious wake-up.
+    Spurious,
+    /// Nothing can ever end the wait: the hub's deadlock report, addressed to this
+    /// greenlet.
+    Deadlock(String),
+}
+
+/// Describes a wait with a closure.
+struct DescribeWith<'a>(&'a dyn Fn(&mut String));
+
+impl Describe for DescribeWith<'_> {
+    fn describe(&self, out: &mut String) {
+        (self.0)(out)
+    }
+}
+
+/// Parks until the [`ThreadWaker`] handed to `register` is woken (from any thread),
+/// `deadline` passes, or the wait ends spuriously; never fails with an interrupt, so it
+/// suits waits whose callers cannot take an error (a futex wait in std's
+/// `Mutex::lock` retries at once: an error there would spin for ever). A kill or an
+/// expired `Timeout` ends the wait as [`ExternalWake::Spurious`] and stays pending.
+///
+/// While the wait lasts, the hub counts it as something another thread may end, so
+/// it reports no deadlock unless the process has no other thread; then the report
+/// comes back as [`ExternalWake::Deadlock`]. `describe` says what is waited on, for
+/// that report and [`greenlets`](crate::greenlets).
+///
+/// ```
+/// use greenweave_runtime::coop::{self, ExternalWake};
+///
+/// greenweave_runtime::spawn(|| ()).join().unwrap(); // this thread has a hub
+/// let woken = coop::park_external(&|out| out.push_str("a reply from a thread"), None, |waker| {
+///     std::thread::spawn(move || waker.wake());
+/// });
+/// assert_eq!(woken, ExternalWake::Woken);
+/// ```
+#[track_caller]
+pub fn park_external(
+    describe: &dyn Fn(&mut String),
+    deadline: Option<Instant>,
+    register: impl FnOnce(ThreadWaker),
+) -> ExternalWake {
+    let hub = hub::get();
+    hub.external_waits.set(hub.external_waits.get() + 1);
+    let shared = hub.remote.clone();
+    let woken = park::park_shielded(&DescribeWith(describe), deadline, |token| {
+        register(ThreadWaker::new(shared, &token));
+    });
+    hub.external_waits.set(hub.external_waits.get() - 1);
+    match woken {
+        Ok(Wake::Notified) => ExternalWake::Woken,
+        Ok(Wake::TimedOut) => ExternalWake::TimedOut,
+        Ok(Wake::Interrupted) => ExternalWake::Spurious,
+        Err(report) => ExternalWake::Deadlock(report),
+    }
+}
+
+/// Has the hub of this thread call `hook` at the start of every maintenance pass:
+/// before it blocks in `epoll_wait`, and every `MAINTENANCE_INTERVAL` greenlet runs
+/// while it stays busy. The hook runs on the hub greenlet, so it must not block; it may
+/// wake greenlets (through a [`ThreadWaker`]). One hook per thread: a second call
+/// replaces the first. For state the hooks must repair between greenlet runs (the
+/// monkey layer's shared per-thread parking word).
+#[track_caller]
+pub fn on_maintenance(hook: fn()) {
+    hub::get().maintenance_hook.set(Some(hook));
 }

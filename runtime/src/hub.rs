@@ -82,6 +82,11 @@ pub(crate) struct Hub {
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
     spare_tasks: RefCell<Vec<Rc<Task>>>,
+    /// Greenlets parked in shielded waits that any thread may end (futex waits of the
+    /// monkey layer; see `coop::park_external`).
+    pub(crate) external_waits: Cell<usize>,
+    /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
+    pub(crate) maintenance_hook: Cell<Option<fn()>>,
 }
 
 thread_local! {
@@ -203,6 +208,8 @@ impl Hub {
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
             spare_tasks: RefCell::new(Vec::new()),
+            external_waits: Cell::new(0),
+            maintenance_hook: Cell::new(None),
         }
     }
 
@@ -386,6 +393,13 @@ impl Hub {
         self.tasks.borrow().len()
     }
 
+    /// [`task_by_key`](Self::task_by_key), or `None` when the registry is being
+    /// changed right now (a wake-up from a destructor the registry runs).
+    pub(crate) fn try_task_by_key(&self, key: usize, id: u64) -> Option<Rc<Task>> {
+        let tasks = self.tasks.try_borrow().ok()?;
+        tasks.get(key).filter(|t| t.id() == id).cloned()
+    }
+
     /// The task registered under `key` if it still has greenlet id `id`.
     pub(crate) fn task_by_key(&self, key: usize, id: u64) -> Option<Rc<Task>> {
         self.tasks
@@ -423,6 +437,9 @@ impl Hub {
     /// and runs cross-thread wake-ups.
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
+        if let Some(hook) = self.maintenance_hook.get() {
+            hook();
+        }
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
@@ -435,7 +452,7 @@ impl Hub {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
-        } else if self.waits_on_os() {
+        } else if self.waits_on_os() && !self.only_external_waits_and_alone() {
             None
         } else {
             self.report_deadlock();
@@ -451,7 +468,19 @@ impl Hub {
     /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
     /// another thread may wake one of ours.
     fn waits_on_os(&self) -> bool {
-        !self.io.borrow().is_empty() || self.remote.outstanding() > 0
+        !self.io.borrow().is_empty()
+            || self.remote.outstanding() > 0
+            || self.external_waits.get() > 0
+    }
+
+    /// Whether the only hope left is an external wait (a futex) that no other thread
+    /// could end, because this process has no other thread. With other threads the
+    /// hub waits: any of them may yet release the lock.
+    fn only_external_waits_and_alone(&self) -> bool {
+        self.io.borrow().is_empty()
+            && self.remote.outstanding() == 0
+            && self.external_waits.get() > 0
+            && crate::sys::process_thread_count() == Some(1)
     }
 
     fn fire_timers(&self, now: Instant) {

@@ -51,6 +51,7 @@ mod run_queue;
 pub mod server;
 mod spawn;
 pub mod sync;
+mod sys;
 #[allow(unsafe_code)]
 mod task;
 pub mod threadpool;

@@ -100,6 +100,24 @@ fn park_on(
     if let Some(interrupt) = task.pending_interrupt() {
         return Err(interrupt);
     }
+    let why = wait_here(hub, task, on, deadline, register);
+    match task.pending_interrupt() {
+        Some(interrupt) => Err(interrupt),
+        None => Ok(why),
+    }
+}
+
+/// The wait itself: registers, parks, and says how it ended, whatever interrupt may be
+/// pending before or after (the callers decide what to make of those).
+#[inline(always)]
+#[track_caller]
+fn wait_here(
+    hub: &Hub,
+    task: &Rc<Task>,
+    on: &dyn Describe,
+    deadline: Option<Instant>,
+    register: impl FnOnce(WaitToken),
+) -> Wake {
     let token = || WaitToken {
         task: task.clone(),
         generation: task.generation.get(),
@@ -127,10 +145,34 @@ fn park_on(
             hub.timers.borrow_mut().cancel(key);
         }
     }
-    match task.pending_interrupt() {
-        Some(interrupt) => Err(interrupt),
-        None => Ok(why),
+    why
+}
+
+/// Parks like [`park`], but an interrupt neither stops the wait from starting nor is
+/// returned: a kill or an expired `Timeout` that arrives meanwhile ends the wait early
+/// (`Wake::Interrupted`, which the caller treats as a spurious wake-up) and stays
+/// pending for the greenlet's next interruptible blocking call. For waits whose
+/// callers cannot take an error (a futex wait inside std's `Mutex::lock`, which would
+/// retry at once, for ever). A deadlock report addressed to this task comes back as
+/// `Err(report)`.
+#[track_caller]
+pub(crate) fn park_shielded(
+    on: &dyn Describe,
+    deadline: Option<Instant>,
+    register: impl FnOnce(WaitToken),
+) -> Result<Wake, String> {
+    let hub = hub::get();
+    let task = hub.current_task_borrowed();
+    let why = wait_here(hub, &task, on, deadline, register);
+    if why == Wake::Interrupted {
+        if let Some(report) = task
+            .rare_if_made()
+            .and_then(|mut rare| rare.deadlock.take())
+        {
+            return Err(report);
+        }
     }
+    Ok(why)
 }
 
 /// Clears a task's `waiting_on` when the park call that set it ends, even by unwinding

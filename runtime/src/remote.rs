@@ -112,6 +112,62 @@ impl Drop for RemoteWaker {
     }
 }
 
+/// Ends one shielded wait (see [`coop::park_external`](crate::coop::park_external))
+/// from any thread, any number of times (only the first call while the wait is in
+/// progress counts). Unlike a [`RemoteWaker`] it does not count as outstanding work:
+/// the hub counts the *wait* instead, for as long as it lasts.
+pub struct ThreadWaker {
+    shared: Arc<Shared>,
+    token: RemoteToken,
+}
+
+impl ThreadWaker {
+    pub(crate) fn new(shared: Arc<Shared>, wait: &WaitToken) -> ThreadWaker {
+        let task = wait.task();
+        ThreadWaker {
+            shared,
+            token: RemoteToken {
+                key: task.key.get(),
+                id: task.id(),
+                generation: task.generation.get(),
+            },
+        }
+    }
+
+    /// Wakes the greenlet if its wait is still in progress. From a greenlet of the
+    /// waiter's own hub this makes it ready at once; from anywhere else (another
+    /// thread, or the hub itself) it goes through the hub's injector.
+    pub fn wake(&self) {
+        let woken_here = crate::hub::try_with_existing(|hub| {
+            if !Arc::ptr_eq(&hub.remote, &self.shared) || hub.greenlet.is_current() {
+                return false;
+            }
+            if let Some(task) = hub.try_task_by_key(self.token.key, self.token.id) {
+                if task.generation.get() == self.token.generation
+                    && task.state.get() == TaskState::Blocked
+                {
+                    make_ready(&task, Wake::Notified);
+                }
+                return true;
+            }
+            false
+        });
+        if woken_here == Some(true) {
+            return;
+        }
+        // `run_pending` takes one off `outstanding` per queued token.
+        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(self.token);
+        if let Err(err) = self.shared.waker.wake() {
+            log::error!("greenweave: cannot wake the hub from another thread: {err}");
+        }
+    }
+}
+
 /// What a greenlet waiting for another thread shows in reports.
 struct OtherThread;
 
