@@ -13,6 +13,8 @@ pub enum Area {
     Time,
     /// `getaddrinfo` (runs on the thread pool).
     Dns,
+    /// `waitpid`, `wait4`, `waitid` for one child (park on a pidfd until it exits).
+    Process,
 }
 
 impl Area {
@@ -21,6 +23,7 @@ impl Area {
             Area::Socket => 1,
             Area::Time => 2,
             Area::Dns => 4,
+            Area::Process => 8,
         }
     }
 }
@@ -63,6 +66,7 @@ pub fn patch_all() {
     patch(Area::Socket);
     patch(Area::Time);
     patch(Area::Dns);
+    patch(Area::Process);
 }
 
 /// Patches sockets, pipes and fd polling only.
@@ -78,6 +82,11 @@ pub fn patch_time() {
 /// Patches name resolution only.
 pub fn patch_dns() {
     patch(Area::Dns);
+}
+
+/// Patches child-process waits only (`Child::wait`, `Command::status`/`output`).
+pub fn patch_process() {
+    patch(Area::Process);
 }
 
 /// Whether `area` is patched.
