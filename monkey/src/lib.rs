@@ -25,6 +25,10 @@
 //! deadline passes, and retries. Blocking semantics are kept exactly as the caller
 //! expects them (see each hook's docs).
 //!
+//! Child-process waits ([`Area::Process`]: `waitpid`, `wait4`, `waitid` for one child,
+//! so `Child::wait`, `Command::status` and `Command::output`) park the greenlet on a
+//! pidfd until the child exits; waits for any child or a process group pass through.
+//!
 //! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
 //! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
 //! unwinds at its next Rust-level blocking call.
@@ -40,6 +44,7 @@ mod join;
 mod msg;
 mod net;
 mod poll;
+mod process;
 mod real;
 mod rw;
 mod sock;
@@ -47,7 +52,9 @@ mod state;
 mod time;
 mod wait;
 
-pub use state::{Area, is_patched, patch_all, patch_dns, patch_socket, patch_threads, patch_time};
+pub use state::{
+    Area, is_patched, patch_all, patch_dns, patch_process, patch_socket, patch_threads, patch_time,
+};
 
 /// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
 pub mod original {
@@ -57,6 +64,7 @@ pub mod original {
     pub use crate::join::real::*;
     pub use crate::net::real::*;
     pub use crate::poll::real::*;
+    pub use crate::process::real::*;
     pub use crate::rw::real::*;
     pub use crate::sock::real::*;
     pub use crate::time::real::*;
@@ -75,6 +83,7 @@ fn link_hooks() {
         join::HOOKS,
         net::HOOKS,
         poll::HOOKS,
+        process::HOOKS,
         rw::HOOKS,
         sock::HOOKS,
         time::HOOKS,

@@ -17,6 +17,8 @@ pub enum Area {
     /// parking_lot locks, condvars, channels, `Once`, `Barrier`, `thread::park`) and
     /// `pthread_join` (`JoinHandle::join`).
     Threads,
+    /// `waitpid`, `wait4`, `waitid` for one child (park on a pidfd until it exits).
+    Process,
 }
 
 impl Area {
@@ -26,6 +28,7 @@ impl Area {
             Area::Time => 2,
             Area::Dns => 4,
             Area::Threads => 8,
+            Area::Process => 16,
         }
     }
 }
@@ -68,6 +71,7 @@ pub fn patch_all() {
     patch(Area::Socket);
     patch(Area::Time);
     patch(Area::Dns);
+    patch(Area::Process);
     patch(Area::Threads);
 }
 
@@ -90,6 +94,11 @@ pub fn patch_time() {
 /// Patches name resolution only.
 pub fn patch_dns() {
     patch(Area::Dns);
+}
+
+/// Patches child-process waits only (`Child::wait`, `Command::status`/`output`).
+pub fn patch_process() {
+    patch(Area::Process);
 }
 
 /// Whether `area` is patched.

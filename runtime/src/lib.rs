@@ -28,6 +28,8 @@
 //! - Beyond the hub: [`threadpool`] (`spawn_blocking` for file I/O and other truly
 //!   blocking or CPU-bound work), [`workers`] (one hub per core),
 //!   [`wait_for_thread`] (wake a greenlet from another OS thread).
+//! - Child processes: [`process`] (`status`, `output`, `wait`, `wait_timeout` for
+//!   std's `Command` and `Child`, parking only the calling greenlet).
 //!
 //! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
 //! blocked, nothing pending that could wake anyone) panics in the blocked main
@@ -43,6 +45,7 @@ pub mod net;
 #[allow(unsafe_code)]
 mod park;
 pub mod pool;
+pub mod process;
 pub mod queue;
 mod remote;
 mod report;
