@@ -343,8 +343,8 @@ fn park(
     let mut id = 0;
     let describe = |out: &mut String| {
         out.push_str(&format!(
-            "futex word {addr:#x} (a std or parking_lot lock, condvar, channel, Once or \
-             thread::park, patched)"
+            "futex word {addr:#x} (a std lock, condvar, channel, Once or thread::park, \
+             patched)"
         ))
     };
     let woken = coop::park_external(&describe, deadline, |waker| {
@@ -363,7 +363,9 @@ fn park(
 fn deadlock(report: &str) -> ! {
     let message = format!(
         "{report}\ngreenweave-monkey: the greenlet chosen to report this deadlock is parked in a \
-         futex wait (a std lock, condvar or channel), which cannot unwind out of libc; aborting.\n"
+         futex wait (a std lock, condvar or channel), which cannot unwind out of libc; aborting. \
+         Take such locks in one order everywhere, or use greenweave::sync::Mutex, whose \
+         deadlock report unwinds in the blocked greenlet.\n"
     );
     let mut rest = message.as_bytes();
     while !rest.is_empty() {
