@@ -187,6 +187,16 @@ impl<T> BlockingHandle<T> {
             if let Some(outcome) = self.slot.lock().outcome.take() {
                 return Ok(outcome);
             }
+            self.wait_or_interrupt()?;
+        }
+    }
+
+    /// Parks until the job has finished, leaving its outcome in the handle; a kill or
+    /// timeout while waiting comes back as `Err(Interrupt)`. The handle stays usable
+    /// either way, so a caller that was interrupted can wait again later.
+    #[track_caller]
+    pub(crate) fn wait_or_interrupt(&self) -> Result<(), crate::task::Interrupt> {
+        while !self.is_finished() {
             // Whether the wait ends normally or is interrupted, no waker of ours stays
             // behind (a stale one would count as outstanding work for our hub until the
             // job finished).
@@ -201,6 +211,7 @@ impl<T> BlockingHandle<T> {
                 }
             })?;
         }
+        Ok(())
     }
 
     /// Whether the job has finished (returned or panicked); [`join`](Self::join)

@@ -266,43 +266,80 @@ impl ThreadPool {
         state
     }
 
-    #[track_caller]
-    fn submit(&self, job: Job) {
-        let mut state = self.inner.lock();
-        assert!(
-            !state.closed,
-            "greenweave: this ThreadPool was shut down; it takes no more jobs"
-        );
-        state.queue.push_back(job);
-        if state.queue.len() > state.idle && state.started < self.inner.size {
-            self.start_thread(&mut state);
-        }
-        if state.idle > 0 {
-            self.inner.work.notify_one();
+    /// Queues `f` with no handle: its value is dropped on the pool thread. If the pool
+    /// takes no more jobs (shut down, or no thread can start), `f` is dropped here
+    /// unrun. Never panics, so a `Drop` impl can use it.
+    pub(crate) fn spawn_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let (job, handle) = handle::job(f);
+        drop(handle);
+        if let Err((job, _)) = self.try_submit(job) {
+            drop(job);
         }
     }
 
     #[track_caller]
-    fn start_thread(&self, state: &mut State) {
-        let inner = self.inner.clone();
-        let name = format!("greenweave-pool-{}", state.started);
-        match thread::Builder::new()
-            .name(name)
-            .spawn(move || work(&inner))
-        {
-            Ok(handle) => {
-                state.started += 1;
-                state.alive += 1;
-                state.threads.push(handle.thread().id());
+    fn submit(&self, job: Job) {
+        if let Err((job, refused)) = self.try_submit(job) {
+            drop(job);
+            match refused {
+                Refused::Closed => {
+                    panic!("greenweave: this ThreadPool was shut down; it takes no more jobs")
+                }
+                Refused::NoThread(err) => {
+                    panic!("greenweave: cannot start a thread-pool thread: {err}")
+                }
             }
-            Err(err) if state.alive == 0 => {
-                state.queue.pop_back();
-                panic!("greenweave: cannot start a thread-pool thread: {err}");
-            }
-            // The threads already running will get to the job.
-            Err(err) => log::warn!("greenweave: cannot start another thread-pool thread: {err}"),
         }
     }
+
+    /// Queues `job`, starting a thread for it if need be; a job the pool cannot take
+    /// comes back (to be dropped by the caller, outside the pool's lock).
+    fn try_submit(&self, job: Job) -> Result<(), (Job, Refused)> {
+        let mut state = self.inner.lock();
+        if state.closed {
+            return Err((job, Refused::Closed));
+        }
+        // More jobs than idle threads once this one is queued: start a thread (it takes
+        // the lock, so it finds the job queued).
+        let queued = state.queue.len() + 1;
+        if queued > state.idle && state.started < self.inner.size {
+            if let Err(err) = self.start_thread(&mut state) {
+                if state.alive == 0 {
+                    return Err((job, Refused::NoThread(err)));
+                }
+                // The threads already running will get to the job.
+                log::warn!("greenweave: cannot start another thread-pool thread: {err}");
+            }
+        }
+        state.queue.push_back(job);
+        if state.idle > 0 {
+            self.inner.work.notify_one();
+        }
+        Ok(())
+    }
+
+    fn start_thread(&self, state: &mut State) -> std::io::Result<()> {
+        let inner = self.inner.clone();
+        let name = format!("greenweave-pool-{}", state.started);
+        let handle = thread::Builder::new()
+            .name(name)
+            .spawn(move || work(&inner))?;
+        state.started += 1;
+        state.alive += 1;
+        state.threads.push(handle.thread().id());
+        Ok(())
+    }
+}
+
+/// Why the pool did not take a job.
+enum Refused {
+    /// It was shut down.
+    Closed,
+    /// It has no thread and cannot start one.
+    NoThread(std::io::Error),
 }
 
 /// A pool thread's body: run jobs until the pool is closed and its queue is empty.
