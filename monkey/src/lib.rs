@@ -25,6 +25,12 @@
 //! deadline passes, and retries. Blocking semantics are kept exactly as the caller
 //! expects them (see each hook's docs).
 //!
+//! Waits on other threads ([`Area::Threads`]: a `syscall` hook for futex waits and
+//! wakes, and `pthread_join`) park the greenlet too, so std's `Mutex`, `Condvar`,
+//! `RwLock`, `Once`, `Barrier`, mpsc channels, `thread::park` and `JoinHandle::join`
+//! let other greenlets run while one waits, and a wake from any thread reaches it.
+//! parking_lot's waits cannot be shared by greenlets and still block the thread.
+//!
 //! Child-process waits ([`Area::Process`]: `waitpid`, `wait4`, `waitid` for one child,
 //! so `Child::wait`, `Command::status` and `Command::output`) park the greenlet on a
 //! pidfd until the child exits; waits for any child or a process group pass through.

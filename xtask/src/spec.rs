@@ -355,6 +355,61 @@ pub const GROUPS: &[Group] = &[
         subjects: &["std_net_patched"],
         pairs: &[("std_net_patched", "greenweave_net_unpatched")],
     },
+    Group {
+        name: "syscall_hook",
+        title: "`syscall` hook pass-through (`greenweave-monkey`, futex area)",
+        bench: "futex",
+        iteration: "`syscall(SYS_getppid)`, a number the hook passes through",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "hook_getppid_unpatched",
+                "`libc::syscall` through the hook, before `patch_all`",
+            ),
+            (
+                "original_getppid",
+                "`monkey::original::syscall`, libc's real `syscall`",
+            ),
+            (
+                "hook_getppid_patched",
+                "through the hook after `patch_all`, in a greenlet",
+            ),
+        ],
+        subjects: &["hook_getppid_unpatched", "hook_getppid_patched"],
+        pairs: &[
+            ("hook_getppid_unpatched", "original_getppid"),
+            ("hook_getppid_patched", "original_getppid"),
+        ],
+    },
+    Group {
+        name: "std_mutex",
+        title: "Uncontended `std::sync::Mutex` before and after `patch_all`",
+        bench: "futex",
+        iteration: "one lock + unlock (no system call)",
+        unit: Unit::Time,
+        functions: &[
+            ("uncontended_patched", "after `patch_all`, in a greenlet"),
+            ("uncontended_unpatched", "before `patch_all`"),
+        ],
+        subjects: &["uncontended_patched"],
+        pairs: &[("uncontended_patched", "uncontended_unpatched")],
+    },
+    Group {
+        name: "std_handoff",
+        title: "std `Mutex` + `Condvar` hand-over: greenlets (patched) vs OS threads",
+        bench: "futex",
+        iteration: "one round trip: wait for the turn, pass it, and back",
+        unit: Unit::Time,
+        functions: &[
+            (
+                "greenlets",
+                "two greenlets of one hub after `patch_all` (waits park in the futex hook)",
+            ),
+            ("os_threads", "two OS threads, the kernel's futex"),
+        ],
+        subjects: &["greenlets"],
+        pairs: &[("greenlets", "os_threads")],
+    },
 ];
 
 /// The servers of the three echo groups.
@@ -502,6 +557,33 @@ pub const GOALS: &[Goal] = &[
             subject: "hook_read_unpatched",
             peer: "original_read",
             ns: 5.0,
+        },
+    },
+    Goal {
+        text: "`syscall` hook, unpatched: ≤ 5 ns more than libc's `syscall`",
+        check: Check::MaxExtraNs {
+            group: "syscall_hook",
+            subject: "hook_getppid_unpatched",
+            peer: "original_getppid",
+            ns: 5.0,
+        },
+    },
+    Goal {
+        text: "uncontended std `Mutex` after `patch_all`: ≤ 1 ns more than before",
+        check: Check::MaxExtraNs {
+            group: "std_mutex",
+            subject: "uncontended_patched",
+            peer: "uncontended_unpatched",
+            ns: 1.0,
+        },
+    },
+    Goal {
+        text: "std `Condvar` hand-over between greenlets ≥ 10× faster than between OS threads",
+        check: Check::MinSpeedup {
+            group: "std_handoff",
+            subject: "greenlets",
+            peer: "os_threads",
+            factor: 10.0,
         },
     },
     Goal {
