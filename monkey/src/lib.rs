@@ -41,6 +41,7 @@ mod fd;
 mod futex;
 mod iov;
 mod join;
+mod mmsg;
 mod msg;
 mod net;
 mod poll;
@@ -62,6 +63,7 @@ pub mod original {
     pub use crate::dns::real::*;
     pub use crate::futex::real::*;
     pub use crate::join::real::*;
+    pub use crate::mmsg::real::*;
     pub use crate::net::real::*;
     pub use crate::poll::real::*;
     pub use crate::process::real::*;
@@ -81,6 +83,7 @@ fn link_hooks() {
         dns::HOOKS,
         futex::HOOKS,
         join::HOOKS,
+        mmsg::HOOKS,
         net::HOOKS,
         poll::HOOKS,
         process::HOOKS,
