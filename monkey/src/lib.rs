@@ -49,6 +49,7 @@ mod process;
 mod real;
 mod rw;
 mod sock;
+mod splice;
 mod state;
 mod time;
 mod wait;
@@ -69,6 +70,7 @@ pub mod original {
     pub use crate::process::real::*;
     pub use crate::rw::real::*;
     pub use crate::sock::real::*;
+    pub use crate::splice::real::*;
     pub use crate::time::real::*;
 }
 
@@ -89,6 +91,7 @@ fn link_hooks() {
         process::HOOKS,
         rw::HOOKS,
         sock::HOOKS,
+        splice::HOOKS,
         time::HOOKS,
     ];
     std::hint::black_box(all);
