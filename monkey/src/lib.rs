@@ -36,6 +36,7 @@
 
 mod ctl;
 mod dns;
+mod epoll;
 mod errno;
 mod fd;
 mod futex;
@@ -55,13 +56,15 @@ mod time;
 mod wait;
 
 pub use state::{
-    Area, is_patched, patch_all, patch_dns, patch_process, patch_socket, patch_threads, patch_time,
+    Area, is_patched, patch_all, patch_dns, patch_event_loops, patch_process, patch_socket,
+    patch_threads, patch_time,
 };
 
 /// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
 pub mod original {
     pub use crate::ctl::real::*;
     pub use crate::dns::real::*;
+    pub use crate::epoll::real::*;
     pub use crate::futex::real::*;
     pub use crate::join::real::*;
     pub use crate::mmsg::real::*;
@@ -85,6 +88,7 @@ fn link_hooks() {
         dns::HOOKS,
         futex::HOOKS,
         join::HOOKS,
+        epoll::HOOKS,
         mmsg::HOOKS,
         net::HOOKS,
         poll::HOOKS,
