@@ -32,6 +32,34 @@
 //! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
 //! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
 //! unwinds at its next Rust-level blocking call.
+//!
+//! # What is covered
+//!
+//! | Area | Calls |
+//! |---|---|
+//! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping: `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `pipe*` |
+//! | [`Area::Time`] | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` |
+//! | [`Area::Dns`] | `getaddrinfo` (on the thread pool) |
+//! | [`Area::EventLoop`] (opt-in, [`patch_event_loops`]; not in `patch_all`) | `epoll_wait`, `epoll_pwait` |
+//!
+//! Passed straight through on purpose, even in a greenlet:
+//!
+//! - **The standard streams.** `read`/`write`/`readv`/`writev` on fds 0, 1 and 2
+//!   never park. std's stdout and stderr locks are reentrant and owned by the OS
+//!   thread, with a `RefCell` borrow held across the `write`: a `println!` parked on a
+//!   full pipe would make the next greenlet's `println!` panic (`RefCell already
+//!   borrowed`); glibc's `FILE` locks (and stdin's) have the same shape. The thread
+//!   waits while a slow reader drains stdout instead; see the `rw` module.
+//! - **Regular files, directories, block devices and ttys**, which epoll cannot wait
+//!   for.
+//! - **Calls with a signal mask** (`ppoll`, `pselect`, `epoll_pwait` given one): the
+//!   mask belongs to the thread, which runs other greenlets while one is parked.
+//! - **Calls that never block**: zero timeouts, `MSG_DONTWAIT`, `SPLICE_F_NONBLOCK`,
+//!   fds the user made non-blocking (the kernel's `EAGAIN`).
+//!
+//! Greenweave's own low-level code (the stack-overflow report in the `SIGSEGV`
+//! handler, this crate's fatal errors) writes with the raw system call, never through
+//! a hook.
 #![allow(unsafe_code)]
 
 mod ctl;

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 /// A group of hooks that can be switched on separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Area {
-    /// Sockets, pipes and other fds: `read`/`write` families, `recv*`/`send*`,
-    /// `connect`, `accept*`, `poll`/`ppoll`/`select`, `close` and fd-state tracking.
+    /// Sockets, pipes and other fds: `read`/`write` families (never on fds 0–2),
+    /// `recv*`/`send*` (with `recvmmsg`/`sendmmsg`), `sendfile`/`splice`, `connect`,
+    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking.
     Socket,
     /// `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`.
     Time,

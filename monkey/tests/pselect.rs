@@ -156,10 +156,8 @@ fn a_signal_mask_makes_pselect_and_ppoll_pass_through() {
         revents: 0,
     }];
     // SAFETY: one valid pollfd, a valid timeout and mask.
-    assert_eq!(
-        unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &ts(100), &mask) },
-        0
-    );
+    let rc = unsafe { libc::ppoll(fds.as_mut_ptr(), 1, &ts(100), &mask) };
+    assert_eq!(rc, 0);
     assert!(start.elapsed() >= Duration::from_millis(200));
     // The thread was blocked: nothing else ran.
     assert_eq!(ticks.get(), 0);
@@ -175,7 +173,7 @@ fn pselect_with_a_mask_is_interrupted_by_the_signal_it_unblocks() {
     // thread only, so the signal stays pending until pselect's mask lets it in.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_usr1 as usize;
+        action.sa_sigaction = on_usr1 as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
         assert_eq!(
             libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()),
