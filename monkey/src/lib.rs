@@ -40,6 +40,8 @@
 //! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping: `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `pipe*` |
 //! | [`Area::Time`] | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` |
 //! | [`Area::Dns`] | `getaddrinfo` (on the thread pool) |
+//! | [`Area::Threads`] | `syscall` (futex numbers only: std and parking_lot locks, condvars, channels, `thread::park`), `pthread_join` |
+//! | [`Area::Process`] | `waitpid`, `wait4`, `waitid` (one child) |
 //! | [`Area::EventLoop`] (opt-in, [`patch_event_loops`]; not in `patch_all`) | `epoll_wait`, `epoll_pwait` |
 //!
 //! Passed straight through on purpose, even in a greenlet:
@@ -59,7 +61,7 @@
 //!
 //! Greenweave's own low-level code (the stack-overflow report in the `SIGSEGV`
 //! handler, this crate's fatal errors) writes with the raw system call, never through
-//! a hook.
+//! a hook (nor through `syscall`, which is hooked too).
 #![allow(unsafe_code)]
 
 mod ctl;

@@ -38,13 +38,16 @@
 //! real call. The cost: while a slow reader drains a full stdout pipe (`prog | less`,
 //! a supervisor's log pipe), the whole thread waits, as without patching.
 //!
-//! Reads from stdin pass through as well. std's `Stdin` is a `Mutex<BufReader>` held
-//! across the `read`: a parked reader would make any other greenlet of the thread that
-//! touches stdin wait on that mutex, a thread-wide deadlock unless futex waits are
-//! themselves cooperative, and glibc's `stdin` `FILE` lock has the problem above. To
-//! read stdin without stalling the thread, wait for it first:
-//! `greenweave_runtime::io::wait_readable(0, None)` (or a `poll` on fd 0, which is
-//! cooperative), then read; with a single reader of a pipe the read finds data.
+//! Reads from stdin pass through as well. glibc's `stdin` `FILE` lock (`fgets`,
+//! `scanf`) is recursive and thread-owned, like stdout's: a second greenlet would
+//! re-enter it and corrupt the buffer under a parked reader. std's `Stdin` is a
+//! `Mutex<BufReader>` held across the `read`: a parked reader would make every other
+//! greenlet of the thread that touches stdin wait on that mutex, sound only while
+//! futex waits are cooperative too ([`Area::Threads`](crate::Area::Threads)), a
+//! thread-wide deadlock otherwise. To read stdin without stalling the thread, wait for
+//! it first: `greenweave_runtime::io::wait_readable(0, None)` (or a `poll` on fd 0,
+//! which is cooperative), then read; with a single reader of a pipe the read finds
+//! data.
 //!
 //! The rule is by fd number, not by file: a `dup` of stdout is an ordinary pipe or
 //! socket fd and parks as usual (nothing of std's holds a lock over it). `recv`/`send`
