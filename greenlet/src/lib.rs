@@ -76,6 +76,15 @@ pub use stack::{DEFAULT_STACK_SIZE, HOT_STACKS, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{default_stack_size, pooled_stacks, set_default_stack_size};
 pub use value::Value;
 
+/// Writes all of `bytes` to `fd` with the raw `write` system call, never through the C
+/// library's `write` (which greenweave-monkey hooks). Async-signal-safe; retries on
+/// `EINTR` and partial writes, gives up silently on other errors. Not part of the
+/// public API: it is for greenweave's own fatal-error paths.
+#[doc(hidden)]
+pub fn raw_write(fd: i32, bytes: &[u8]) {
+    sys::raw_write(fd, bytes);
+}
+
 /// The greenlet running now (Python's `greenlet.getcurrent()`); on a thread that never
 /// used greenlets, this makes its main greenlet.
 #[track_caller]

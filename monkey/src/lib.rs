@@ -38,15 +38,47 @@
 //! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
 //! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
 //! unwinds at its next Rust-level blocking call.
+//!
+//! # What is covered
+//!
+//! | Area | Calls |
+//! |---|---|
+//! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping: `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `pipe*` |
+//! | [`Area::Time`] | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` |
+//! | [`Area::Dns`] | `getaddrinfo` (on the thread pool) |
+//! | [`Area::Threads`] | `syscall` (futex numbers only: std and parking_lot locks, condvars, channels, `thread::park`), `pthread_join` |
+//! | [`Area::Process`] | `waitpid`, `wait4`, `waitid` (one child) |
+//! | [`Area::EventLoop`] (opt-in, [`patch_event_loops`]; not in `patch_all`) | `epoll_wait`, `epoll_pwait` |
+//!
+//! Passed straight through on purpose, even in a greenlet:
+//!
+//! - **The standard streams.** `read`/`write`/`readv`/`writev` on fds 0, 1 and 2
+//!   never park. std's stdout and stderr locks are reentrant and owned by the OS
+//!   thread, with a `RefCell` borrow held across the `write`: a `println!` parked on a
+//!   full pipe would make the next greenlet's `println!` panic (`RefCell already
+//!   borrowed`); glibc's `FILE` locks (and stdin's) have the same shape. The thread
+//!   waits while a slow reader drains stdout instead; see the `rw` module.
+//! - **Regular files, directories, block devices and ttys**, which epoll cannot wait
+//!   for.
+//! - **Calls with a signal mask** (`ppoll`, `pselect`, `epoll_pwait` given one): the
+//!   mask belongs to the thread, which runs other greenlets while one is parked.
+//! - **Calls that never block**: zero timeouts, `MSG_DONTWAIT`, `SPLICE_F_NONBLOCK`,
+//!   fds the user made non-blocking (the kernel's `EAGAIN`).
+//!
+//! Greenweave's own low-level code (the stack-overflow report in the `SIGSEGV`
+//! handler, this crate's fatal errors) writes with the raw system call, never through
+//! a hook (nor through `syscall`, which is hooked too).
 #![allow(unsafe_code)]
 
 mod ctl;
 mod dns;
+mod epoll;
 mod errno;
 mod fd;
 mod futex;
 mod iov;
 mod join;
+mod mmsg;
 mod msg;
 mod net;
 mod poll;
@@ -54,25 +86,30 @@ mod process;
 mod real;
 mod rw;
 mod sock;
+mod splice;
 mod state;
 mod time;
 mod wait;
 
 pub use state::{
-    Area, is_patched, patch_all, patch_dns, patch_process, patch_socket, patch_threads, patch_time,
+    Area, is_patched, patch_all, patch_dns, patch_event_loops, patch_process, patch_socket,
+    patch_threads, patch_time,
 };
 
 /// The real libc functions, bypassing the hooks (gevent's `monkey.get_original`).
 pub mod original {
     pub use crate::ctl::real::*;
     pub use crate::dns::real::*;
+    pub use crate::epoll::real::*;
     pub use crate::futex::real::*;
     pub use crate::join::real::*;
+    pub use crate::mmsg::real::*;
     pub use crate::net::real::*;
     pub use crate::poll::real::*;
     pub use crate::process::real::*;
     pub use crate::rw::real::*;
     pub use crate::sock::real::*;
+    pub use crate::splice::real::*;
     pub use crate::time::real::*;
 }
 
@@ -87,11 +124,14 @@ fn link_hooks() {
         dns::HOOKS,
         futex::HOOKS,
         join::HOOKS,
+        epoll::HOOKS,
+        mmsg::HOOKS,
         net::HOOKS,
         poll::HOOKS,
         process::HOOKS,
         rw::HOOKS,
         sock::HOOKS,
+        splice::HOOKS,
         time::HOOKS,
     ];
     std::hint::black_box(all);

@@ -100,6 +100,34 @@ pub(crate) unsafe fn sendmsg_coop(
     transfer(&mut call, total, true, op)
 }
 
+/// Sends bytes `done..total` of a stream message whose first `done` bytes went (a
+/// `sendmmsg` that stopped inside it), as a blocking send would: all of them, or the
+/// progress made before an error, the socket timeout or an interrupt (-1 if none).
+///
+/// # Safety
+///
+/// `msg` is a valid message header whose iovecs total `total >= done` bytes.
+pub(crate) unsafe fn sendmsg_rest(
+    fd: c_int,
+    msg: *const msghdr,
+    done: usize,
+    total: usize,
+    flags: c_int,
+) -> ssize_t {
+    let mut call = Call::new(fd, true, Some(libc::SO_SNDTIMEO));
+    // SAFETY: the caller's valid header.
+    let (mut later, mut cursor) = unsafe { continuation(msg) };
+    let op = |sent: usize, attempt| {
+        // SAFETY: the cursor walks the caller's iovecs; `done + sent <= total`.
+        let (iov, cnt) = unsafe { cursor.at(done + sent) };
+        later.msg_iov = iov.cast_mut();
+        later.msg_iovlen = cnt as _;
+        // SAFETY: `later` is a valid header over the rest of the caller's buffers.
+        unsafe { real::sendmsg(fd, &later, flags | nowait(attempt)) }
+    };
+    transfer(&mut call, total - done, true, op)
+}
+
 /// A copy of `msg` for continuing a partial transfer (no control data; the caller's
 /// address kept) and a cursor over its iovecs.
 ///

@@ -1,4 +1,4 @@
-//! `poll`, `ppoll`, `select`.
+//! `poll`, `ppoll`, `select`, `pselect`.
 //!
 //! A cooperative call with a timeout other than zero first polls with a zero timeout
 //! (the real call, so the result, `revents`, the fd sets and errors are the kernel's);
@@ -15,9 +15,21 @@
 //! cooperative back-off.
 //!
 //! `select` writes the time not slept back into its `timeout`, as Linux does; `ppoll`
-//! leaves its timeout alone, as glibc does. `ppoll`'s signal mask applies to each of
-//! the real zero-timeout polls (so a signal it unblocks interrupts the call), not
-//! while the greenlet is parked: other greenlets run then, with the thread's mask.
+//! and `pselect` leave theirs alone, as glibc does.
+//!
+//! # Signal masks
+//!
+//! `ppoll` and `pselect` with a signal mask pass straight through (block the thread,
+//! as unpatched); with a null mask they are `poll` and `select` with a `timespec`.
+//! The mask exists for the race-free wait for a signal: block it, check a flag, then
+//! wait with the mask that unblocks it, so a signal arriving at any point ends the
+//! wait with `EINTR`. A parked greenlet cannot offer that. The mask belongs to the
+//! thread, and while the greenlet is parked the thread runs other greenlets, which
+//! must keep the thread's own mask; a signal the caller meant to let in would stay
+//! pending until the greenlet woke for another reason (an fd, the timeout), possibly
+//! never. Waking on a `signalfd` would not do either: a signal directed at the process
+//! can be taken by another thread, and the handler must run on this thread, under the
+//! caller's mask, inside the call. So only the real call keeps the contract.
 
 use std::time::{Duration, Instant};
 
@@ -38,12 +50,18 @@ pub mod real {
         fn ppoll(fds: *mut pollfd, nfds: nfds_t, timeout: *const timespec, sigmask: *const sigset_t) -> c_int;
         /// libc's `select`.
         fn select(nfds: c_int, readfds: *mut fd_set, writefds: *mut fd_set, exceptfds: *mut fd_set, timeout: *mut timeval) -> c_int;
+        /// libc's `pselect`.
+        fn pselect(nfds: c_int, readfds: *mut fd_set, writefds: *mut fd_set, exceptfds: *mut fd_set, timeout: *const timespec, sigmask: *const sigset_t) -> c_int;
     }
 }
 
 /// Every hook of this module, for the linker (see `link_hooks`).
-pub(crate) const HOOKS: &[*const ()] =
-    &[poll as *const (), ppoll as *const (), select as *const ()];
+pub(crate) const HOOKS: &[*const ()] = &[
+    poll as *const (),
+    ppoll as *const (),
+    select as *const (),
+    pselect as *const (),
+];
 
 /// Whether `fd` reports any of `events` (or an error, hang-up or `POLLNVAL`) right now.
 pub(crate) fn ready(fd: c_int, events: c_short) -> bool {
@@ -81,7 +99,8 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
     })
 }
 
-/// Hook for `ppoll(2)`.
+/// Hook for `ppoll(2)`. A call with a signal mask passes straight through (see the
+/// module docs).
 ///
 /// # Safety
 ///
@@ -96,7 +115,7 @@ pub unsafe extern "C" fn ppoll(
     // SAFETY: the caller's timeout is null or readable.
     let limit = unsafe { timeout.as_ref() };
     let zero = limit.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0);
-    if zero || !cooperative_socket() {
+    if zero || !sigmask.is_null() || !cooperative_socket() {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::ppoll(fds, nfds, timeout, sigmask) };
     }
@@ -116,7 +135,7 @@ pub unsafe extern "C" fn ppoll(
     preserving_errno(|| unsafe {
         wait_loop(
             deadline,
-            || real::ppoll(fds, nfds, &now, sigmask),
+            || real::ppoll(fds, nfds, &now, std::ptr::null()),
             || interest_of(fds, nfds),
         )
     })
@@ -153,7 +172,61 @@ pub unsafe extern "C" fn select(
             Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64),
         ),
     };
-    let sets = [readfds, writefds, exceptfds];
+    // SAFETY: as the caller guarantees.
+    let rc = unsafe { select_coop(nfds, [readfds, writefds, exceptfds], deadline) };
+    // Linux writes back the time not slept.
+    // SAFETY: the caller's timeout is null or writable.
+    if let (Some(deadline), Some(out)) = (deadline, unsafe { timeout.as_mut() }) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        out.tv_sec = left.as_secs() as _;
+        out.tv_usec = left.subsec_micros() as _;
+    }
+    rc
+}
+
+/// Hook for `pselect(2)`: `select` with a `timespec` timeout (left alone, as glibc
+/// does) and a signal mask. A call with a mask passes straight through (see the
+/// module docs).
+///
+/// # Safety
+///
+/// As `pselect(2)`: each set is null or holds `nfds` bits.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    readfds: *mut fd_set,
+    writefds: *mut fd_set,
+    exceptfds: *mut fd_set,
+    timeout: *const timespec,
+    sigmask: *const sigset_t,
+) -> c_int {
+    // SAFETY: the caller's timeout is null or readable.
+    let limit = unsafe { timeout.as_ref() };
+    let zero = limit.is_some_and(|t| t.tv_sec == 0 && t.tv_nsec == 0);
+    let in_range = (0..=libc::FD_SETSIZE as c_int).contains(&nfds);
+    if zero || !in_range || !sigmask.is_null() || !cooperative_socket() {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { real::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask) };
+    }
+    let deadline = match limit {
+        None => None,
+        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
+            set_errno(libc::EINVAL);
+            return -1;
+        }
+        Some(t) => Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
+    };
+    // SAFETY: as the caller guarantees.
+    unsafe { select_coop(nfds, [readfds, writefds, exceptfds], deadline) }
+}
+
+/// The cooperative `select`: zero-timeout real `select`s on copies of the caller's
+/// sets, parking in between, until something is ready or `deadline` passes.
+///
+/// # Safety
+///
+/// `0 <= nfds <= FD_SETSIZE`; each set is null or a valid, writable `fd_set`.
+unsafe fn select_coop(nfds: c_int, sets: [*mut fd_set; 3], deadline: Option<Instant>) -> c_int {
     // SAFETY: each set is null or readable.
     let asked = sets.map(|set| unsafe { set.as_ref() }.copied());
     let probe = || {
@@ -196,15 +269,7 @@ pub unsafe extern "C" fn select(
         }
         wanted
     };
-    let rc = preserving_errno(|| wait_loop(deadline, probe, interest));
-    // Linux writes back the time not slept.
-    // SAFETY: the caller's timeout is null or writable.
-    if let (Some(deadline), Some(out)) = (deadline, unsafe { timeout.as_mut() }) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        out.tv_sec = left.as_secs() as _;
-        out.tv_usec = left.subsec_micros() as _;
-    }
-    rc
+    preserving_errno(|| wait_loop(deadline, probe, interest))
 }
 
 /// The fds and events of a pollfd array.

@@ -24,11 +24,10 @@ pub(crate) fn resolve(slot: &AtomicPtr<libc::c_void>, name: &CStr) -> *mut libc:
     if found.is_null() {
         let msg =
             b"greenweave-monkey: dlsym(RTLD_NEXT) found no libc definition for a hooked function\n";
-        // SAFETY: writing a static buffer to stderr; abort has no preconditions.
-        unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::abort();
-        }
+        // The raw system call: libc's `write` is this crate's own hook.
+        greenweave_greenlet::raw_write(2, msg);
+        // SAFETY: abort has no preconditions.
+        unsafe { libc::abort() };
     }
     slot.store(found, Ordering::Release);
     found

@@ -18,9 +18,41 @@
 //!   writer serves without blocking; writes to a polled FIFO go in `PIPE_BUF`-sized
 //!   pieces, each of which a writable pipe takes whole.
 //! - **Regular files, directories, block devices and ttys** pass through.
+//! - **The standard streams, fds 0, 1 and 2, always pass through**, whatever they
+//!   refer to (see below).
 //!
 //! A blocking write to a pipe or stream socket transfers everything before it
 //! returns, as the kernel's does; reads return as soon as anything is there.
+//!
+//! # Why stdio never parks
+//!
+//! std writes `print!`/`println!` while holding stdout's lock, a *reentrant* lock owned
+//! by the OS thread, with a `RefCell` borrow of the buffer held across the `write`
+//! (stderr likewise). Were that `write` to park on a full pipe, the next greenlet of
+//! the same thread to print would re-enter the lock (same thread, so it is granted)
+//! and panic with `RefCell already borrowed`. glibc's `FILE` locks (`printf`,
+//! `fgets(stdin)`) are recursive and thread-owned too, and a second greenlet would
+//! corrupt the stream's buffer instead. The lock is not ours to take over, and
+//! everyone holding it is on the same thread, so the only sound choice is never to
+//! park inside it: `read`, `write`, `readv` and `writev` on fds 0, 1 and 2 make the
+//! real call. The cost: while a slow reader drains a full stdout pipe (`prog | less`,
+//! a supervisor's log pipe), the whole thread waits, as without patching.
+//!
+//! Reads from stdin pass through as well. glibc's `stdin` `FILE` lock (`fgets`,
+//! `scanf`) is recursive and thread-owned, like stdout's: a second greenlet would
+//! re-enter it and corrupt the buffer under a parked reader. std's `Stdin` is a
+//! `Mutex<BufReader>` held across the `read`: a parked reader would make every other
+//! greenlet of the thread that touches stdin wait on that mutex, sound only while
+//! futex waits are cooperative too ([`Area::Threads`](crate::Area::Threads)), a
+//! thread-wide deadlock otherwise. To read stdin without stalling the thread, wait for
+//! it first: `greenweave_runtime::io::wait_readable(0, None)` (or a `poll` on fd 0,
+//! which is cooperative), then read; with a single reader of a pipe the read finds
+//! data.
+//!
+//! The rule is by fd number, not by file: a `dup` of stdout is an ordinary pipe or
+//! socket fd and parks as usual (nothing of std's holds a lock over it). `recv`/`send`
+//! on fds 0–2 (a socket handed over as stdio, used as a socket) stay cooperative:
+//! neither std's nor glibc's stdio makes those calls.
 
 use libc::{c_int, c_void, iovec, size_t, ssize_t};
 
@@ -55,6 +87,12 @@ pub(crate) const HOOKS: &[*const ()] = &[
     writev as *const (),
 ];
 
+/// Whether `fd` is one of the standard streams, which never park (see the module docs).
+#[inline]
+fn is_stdio(fd: c_int) -> bool {
+    (0..=2).contains(&fd)
+}
+
 /// The most a pipe takes atomically, and so without blocking once it is writable.
 const PIPE_BUF: usize = libc::PIPE_BUF;
 
@@ -65,7 +103,7 @@ const PIPE_BUF: usize = libc::PIPE_BUF;
 /// As `read(2)`: `buf` is writable for `count` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
-    if !cooperative_socket() || count == 0 {
+    if is_stdio(fd) || count == 0 || !cooperative_socket() {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::read(fd, buf, count) };
     }
@@ -84,7 +122,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
 /// As `write(2)`: `buf` is readable for `count` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
-    if !cooperative_socket() || count == 0 {
+    if is_stdio(fd) || count == 0 || !cooperative_socket() {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::write(fd, buf, count) };
     }
@@ -105,8 +143,9 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 /// As `readv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
+    let coop = !is_stdio(fd) && cooperative_socket();
     // SAFETY: `iov` holds `iovcnt` iovecs, as the caller guarantees.
-    let total = match cooperative_socket().then(|| unsafe { iov::total(iov, iovcnt) }) {
+    let total = match coop.then(|| unsafe { iov::total(iov, iovcnt) }) {
         Some(Some(total)) if total > 0 => total,
         // SAFETY: the caller's arguments, passed on unchanged.
         _ => return unsafe { real::readv(fd, iov, iovcnt) },
@@ -122,8 +161,9 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> s
 /// As `writev(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
+    let coop = !is_stdio(fd) && cooperative_socket();
     // SAFETY: `iov` holds `iovcnt` iovecs, as the caller guarantees.
-    let total = match cooperative_socket().then(|| unsafe { iov::total(iov, iovcnt) }) {
+    let total = match coop.then(|| unsafe { iov::total(iov, iovcnt) }) {
         Some(Some(total)) if total > 0 => total,
         // SAFETY: the caller's arguments, passed on unchanged.
         _ => return unsafe { real::writev(fd, iov, iovcnt) },

@@ -55,7 +55,7 @@ pub(crate) const HOOKS: &[*const ()] = &[
 ];
 
 /// The socket kind of `fd` if a call with `flags` should be made cooperatively.
-fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Kind> {
+pub(crate) fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Kind> {
     if !cooperative_socket() || flags & (libc::MSG_DONTWAIT | never_blocks) != 0 {
         return None;
     }
@@ -63,7 +63,7 @@ fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Kind> {
 }
 
 /// Receive flags with which the kernel never blocks.
-const RECV_NEVER_BLOCKS: c_int = libc::MSG_ERRQUEUE | libc::MSG_OOB;
+pub(crate) const RECV_NEVER_BLOCKS: c_int = libc::MSG_ERRQUEUE | libc::MSG_OOB;
 
 /// Hook for `recv(2)`.
 ///

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 /// A group of hooks that can be switched on separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Area {
-    /// Sockets, pipes and other fds: `read`/`write` families, `recv*`/`send*`,
-    /// `connect`, `accept*`, `poll`/`ppoll`/`select`, `close` and fd-state tracking.
+    /// Sockets, pipes and other fds: `read`/`write` families (never on fds 0–2),
+    /// `recv*`/`send*` (with `recvmmsg`/`sendmmsg`), `sendfile`/`splice`, `connect`,
+    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking.
     Socket,
     /// `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`.
     Time,
@@ -19,6 +20,10 @@ pub enum Area {
     Threads,
     /// `waitpid`, `wait4`, `waitid` for one child (park on a pidfd until it exits).
     Process,
+    /// `epoll_wait`, `epoll_pwait`: a greenlet running its own event loop (plain
+    /// `mio`) parks. Opt-in with [`patch_event_loops`], never part of [`patch_all`]:
+    /// see the `epoll` module docs for the tokio hazard.
+    EventLoop,
 }
 
 impl Area {
@@ -29,6 +34,7 @@ impl Area {
             Area::Dns => 4,
             Area::Threads => 8,
             Area::Process => 16,
+            Area::EventLoop => 32,
         }
     }
 }
@@ -63,10 +69,10 @@ fn patch(area: Area) {
     PATCHED.fetch_or(area.bit(), Ordering::Release);
 }
 
-/// Patches every area (gevent's `monkey.patch_all()`). Call it first thing in `main`;
-/// calling it again is harmless. Until it is called, every hook passes straight
-/// through to libc (costing one atomic load), so code that runs before it, and
-/// programs that never call it, behave exactly as without this crate.
+/// Patches every area but [`Area::EventLoop`] (gevent's `monkey.patch_all()`). Call it
+/// first thing in `main`; calling it again is harmless. Until it is called, every hook
+/// passes straight through to libc (costing one atomic load), so code that runs before
+/// it, and programs that never call it, behave exactly as without this crate.
 pub fn patch_all() {
     patch(Area::Socket);
     patch(Area::Time);
@@ -99,6 +105,17 @@ pub fn patch_dns() {
 /// Patches child-process waits only (`Child::wait`, `Command::status`/`output`).
 pub fn patch_process() {
     patch(Area::Process);
+}
+
+/// Patches `epoll_wait`/`epoll_pwait` ([`Area::EventLoop`]): a greenlet waiting in
+/// its own `mio::Poll` (or any epoll loop) parks until the epoll fd is readable or the
+/// timeout passes, so several greenlets can each run an event loop on one thread.
+/// Not part of [`patch_all`]: runtimes that keep per-thread state around their
+/// `epoll_wait` break when a second greenlet enters them while the first is parked
+/// there (tokio: "Cannot start a runtime from within a runtime", as in the `postgres`
+/// sync client). Call it only if no such runtime runs in greenlets.
+pub fn patch_event_loops() {
+    patch(Area::EventLoop);
 }
 
 /// Whether `area` is patched.

@@ -2,7 +2,8 @@
 //!
 //! Everything platform-specific in this crate lives here: anonymous mappings, guard
 //! regions (`MADV_GUARD_INSTALL`, with an `mprotect` fallback), the per-thread alternate
-//! signal stack and the `SIGSEGV` handler installation.
+//! signal stack, the `SIGSEGV` handler installation, and a raw `write` system call for
+//! reports made where a libc hook must not run (a signal handler, a fatal error path).
 
 use std::io;
 use std::ptr;
@@ -218,16 +219,67 @@ pub unsafe fn chain_segv(
     }
 }
 
-/// Writes `bytes` to standard error without allocating (async-signal-safe).
+/// Writes `bytes` to standard error without allocating (async-signal-safe), with the
+/// raw system call (see [`raw_write`]).
 pub fn write_stderr(bytes: &[u8]) {
+    raw_write(2, bytes);
+}
+
+/// Writes all of `bytes` to `fd` with the `write` system call itself, never through the
+/// C library's `write` symbol: once greenweave-monkey is linked, that symbol is its
+/// hook, which must not be entered from a signal handler or an error path. Retries on
+/// `EINTR` and after partial writes; gives up silently on any other error (there is
+/// nowhere left to report it). Async-signal-safe: no allocation, no lock, no `errno`.
+pub fn raw_write(fd: libc::c_int, bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
-        // SAFETY: writing from a valid slice to fd 2.
-        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        let n = sys_write(fd, rest);
+        if n == -(libc::EINTR as isize) {
+            continue;
+        }
         if n <= 0 {
             return;
         }
-        rest = &rest[n as usize..];
+        rest = &rest[(n as usize).min(rest.len())..];
+    }
+}
+
+/// One `write` system call: the byte count, or `-errno`.
+#[cfg(target_arch = "x86_64")]
+fn sys_write(fd: libc::c_int, bytes: &[u8]) -> isize {
+    let ret: isize;
+    // SAFETY: the x86_64 Linux system-call convention: the number in rax, the arguments
+    // in rdi, rsi, rdx; the kernel returns in rax and clobbers rcx and r11 (declared).
+    // `write` only reads `bytes.len()` bytes at `bytes.as_ptr()`, a live slice; it
+    // touches no other memory of ours and no stack (`nostack`).
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_write as isize => ret,
+            in("rdi") fd as isize,
+            in("rsi") bytes.as_ptr(),
+            in("rdx") bytes.len(),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// One `write` call: the byte count, or `-errno`. Other architectures go through
+/// libc's `write` until their system-call instruction is added above (so there the
+/// monkey hook is reached; it passes writes to fds 0–2 straight through).
+#[cfg(not(target_arch = "x86_64"))]
+fn sys_write(fd: libc::c_int, bytes: &[u8]) -> isize {
+    // SAFETY: writing from a valid slice.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n < 0 {
+        -(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO) as isize)
+    } else {
+        n
     }
 }
 
