@@ -46,7 +46,7 @@
 //! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping: `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `pipe*` |
 //! | [`Area::Time`] | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` |
 //! | [`Area::Dns`] | `getaddrinfo` (on the thread pool) |
-//! | [`Area::Threads`] | `syscall` (futex numbers only: std and parking_lot locks, condvars, channels, `thread::park`), `pthread_join` |
+//! | [`Area::Threads`] | `syscall` (futex numbers only: std's locks, condvars, `Once`, `Barrier`, channels, `thread::park`; parking_lot's per-thread waits block the thread), `pthread_join` |
 //! | [`Area::Process`] | `waitpid`, `wait4`, `waitid` (one child) |
 //! | [`Area::EventLoop`] (opt-in, [`patch_event_loops`]; not in `patch_all`) | `epoll_wait`, `epoll_pwait` |
 //!

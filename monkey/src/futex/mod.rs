@@ -367,16 +367,7 @@ fn deadlock(report: &str) -> ! {
          Take such locks in one order everywhere, or use greenweave::sync::Mutex, whose \
          deadlock report unwinds in the blocked greenlet.\n"
     );
-    let mut rest = message.as_bytes();
-    while !rest.is_empty() {
-        // SAFETY: writing our own buffer to stderr with libc's real `write` (not the
-        // hook, which could park).
-        let n = unsafe { crate::rw::real::write(2, rest.as_ptr().cast(), rest.len()) };
-        if n <= 0 {
-            break;
-        }
-        rest = &rest[n as usize..];
-    }
+    greenweave_greenlet::raw_write(2, message.as_bytes());
     std::process::abort();
 }
 
