@@ -169,8 +169,8 @@ impl Futex {
             Err(()) => return None,
         };
         if tls::is_thread_local(self.addr) {
-            tls::warn_once();
-            return None;
+            // SAFETY: as for this function.
+            return unsafe { self.wait_blocking(deadline) };
         }
         // SAFETY: the caller guarantees the word is readable and aligned; futex words
         // are shared with other threads, hence atomic access.
@@ -183,6 +183,44 @@ impl Futex {
         } else {
             wait_shared(word, self.val, bitset, deadline)
         };
+        Some(result)
+    }
+
+    /// A wait that must block the thread (see `tls`): the real call, but a relative
+    /// wait longer than [`tls::STALL`] is made in slices, so that a thread stuck there
+    /// (most likely on a lock another greenlet of the thread holds) is reported instead
+    /// of hanging in silence. A slice that ends is an early return to the caller, who
+    /// re-checks and waits again. `None`: pass the call through unchanged.
+    ///
+    /// # Safety
+    ///
+    /// As for [`run`](Self::run).
+    unsafe fn wait_blocking(&self, deadline: Option<Instant>) -> Option<c_long> {
+        let until = Instant::now() + tls::STALL;
+        if self.command() != libc::FUTEX_WAIT || deadline.is_some_and(|d| d <= until) {
+            return None;
+        }
+        let slice = libc::timespec {
+            tv_sec: tls::STALL.as_secs() as libc::time_t,
+            tv_nsec: 0,
+        };
+        // SAFETY: the caller's wait with a shorter relative timeout of our own.
+        let result = unsafe {
+            real::syscall(
+                libc::SYS_futex,
+                self.addr as c_long,
+                c_long::from(self.op),
+                c_long::from(self.val),
+                (&raw const slice) as c_long,
+                0,
+                0,
+            )
+        };
+        if result == -1 && crate::errno::errno() == libc::ETIMEDOUT {
+            tls::report_stall();
+            return Some(0);
+        }
+        tls::stall_over();
         Some(result)
     }
 

@@ -4,17 +4,21 @@
 //! A second greenlet of the thread entering a parking_lot wait while the first is
 //! parked would relink the same node (a corrupted queue) before any system call we
 //! could see, so these waits are never made cooperative: they block the thread, as
-//! without patching, and the first one logs a warning saying so.
+//! without patching. One that blocks it for a second while other greenlets wait to
+//! run is reported through `log` (target `greenweave::monkey`), naming the greenlet:
+//! a parking_lot lock held by another greenlet of the thread across a park is a
+//! deadlock that would otherwise hang in silence.
 //!
 //! The executable's TLS block (where every Rust `thread_local!` of the program lives)
 //! sits right below the thread pointer on x86_64; its size is read once from the
 //! program headers.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// The size of the executable's TLS block, rounded up; `usize::MAX` until read.
 static EXE_TLS_SIZE: AtomicUsize = AtomicUsize::new(usize::MAX);
-static WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Whether `addr` lies in the calling thread's static TLS block of the executable.
 pub(super) fn is_thread_local(addr: usize) -> bool {
@@ -28,18 +32,43 @@ pub(super) fn is_thread_local(addr: usize) -> bool {
     }
 }
 
-/// Logs, once per process, that a thread-local futex wait blocks the thread.
-pub(super) fn warn_once() {
-    if !WARNED.swap(true, Ordering::Relaxed) {
-        log::warn!(
-            target: "greenweave::monkey",
-            "greenweave-monkey: a greenlet waits on a per-thread futex word (parking_lot's \
-             queue node); such waits cannot be shared by greenlets and block the whole thread. \
-             If the lock is held by another greenlet of this thread, the thread is deadlocked: \
-             use std::sync or greenweave::sync locks there, or run the code on the thread pool \
-             (greenweave::threadpool)"
-        );
+/// How long a thread-local wait may block the thread before it is reported.
+pub(super) const STALL: Duration = Duration::from_secs(1);
+
+thread_local! {
+    /// Whether this thread's current stall has been reported.
+    static REPORTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A thread-local wait has blocked the thread for [`STALL`]: says so (once per stall,
+/// through `log`), naming the greenlet, if other greenlets of the thread are kept
+/// from running.
+pub(super) fn report_stall() {
+    if REPORTED.replace(true) || !greenweave_runtime::coop::can_park() {
+        return;
     }
+    let others = greenweave_runtime::active_count().saturating_sub(1);
+    if others == 0 {
+        return;
+    }
+    let me = greenweave_runtime::current();
+    log::warn!(
+        target: "greenweave::monkey",
+        "greenweave-monkey: greenlet {} (id {}) has blocked its thread for {:?} in a wait on a \
+         per-thread futex word (parking_lot's queue node), which greenlets cannot share; {} \
+         other greenlet(s) of the thread cannot run meanwhile. If another greenlet of this \
+         thread holds the lock, the thread is deadlocked: use std::sync or greenweave::sync \
+         locks there, or run the code on the thread pool (greenweave::threadpool)",
+        me.name.as_deref().map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'")),
+        me.id,
+        STALL,
+        others,
+    );
+}
+
+/// The thread's thread-local wait ended (woken, or the caller's own timeout).
+pub(super) fn stall_over() {
+    REPORTED.set(false);
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
