@@ -90,10 +90,9 @@ fn greenlets_share_a_small_r2d2_pool_by_taking_connections_on_the_thread_pool() 
             spawn(move || {
                 // Waiting for a free connection happens on a pool thread...
                 let mut conn = spawn_blocking(move || pool.get()).unwrap();
-                // ...and the request on it in this greenlet (the socket hooks park it).
-                let answer = ask(&mut conn, &format!("request {i}")).unwrap();
-                answer
-                // Dropping `conn` gives it back to the pool (no wait).
+                // ...and the request on it in this greenlet (the socket hooks park it);
+                // dropping `conn` then gives it back to the pool (no wait).
+                ask(&mut conn, &format!("request {i}")).unwrap()
             })
         })
         .collect();
