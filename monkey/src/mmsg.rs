@@ -28,13 +28,13 @@
 
 use std::time::{Duration, Instant};
 
-use libc::{c_int, c_uint, mmsghdr, timespec};
+use libc::{c_int, c_uint, mmsghdr, ssize_t, timespec};
 
-use crate::errno::{errno, set_errno};
+use crate::errno::errno;
 use crate::fd::Kind;
 use crate::msg::{msg_total, sendmsg_rest};
 use crate::sock::{RECV_NEVER_BLOCKS, coop_socket};
-use crate::wait::{Call, Stop, preserving_errno};
+use crate::wait::{Call, give_up, park_or_answer, preserving_errno};
 
 /// The real functions.
 pub mod real {
@@ -178,14 +178,8 @@ fn batches(
     };
     let mut call = Call::new(fd, writable, Some(option));
     let mut done: c_uint = 0;
-    let give_up = |done: c_uint, errno: c_int| {
-        if done > 0 {
-            done as c_int
-        } else {
-            set_errno(errno);
-            -1
-        }
-    };
+    // Message counts fit a `c_int` (at most `UIO_MAXIOV`).
+    let give_up = |done: c_uint, errno: c_int| give_up(done as usize, errno) as c_int;
     loop {
         let n = attempt(done, false);
         if n > 0 {
@@ -205,18 +199,9 @@ fn batches(
         if err != libc::EAGAIN {
             return give_up(done, err);
         }
-        match call.park() {
-            Ok(()) => {}
-            Err(Stop::Fail(errno)) => return give_up(done, errno),
-            Err(Stop::TimedOut) => return give_up(done, libc::EAGAIN),
-            Err(Stop::Unwatchable) => {
-                let n = attempt(done, true);
-                return if n >= 0 {
-                    (done + n as c_uint) as c_int
-                } else {
-                    give_up(done, errno())
-                };
-            }
+        let blocking = || attempt(done, true) as ssize_t;
+        if let Some(answer) = park_or_answer(&mut call, done as usize, blocking) {
+            return answer as c_int;
         }
     }
 }

@@ -33,7 +33,9 @@ use libc::{c_int, c_uint, loff_t, off_t, size_t, ssize_t};
 use crate::errno::{errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::poll::ready;
-use crate::wait::{Call, Stop, back_off, cooperative_socket, preserving_errno};
+use crate::wait::{
+    Call, Stop, back_off, cooperative_socket, give_up, park_or_answer, preserving_errno,
+};
 
 /// The real functions.
 pub mod real {
@@ -256,28 +258,11 @@ fn send_all(out_fd: c_int, count: size_t, real_call: impl Fn(c_int, size_t) -> s
         _ => return real_call(out_fd, count),
     }
     let mut sent = 0_usize;
-    let give_up = |sent: usize, errno: c_int| {
-        if sent > 0 {
-            sent as ssize_t
-        } else {
-            set_errno(errno);
-            -1
-        }
-    };
     while sent < count {
         if !ready(out_fd, libc::POLLOUT) {
-            match call.park() {
-                Ok(()) => continue,
-                Err(Stop::Fail(errno)) => return give_up(sent, errno),
-                Err(Stop::TimedOut) => return give_up(sent, libc::EAGAIN),
-                Err(Stop::Unwatchable) => {
-                    let n = real_call(out_fd, count - sent);
-                    return if n >= 0 {
-                        (sent + n as usize) as ssize_t
-                    } else {
-                        give_up(sent, errno())
-                    };
-                }
+            match park_or_answer(&mut call, sent, || real_call(out_fd, count - sent)) {
+                None => continue,
+                Some(answer) => return answer,
             }
         }
         let n = real_call(out_fd, (count - sent).min(send_room(out_fd)));

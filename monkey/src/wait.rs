@@ -175,14 +175,6 @@ pub(crate) fn transfer(
     mut op: impl FnMut(usize, bool) -> ssize_t,
 ) -> ssize_t {
     let mut done = 0_usize;
-    let give_up = |done: usize, errno: c_int| {
-        if done > 0 {
-            done as ssize_t
-        } else {
-            set_errno(errno);
-            -1
-        }
-    };
     loop {
         let n = op(done, true);
         if n >= 0 {
@@ -198,18 +190,44 @@ pub(crate) fn transfer(
         if err != libc::EAGAIN {
             return give_up(done, err);
         }
-        match call.park() {
-            Ok(()) => {}
-            Err(Stop::Fail(errno)) => return give_up(done, errno),
-            Err(Stop::TimedOut) => return give_up(done, libc::EAGAIN),
-            Err(Stop::Unwatchable) => {
-                let n = op(done, false);
-                return if n >= 0 {
-                    (done + n as usize) as ssize_t
-                } else {
-                    give_up(done, errno())
-                };
-            }
+        if let Some(answer) = park_or_answer(call, done, || op(done, false)) {
+            return answer;
+        }
+    }
+}
+
+/// What a blocking call that moved `done` units (bytes, messages) answers when it
+/// stops on `errno`: the progress if there was any (the kernel's rule), else -1 with
+/// `errno` set.
+pub(crate) fn give_up(done: usize, errno: c_int) -> ssize_t {
+    if done > 0 {
+        done as ssize_t
+    } else {
+        set_errno(errno);
+        -1
+    }
+}
+
+/// After an `EAGAIN` with `done` units moved: parks until the fd is ready (`None`: try
+/// again), or gives the call's answer: [`give_up`] on a failure or an expired socket
+/// timeout (`EAGAIN`), or, for an fd epoll cannot watch, the outcome of
+/// `blocking_attempt` (the real, blocking call for the rest) added to `done`.
+pub(crate) fn park_or_answer(
+    call: &mut Call,
+    done: usize,
+    blocking_attempt: impl FnOnce() -> ssize_t,
+) -> Option<ssize_t> {
+    match call.park() {
+        Ok(()) => None,
+        Err(Stop::Fail(errno)) => Some(give_up(done, errno)),
+        Err(Stop::TimedOut) => Some(give_up(done, libc::EAGAIN)),
+        Err(Stop::Unwatchable) => {
+            let n = blocking_attempt();
+            Some(if n >= 0 {
+                (done + n as usize) as ssize_t
+            } else {
+                give_up(done, errno())
+            })
         }
     }
 }

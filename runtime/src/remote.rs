@@ -47,6 +47,18 @@ impl Shared {
         self.outstanding.load(Ordering::Acquire)
     }
 
+    /// Queues a wake-up for the hub and wakes its `epoll_wait` (from any thread). The
+    /// token must be counted in `outstanding`, which `run_pending` takes it off.
+    fn inject(&self, token: RemoteToken) {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(token);
+        if let Err(err) = self.waker.wake() {
+            log::error!("greenweave: cannot wake the hub from another thread: {err}");
+        }
+    }
+
     /// Runs the wake-ups other threads queued (on the hub's thread).
     pub(crate) fn run_pending(&self, hub: &Hub) {
         let pending =
@@ -91,14 +103,7 @@ impl RemoteWaker {
     /// Wakes the greenlet (if its wait is still in progress).
     pub fn wake(mut self) {
         self.armed = false;
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.token);
-        if let Err(err) = self.shared.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+        self.shared.inject(self.token);
     }
 }
 
@@ -157,14 +162,7 @@ impl ThreadWaker {
         }
         // `run_pending` takes one off `outstanding` per queued token.
         self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(self.token);
-        if let Err(err) = self.shared.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+        self.shared.inject(self.token);
     }
 }
 
