@@ -30,3 +30,6 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
     // SAFETY: the two fds were just made and are owned by nobody else.
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
+
+pub mod http_server;
+pub mod watch;
