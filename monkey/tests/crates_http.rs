@@ -13,13 +13,10 @@
 //! blocking call after the request. reqwest's own timeout does cut it short, and
 //! cooperatively: it is the deadline of the `park_timeout`.
 //!
-//! Status: every test here is ignored until the shared parking word is fixed; run them
-//! with `--ignored`. With several greenlets of a thread in `thread::park*` at once,
-//! an `unpark` is sometimes lost (the request then waits out reqwest's timeout: 10 s
-//! here, 30 s for `blocking::get`, in about one run in three), and a greenlet entering
-//! `thread::park()` (no timeout: `Client::new` waits for its runtime thread that way)
-//! while another is parked spins in std without reaching the hook, stalling the hub.
-//! tests/futex_parker_gaps.rs reproduces both without reqwest.
+//! Before the park word kept its rule (a running greenlet never sees PARKED), an
+//! `unpark` was sometimes lost here (the request then waited out reqwest's timeout) and
+//! a greenlet entering `thread::park()` while another was parked spun in std outside
+//! the hook; tests/futex_parker_gaps.rs keeps both cases without reqwest.
 
 mod common;
 
@@ -54,7 +51,6 @@ fn check_stalls(meter: StallMeter, what: &str) {
 }
 
 #[test]
-#[ignore = "futex parker defects (lost unparks, park() spin): tests/futex_parker_gaps.rs"]
 fn a_hundred_greenlets_share_one_blocking_client() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(60), "the shared-client test");
@@ -83,7 +79,6 @@ fn a_hundred_greenlets_share_one_blocking_client() {
 }
 
 #[test]
-#[ignore = "futex parker defects (lost unparks, park() spin): tests/futex_parker_gaps.rs"]
 fn a_hundred_greenlets_each_make_a_client_with_reqwest_blocking_get() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(60), "the blocking::get test");
@@ -111,7 +106,6 @@ fn a_hundred_greenlets_each_make_a_client_with_reqwest_blocking_get() {
 }
 
 #[test]
-#[ignore = "futex parker defects (lost unparks, park() spin): tests/futex_parker_gaps.rs"]
 fn a_greenlet_killed_mid_request_dies_after_it_and_the_client_stays_usable() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(60), "the kill test");
@@ -162,7 +156,6 @@ fn a_greenlet_killed_mid_request_dies_after_it_and_the_client_stays_usable() {
 }
 
 #[test]
-#[ignore = "futex parker defects (lost unparks, park() spin): tests/futex_parker_gaps.rs"]
 fn with_timeout_around_a_request_neither_panics_nor_hangs_and_reqwests_timeout_cuts_it_short() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(60), "the timeout test");

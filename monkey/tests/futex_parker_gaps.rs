@@ -1,17 +1,16 @@
-//! Where std's per-thread `thread::park` word, shared by the greenlets of a thread,
-//! is still not cooperative under `patch_all` (see monkey/src/futex/parker.rs). These
-//! reproduce two defects found with `reqwest::blocking` (tests/crates_http.rs); they are
-//! ignored until the parker is fixed: run them with `--ignored`.
+//! std's per-thread `thread::park` word, shared by the greenlets of a thread under
+//! `patch_all` (see monkey/src/futex/parker.rs): the two ways sharing it went wrong
+//! before the word kept its rule, found with `reqwest::blocking` (crates_http.rs).
 //!
 //! 1. std's `futex_wait` reads the word *before* making the system call and returns at
 //!    once if it does not hold PARKED. A greenlet entering `thread::park()` while
-//!    another greenlet of its thread is parked moves the word from PARKED to -2, so
-//!    `park`'s loop spins in user space, never reaching the hook, until another thread
-//!    unparks: the hub stalls (and hangs for ever if only a greenlet could unpark).
-//! 2. A greenlet leaving a wait on the word lets std set it to EMPTY while others stay
-//!    parked; an `unpark` in that window sets NOTIFIED without a wake system call, and
-//!    the next `park`/`park_timeout` of the running greenlet takes the token in user
-//!    space: the greenlet it was meant for is never woken (until its timeout).
+//!    another greenlet of its thread was parked moved the word from PARKED to -2, so
+//!    `park`'s loop spun in user space, never reaching the hook, until another thread
+//!    unparked: the hub stalled (and hung for ever if only a greenlet could unpark).
+//! 2. An `unpark` while greenlets run sets NOTIFIED without a wake system call, and the
+//!    next `park`/`park_timeout` of the running greenlet may take that token in user
+//!    space: the greenlet it was meant for must still hear of it (here, well before its
+//!    5 s timeout).
 
 mod common;
 
@@ -23,7 +22,6 @@ use common::watch::{StallMeter, Watchdog};
 use greenweave_runtime::{joinall, sleep, spawn};
 
 #[test]
-#[ignore = "known defect: park() from a second greenlet spins in std, outside the hook"]
 fn two_greenlets_in_recv_without_timeout_do_not_stall_the_hub() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(30), "two recv() greenlets");
@@ -49,7 +47,6 @@ fn two_greenlets_in_recv_without_timeout_do_not_stall_the_hub() {
 }
 
 #[test]
-#[ignore = "known defect: park() from a second greenlet spins in std, outside the hook"]
 fn a_greenlet_can_feed_two_greenlets_in_recv() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(10), "greenlet-fed recv()");
@@ -70,7 +67,6 @@ fn a_greenlet_can_feed_two_greenlets_in_recv() {
 }
 
 #[test]
-#[ignore = "known defect: an unpark in the window after a greenlet left park is lost"]
 fn no_unpark_is_lost_among_greenlets_in_park_timeout() {
     greenweave_monkey::patch_all();
     let _watchdog = Watchdog::arm(Duration::from_secs(120), "park_timeout rounds");

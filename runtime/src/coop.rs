@@ -158,13 +158,26 @@ pub fn park_external(
     }
 }
 
-/// Has the hub of this thread call `hook` at the start of every maintenance pass:
-/// before it blocks in `epoll_wait`, and every `MAINTENANCE_INTERVAL` greenlet runs
-/// while it stays busy. The hook runs on the hub greenlet, so it must not block; it may
-/// wake greenlets (through a [`ThreadWaker`]). One hook per thread: a second call
-/// replaces the first. For state the hooks must repair between greenlet runs (the
-/// monkey layer's shared per-thread parking word).
+/// When a [`on_maintenance`] hook is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Maintenance {
+    /// At the start of every maintenance pass: every `MAINTENANCE_INTERVAL` greenlet
+    /// runs while the hub stays busy, and whenever its run queue empties.
+    Pass,
+    /// Right before the hub blocks in `epoll_wait` (nothing is ready; no greenlet runs
+    /// until [`AfterSleep`](Self::AfterSleep)). Greenlets woken here (through a
+    /// [`ThreadWaker`], which wakes the reactor) end the sleep at once.
+    BeforeSleep,
+    /// Right after that `epoll_wait` returned, before any greenlet runs.
+    AfterSleep,
+}
+
+/// Has the hub of this thread call `hook` at each [`Maintenance`] point. The hook
+/// runs on the hub greenlet, so it must not block; it may wake greenlets (through a
+/// [`ThreadWaker`]). One hook per thread: a second call replaces the first. For state
+/// the hook must keep between greenlet runs (the monkey layer's shared per-thread
+/// parking word).
 #[track_caller]
-pub fn on_maintenance(hook: fn()) {
+pub fn on_maintenance(hook: fn(Maintenance)) {
     hub::get().maintenance_hook.set(Some(hook));
 }

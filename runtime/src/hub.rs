@@ -48,6 +48,7 @@ use greenweave_greenlet::{self as greenlet, Greenlet};
 use mio::{Events, Poll};
 use slab::Slab;
 
+use crate::coop::Maintenance;
 use crate::park::make_ready;
 use crate::remote;
 use crate::run_queue::RunQueue;
@@ -86,7 +87,7 @@ pub(crate) struct Hub {
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
-    pub(crate) maintenance_hook: Cell<Option<fn()>>,
+    pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
 }
 
 thread_local! {
@@ -437,9 +438,7 @@ impl Hub {
     /// and runs cross-thread wake-ups.
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
-        if let Some(hook) = self.maintenance_hook.get() {
-            hook();
-        }
+        self.run_maintenance_hook(Maintenance::Pass);
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
@@ -458,10 +457,23 @@ impl Hub {
             self.report_deadlock();
             return;
         };
+        let sleeps = timeout != Some(Duration::ZERO);
+        if sleeps {
+            self.run_maintenance_hook(Maintenance::BeforeSleep);
+        }
         self.poll(timeout);
+        if sleeps {
+            self.run_maintenance_hook(Maintenance::AfterSleep);
+        }
         if timeout != Some(Duration::ZERO) {
             now = Instant::now();
             self.fire_timers(now);
+        }
+    }
+
+    fn run_maintenance_hook(&self, phase: Maintenance) {
+        if let Some(hook) = self.maintenance_hook.get() {
+            hook(phase);
         }
     }
 

@@ -329,7 +329,7 @@ fn wait_on(word: &AtomicU32, expected: u32, bitset: u32, deadline: Option<Instan
         drop(joining);
         return fail(libc::EAGAIN);
     }
-    park(addr, bitset, false, joining, deadline).into_return()
+    park(addr, bitset, false, joining, deadline, || {}).into_return()
 }
 
 /// A shared (inter-process) word: wakes from other processes reach the kernel, not
@@ -370,13 +370,15 @@ impl Ended {
     }
 }
 
-/// Joins the table (unlocking the bucket) and parks; leaves the table afterwards.
+/// Joins the table (unlocking the bucket), runs `joined`, and parks; leaves the table
+/// afterwards.
 fn park(
     addr: usize,
     bitset: u32,
     shared_by_thread: bool,
     joining: table::Joining,
     deadline: Option<Instant>,
+    joined: impl FnOnce(),
 ) -> Ended {
     let mut id = 0;
     let describe = |out: &mut String| {
@@ -387,6 +389,7 @@ fn park(
     };
     let woken = coop::park_external(&describe, deadline, |waker| {
         id = joining.join(bitset, shared_by_thread, waker);
+        joined();
     });
     let still_queued = table::leave(addr, id);
     match woken {
