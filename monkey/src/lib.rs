@@ -35,6 +35,10 @@
 //! so `Child::wait`, `Command::status` and `Command::output`) park the greenlet on a
 //! pidfd until the child exits; waits for any child or a process group pass through.
 //!
+//! No hook parks while the calling thread is inside a tokio runtime (`block_on`): tokio
+//! records the entered runtime per thread, so a second greenlet entering it meanwhile
+//! would panic; there the real, blocking call is made (the default `tokio` feature).
+//!
 //! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
 //! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
 //! unwinds at its next Rust-level blocking call.
@@ -65,6 +69,29 @@
 //! - **Calls that never block**: zero timeouts, `MSG_DONTWAIT`, `SPLICE_F_NONBLOCK`,
 //!   fds the user made non-blocking (the kernel's `EAGAIN`).
 //!
+//! # Popular crates and std APIs, measured
+//!
+//! Each row is a test in `monkey/tests` (or `tests/` at the root) that runs the code
+//! unmodified in greenlets after `patch_all()`, against real servers, threads or
+//! processes; times are from a release build on a 2-core VM.
+//!
+//! | unmodified code | cooperative? | measured | test |
+//! |---|---|---|---|
+//! | `std::net`, `ureq` | yes | the downloader: 500 files, 50 at a time | `ureq.rs`, `net.rs` |
+//! | `std::thread::sleep` | yes | 100 × 200 ms sleeps in < 1 s | `time.rs` |
+//! | std `Mutex`, `RwLock`, `Condvar`, `Barrier`, `Once` | yes (futex) | `Condvar` hand-over 0.28 µs between greenlets, 27 µs between threads | `futex_std.rs`, `futex_wakes.rs`, bench `futex` |
+//! | std mpsc, `thread::park`/`park_timeout` | yes (the shared park word) | 20 receivers fed by threads; 10,000 messages each way | `futex_std.rs`, `futex_parker_gaps.rs` |
+//! | `thread::spawn(..).join()` | yes (`pthread_join` on a helper thread) | 20 joins of 200 ms threads: 0.21 s | `futex_std.rs` |
+//! | `reqwest::blocking` (shared client, or `get`) | yes | 100 requests with 0.3 s latency: 0.38 s (serial 30 s) | `crates_http.rs` |
+//! | `tiny_http` (handlers in greenlets) | yes | 200 requests × 0.2 s from another process: 0.42 s | `crates_tiny_http.rs` |
+//! | `Command::status`/`output`, `Child::wait` | yes (pidfd) | 50 × `sleep 0.3`: 0.34 s | `process.rs` |
+//! | `println!`/`eprintln!` into a full pipe | never parks (the thread waits), never panics | 100 greenlets × 1,000 lines, all whole | `stdio.rs` |
+//! | `postgres` (sync client) | correct but serial: its tokio `block_on` waits in `epoll_wait` | 50 × `pg_sleep(0.3)`: 15.1 s; with `threadpool::Offload`: 0.34 s | `tests/postgres.rs` |
+//! | `parking_lot` locks | no: its per-thread queue node cannot be shared, so waits block the thread (a stall over 1 s is logged) | | `futex_parking_lot.rs` |
+//! | `r2d2` pools (parking_lot inside) | not by itself; take connections with `threadpool::spawn_blocking(|| pool.get())` | 10 users on 2 connections, hub never stalls | `r2d2_pool.rs` |
+//! | a bare `mio::Poll` | opt-in: [`patch_event_loops`] | 10 greenlets in their own `Poll` at once | `event_loop.rs` |
+//! | tokio `block_on` in greenlets | correct but serial: inside a tokio runtime no hook parks (tokio's entered-runtime record is per thread; a second greenlet entering would panic); use `threadpool::Offload` | 4 × `block_on` on a multi-thread runtime, no panic | `tests/tokio_block_on.rs` |
+//!
 //! Greenweave's own low-level code (the stack-overflow report in the `SIGSEGV`
 //! handler, this crate's fatal errors) writes with the raw system call, never through
 //! a hook (nor through `syscall`, which is hooked too).
@@ -75,6 +102,7 @@ mod dns;
 mod epoll;
 mod errno;
 mod fd;
+mod foreign;
 mod futex;
 mod iov;
 mod join;

@@ -124,9 +124,13 @@ pub fn is_patched(area: Area) -> bool {
 }
 
 /// The first check of every hook: patching is on for `area`, this is not the child of
-/// a `fork`, and the caller can park (a greenlet on a thread with a hub, not the hub
-/// itself).
+/// a `fork`, the caller can park (a greenlet on a thread with a hub, not the hub
+/// itself), and it is not inside another runtime's event loop (see `foreign`).
 #[inline]
 pub(crate) fn cooperative(area: Area) -> bool {
-    is_patched(area) && !forked() && greenweave_runtime::coop::can_park()
+    is_patched(area)
+        && !forked()
+        && greenweave_runtime::coop::can_park()
+        // Socket hooks, the hottest, look only when they are about to park (`wait_fd`).
+        && (area == Area::Socket || !crate::foreign::inside_event_loop())
 }

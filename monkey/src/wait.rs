@@ -128,6 +128,10 @@ impl Call {
 
 /// Parks until `fd` is readable (or writable) or `deadline` passes.
 pub(crate) fn wait_fd(fd: c_int, writable: bool, deadline: Option<Instant>) -> Result<(), Stop> {
+    if crate::foreign::inside_event_loop() {
+        // Inside tokio's `block_on`: block the thread instead (see `foreign`).
+        return Err(Stop::Unwatchable);
+    }
     match coop::wait_fd(fd, writable, deadline) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => match err.raw_os_error() {

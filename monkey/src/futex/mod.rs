@@ -163,6 +163,10 @@ impl Futex {
         if self.addr == 0 || self.addr % 4 != 0 || bitset == 0 || !coop::can_park() {
             return None;
         }
+        if crate::foreign::inside_event_loop() {
+            // Inside tokio's `block_on`: block the thread instead (see `foreign`).
+            return None;
+        }
         // SAFETY: the caller passes a timespec pointer (or null) in this argument.
         let deadline = match unsafe { self.deadline() } {
             Ok(deadline) => deadline,
