@@ -34,7 +34,24 @@
 //! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
 //! blocked, nothing pending that could wake anyone) panics in the blocked main
 //! greenlet with a report of who waits on what.
+//!
+//! # `panic = "unwind"` only
+//!
+//! A kill or an expired [`Timeout`] unwinds the greenlet's stack from its blocking call
+//! (running its destructors, releasing its locks), and so does a parked greenlet that
+//! is dropped at thread exit. Under `panic = "abort"` every one of these would abort
+//! the process, so greenweave refuses such a build at compile time (`compile_error!`
+//! naming the setting) rather than support it.
 #![deny(unsafe_code)]
+
+// Kills, timeouts and dropping a suspended greenlet unwind the greenlet's stack; with
+// `panic = "abort"` each would abort the whole process instead. Refused, not supported.
+#[cfg(panic = "abort")]
+compile_error!(
+    "greenweave needs panic = \"unwind\": kills, timeouts and dropping a suspended greenlet \
+     unwind its stack (GreenletExit), which would abort the process under panic = \"abort\"; \
+     remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
+);
 
 pub mod coop;
 #[allow(unsafe_code)]
