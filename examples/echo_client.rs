@@ -36,21 +36,28 @@ use clap::Parser;
 use greenweave::net::TcpStream;
 use greenweave::server::StreamServer;
 
+#[path = "common/cli.rs"]
+mod cli;
+
+/// The most memory the connections' message buffers may take together (each holds
+/// three messages: the one written, the one read and the expected one).
+const MAX_BUFFERS: u64 = 4 << 30;
+
 /// Concurrent echo clients that verify every byte.
 #[derive(Parser, Debug)]
 struct Args {
     /// Server address.
     #[arg(default_value = "127.0.0.1:7000")]
     addr: String,
-    /// Concurrent connections.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    connections: usize,
-    /// Messages per connection.
-    #[arg(long, value_name = "M", default_value_t = 100)]
-    messages: usize,
-    /// Bytes per message.
-    #[arg(long, value_name = "B", default_value_t = 1024)]
-    size: usize,
+    /// Concurrent connections (1 to 100000).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: u32,
+    /// Messages per connection (1 to 1000000000).
+    #[arg(long, value_name = "M", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1_000_000_000))]
+    messages: u32,
+    /// Bytes per message (1 to 16 MiB; with --connections, at most 4 GiB of buffers).
+    #[arg(long, value_name = "B", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=16 << 20))]
+    size: u32,
     /// Start an in-process echo server if nothing listens at ADDR.
     #[arg(long)]
     spawn_server: bool,
@@ -144,10 +151,18 @@ fn ensure_server(addr: SocketAddr, spawn_server: bool) -> Option<StreamServer> {
     match TcpStream::connect(addr) {
         Ok(_) => None,
         Err(e) if e.kind() == ErrorKind::ConnectionRefused && spawn_server => {
-            let server = StreamServer::bind(addr, echo_handler).expect("bind the echo server");
-            server.start().expect("start the echo server");
-            println!("nothing listens at {addr}: started an echo server in this process");
-            Some(server)
+            let started = StreamServer::bind(addr, echo_handler)
+                .and_then(|server| server.start().map(|()| server));
+            match started {
+                Ok(server) => {
+                    println!("nothing listens at {addr}: started an echo server in this process");
+                    Some(server)
+                }
+                Err(e) => {
+                    eprintln!("cannot start an echo server at {addr}: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Err(e) => {
             eprintln!("cannot connect to {addr}: {e} (use --spawn-server to start one here)");
@@ -158,14 +173,27 @@ fn ensure_server(addr: SocketAddr, spawn_server: bool) -> Option<StreamServer> {
 
 fn main() {
     let args = Args::parse();
+    let buffers = 3 * u64::from(args.size) * u64::from(args.connections);
+    if buffers > MAX_BUFFERS {
+        cli::invalid(format!(
+            "--connections {} x --size {} needs {buffers} bytes of message buffers; \
+             at most {MAX_BUFFERS} are allowed",
+            args.connections, args.size
+        ));
+    }
+    let (connections, messages, size) = (
+        args.connections as usize,
+        args.messages as usize,
+        args.size as usize,
+    );
     let addr = resolve(&args.addr);
     let server = ensure_server(addr, args.spawn_server);
     let failures = Rc::new(Cell::new(0usize));
     let start = Instant::now();
-    let clients: Vec<_> = (0..args.connections)
+    let clients: Vec<_> = (0..connections)
         .map(|id| {
             let failures = failures.clone();
-            let shape = (args.messages, args.size);
+            let shape = (messages, size);
             greenweave::spawn(move || match run_connection(addr, id, shape) {
                 Ok(bytes) => bytes,
                 Err(e) => {
@@ -184,7 +212,7 @@ fn main() {
     if let Some(server) = server {
         server.stop(std::time::Duration::from_secs(1));
     }
-    let total_msgs = args.connections * args.messages;
+    let total_msgs = connections * messages;
     if failures.get() > 0 {
         eprintln!(
             "{} of {} connections failed",

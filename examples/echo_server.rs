@@ -48,24 +48,29 @@ use clap::Parser;
 use greenweave::net::TcpStream;
 use greenweave::server::StreamServer;
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// A cooperative echo server: one greenlet per connection.
 #[derive(Parser, Debug, Clone)]
 struct Args {
     /// Address to listen on.
     #[arg(default_value = "127.0.0.1:7000")]
     addr: String,
-    /// Serve at most N connections at once; the others wait until a handler finishes.
-    #[arg(long, value_name = "N")]
-    max_conns: Option<usize>,
+    /// Serve at most N connections at once (N >= 1); the others wait until a handler
+    /// finishes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_conns: Option<u32>,
     /// Reply upper-cased, as the seed does (`data.upper()`).
     #[arg(long)]
     upper: bool,
-    /// OS threads, each with its own hub and SO_REUSEPORT listener.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    workers: usize,
-    /// Stop after this many seconds (default: run until killed).
-    #[arg(long, value_name = "SECS")]
-    duration: Option<f64>,
+    /// OS threads, each with its own hub and SO_REUSEPORT listener (1 to 1024).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: u16,
+    /// Stop after this many seconds (more than 0, at most a year; default: run until
+    /// killed).
+    #[arg(long, value_name = "SECS", value_parser = cli::seconds)]
+    duration: Option<Duration>,
     /// Print every connection.
     #[arg(short, long)]
     verbose: bool,
@@ -119,14 +124,14 @@ fn serve(worker: usize, args: &Args) -> std::io::Result<Served> {
         .name(format!("echo-{worker}"))
         .reuse_port(args.workers > 1);
     if let Some(n) = args.max_conns {
-        server = server.pool(n);
+        server = server.pool(n as usize);
     }
     let addr = server.listen()?;
     println!("worker {worker}: listening on {addr}");
     match args.duration {
-        Some(secs) => {
+        Some(duration) => {
             server.start()?;
-            greenweave::sleep(Duration::from_secs_f64(secs));
+            greenweave::sleep(duration);
             server.stop(Duration::from_secs(1));
         }
         None => server.serve_forever()?,
@@ -141,7 +146,7 @@ fn main() {
         vec![serve(0, &args)]
     } else {
         let shared = args.clone();
-        greenweave::workers(args.workers, move |i| serve(i, &shared))
+        greenweave::workers(usize::from(args.workers), move |i| serve(i, &shared))
     };
     let mut total = Served::default();
     let mut failed = false;

@@ -49,6 +49,9 @@ use greenweave::pool::Pool;
 use greenweave::threadpool::{default_pool, set_default_pool_size, spawn_blocking};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+#[path = "common/cli.rs"]
+mod cli;
+
 /// Copy every file of a folder with greenlets, the file I/O on a thread pool.
 #[derive(Parser)]
 struct Args {
@@ -74,7 +77,10 @@ fn main() -> ExitCode {
     // One pool thread per greenlet: every copy can be in flight at once.
     let _ = set_default_pool_size(concurrency);
     let (src, dst, demo) = match (args.src, args.dst) {
-        (Some(src), Some(dst)) => (src, dst, None),
+        (Some(src), Some(dst)) => {
+            check_folders(&src, &dst);
+            (src, dst, None)
+        }
         (Some(_), None) => {
             eprintln!("folder_copy: DST is missing (usage: folder_copy SRC DST)");
             return ExitCode::from(2);
@@ -95,6 +101,25 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Exits with a usage error unless `src` is a folder and `dst` is a folder (or does not
+/// exist yet) other than `src`: copying a folder onto itself would truncate every file.
+fn check_folders(src: &Path, dst: &Path) {
+    if !src.is_dir() {
+        cli::invalid(format!("SRC {} is not a folder", src.display()));
+    }
+    if dst.exists() && !dst.is_dir() {
+        cli::invalid(format!(
+            "DST {} names an existing file, not a folder",
+            dst.display()
+        ));
+    }
+    if let (Ok(a), Ok(b)) = (src.canonicalize(), dst.canonicalize()) {
+        if a == b {
+            cli::invalid(format!("SRC and DST are the same folder ({})", a.display()));
+        }
     }
 }
 

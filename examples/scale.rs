@@ -16,6 +16,19 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
+/// Spawns N sleeping greenlets twice and reports time and memory per greenlet.
+#[derive(Parser)]
+struct Args {
+    /// Greenlets per wave (1 to 1000000).
+    #[arg(default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    n: u32,
+    /// How long each sleeps, in milliseconds (at most a minute).
+    #[arg(default_value_t = 200, value_parser = clap::value_parser!(u64).range(..=60_000))]
+    sleep_ms: u64,
+}
+
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
     let pages: usize = statm
@@ -33,15 +46,8 @@ fn mappings() -> usize {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let n: usize = args
-        .next()
-        .map(|a| a.parse().expect("N is a number"))
-        .unwrap_or(100_000);
-    let sleep_ms: u64 = args
-        .next()
-        .map(|a| a.parse().expect("SLEEP_MS is a number"))
-        .unwrap_or(200);
+    let args = Args::parse();
+    let (n, sleep_ms) = (args.n as usize, args.sleep_ms);
 
     // Warm the hub so its own stack and buffers are not counted.
     greenweave::spawn(|| ()).join().unwrap();

@@ -129,7 +129,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "all".into());
     let n: u64 = match args.next() {
-        Some(s) => s.parse().expect("N must be a positive integer"),
+        Some(s) => match s.parse() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("error: invalid value {s:?} for N: not a positive integer");
+                std::process::exit(2);
+            }
+        },
         None => 10_000_000,
     };
     let all = mode == "all";

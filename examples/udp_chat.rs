@@ -46,12 +46,15 @@
 //! ```
 
 use std::io::BufRead;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::time::Duration;
 
 use clap::Parser;
 use greenweave::net::UdpSocket;
+
+#[path = "common/cli.rs"]
+mod cli;
 
 /// Cooperative UDP chat: a sending and a receiving greenlet on one thread.
 #[derive(Parser, Debug)]
@@ -59,12 +62,22 @@ struct Args {
     /// Local UDP port.
     #[arg(long, default_value_t = 7890)]
     port: u16,
-    /// The peer's address (HOST:PORT).
-    #[arg(long, required_unless_present = "demo")]
-    peer: Option<String>,
+    /// The peer's address (HOST:PORT), resolved at start.
+    #[arg(long, required_unless_present = "demo", value_parser = peer_addr)]
+    peer: Option<SocketAddr>,
     /// Run two chat endpoints in this process for a few lines, then exit.
     #[arg(long)]
     demo: bool,
+}
+
+/// `--peer HOST:PORT` to its first address.
+fn peer_addr(peer: &str) -> Result<SocketAddr, String> {
+    match peer.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{peer} has no addresses")),
+        Err(e) => Err(format!("not a HOST:PORT that resolves ({e})")),
+    }
 }
 
 /// Prints every datagram (as `>>> ADDR: text`, or `>>> NAME got from ADDR: text`);
@@ -100,7 +113,7 @@ fn read_line() -> Option<String> {
     }
 }
 
-fn chat(port: u16, peer: &str) -> std::io::Result<()> {
+fn chat(port: u16, peer: SocketAddr) -> std::io::Result<()> {
     let socket = Rc::new(UdpSocket::bind(("0.0.0.0", port))?);
     println!(
         "chatting from {} with {peer}; type lines, Ctrl-D to quit",
@@ -174,10 +187,10 @@ fn main() {
     let result = if args.demo {
         demo()
     } else {
-        chat(
-            args.port,
-            args.peer.as_deref().expect("clap requires --peer"),
-        )
+        match args.peer {
+            Some(peer) => chat(args.port, peer),
+            None => cli::invalid("--peer is required without --demo"),
+        }
     };
     if let Err(e) = result {
         eprintln!("udp_chat: {e}");

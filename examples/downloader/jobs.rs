@@ -36,7 +36,7 @@ pub fn make_jobs(args: &Args, timeout: Duration) -> Result<Vec<Job>, String> {
     }
 
     // No URLs: serve files locally and download those.
-    let catalog = Arc::new(server::Catalog::generate(args.files));
+    let catalog = Arc::new(server::Catalog::generate(args.files as usize));
     let (count, bytes) = (catalog.files.len(), catalog.bytes());
     let latency = Duration::from_millis(args.latency);
     let addr = server::start(catalog, latency).map_err(|e| format!("embedded server: {e}"))?;

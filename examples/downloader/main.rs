@@ -70,6 +70,8 @@
 //! every `ureq` call would block the thread and the downloads would run one at a time,
 //! as in the serial run.
 
+#[path = "../common/cli.rs"]
+mod cli;
 mod fetch;
 mod jobs;
 mod progress;
@@ -102,23 +104,25 @@ struct Args {
     /// folder, reused by every run: files of the same name are overwritten).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Downloads in flight at once (greenlets in the pool).
-    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Downloads in flight at once (greenlets in the pool; 1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
     /// Extra attempts after a transient failure (I/O error, timeout, 5xx, bad checksum).
     #[arg(long, value_name = "N", default_value_t = 2)]
     retries: u32,
-    /// Time limit of one request, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    timeout: f64,
+    /// Time limit of one request, in seconds (more than 0, at most a year).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = cli::seconds)]
+    timeout: Duration,
     /// Also run the job one download at a time and report the speed-up.
     #[arg(long)]
     compare_serial: bool,
-    /// Embedded server: how many files it serves.
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    files: usize,
-    /// Embedded server: delay before answering each request, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
+    /// Embedded server: how many files it serves (1 to 20000; they average 43 KiB and
+    /// are held in memory).
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=20_000))]
+    files: u32,
+    /// Embedded server: delay before answering each request, in milliseconds (at most
+    /// an hour).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(..=3_600_000))]
     latency: u64,
     /// Embedded server: also fetch a missing file (404) and a closed port (refused).
     #[arg(long)]
@@ -147,8 +151,20 @@ impl Report {
 fn main() -> ExitCode {
     greenweave::monkey::patch_all(); // first thing, as in the seed
     let args = Args::parse();
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.001));
+    let timeout = args.timeout;
     let concurrency = args.concurrency as usize;
+    // The default folder is reused rather than made and removed on every run: files
+    // rewritten in place cost the file system far less than new ones.
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("greenweave-downloader"));
+    if out.exists() && !out.is_dir() {
+        cli::invalid(format!(
+            "--out {} names an existing file, not a folder",
+            out.display()
+        ));
+    }
 
     let jobs = match jobs::make_jobs(&args, timeout) {
         Ok(jobs) => jobs,
@@ -157,12 +173,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The default folder is reused rather than made and removed on every run: files
-    // rewritten in place cost the file system far less than new ones.
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| std::env::temp_dir().join("greenweave-downloader"));
     let dir = out.clone();
     if let Err(e) = spawn_blocking(move || std::fs::create_dir_all(dir)) {
         eprintln!("downloader: cannot create {}: {e}", out.display());

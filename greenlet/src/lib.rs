@@ -59,7 +59,23 @@
 //! A switch costs one corosensei context switch in the common cases (see the `switch`
 //! module's notes on the resume chain): a greenlet and the greenlet that resumed it,
 //! or two greenlets ping-ponging, trade control with one `suspend` or `resume` each way.
+//!
+//! # `panic = "unwind"` only
+//!
+//! [`GreenletExit`] and [`Greenlet::throw`] unwind the greenlet's stack, and so does
+//! dropping a suspended greenlet (so its destructors run). Under `panic = "abort"` each
+//! of these would abort the process, so a build with `panic = "abort"` (in a Cargo
+//! profile, or `-C panic=abort`) is refused at compile time with an error that says so.
 #![warn(unsafe_op_in_unsafe_fn)]
+
+// Kills, timeouts and dropping a suspended greenlet unwind the greenlet's stack; with
+// `panic = "abort"` each would abort the whole process instead. Refused, not supported.
+#[cfg(panic = "abort")]
+compile_error!(
+    "greenweave needs panic = \"unwind\": kills, timeouts and dropping a suspended greenlet \
+     unwind its stack (GreenletExit), which would abort the process under panic = \"abort\"; \
+     remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
+);
 
 mod error;
 mod greenlet;

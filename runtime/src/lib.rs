@@ -34,7 +34,42 @@
 //! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
 //! blocked, nothing pending that could wake anyone) panics in the blocked main
 //! greenlet with a report of who waits on what.
+//!
+//! # Zero, huge and out-of-range arguments
+//!
+//! - A size that could never work (`Pool::new(0)`, `ThreadPool::new(0)`,
+//!   `set_default_pool_size(0)`, `StreamServer::pool(0)`/`max_accept(0)`, a stack size
+//!   outside 16 KiB..=1 GiB) is a programming error: it panics at the caller's line with
+//!   a message naming the call and the argument. Validate sizes that come from users
+//!   (command lines, config files) before passing them; the examples show how.
+//! - A [`Duration`](std::time::Duration) too large to add to `Instant::now()` (up to
+//!   `Duration::MAX`) means "never": [`sleep`] sleeps for ever, a [`Timeout`] never
+//!   expires, [`spawn_later`] never starts (until killed), `*_timeout` calls wait like
+//!   their untimed forms. A zero duration expires at once, except the socket timeouts
+//!   (`set_read_timeout`, `connect_timeout`, `accept_timeout`), which return an
+//!   `InvalidInput` error for zero, as std does.
+//! - A queue's `maxsize` of 0 means unbounded (Python's and gevent's `Queue(0)`);
+//!   `usize::MAX` is accepted and reserves nothing. [`workers`]`(0, f)` runs nothing and
+//!   returns an empty `Vec`. Releasing a `Semaphore` past `usize::MAX` permits panics at
+//!   the caller's line; a `BoundedSemaphore` returns a `ReleaseError` instead.
+//!
+//! # `panic = "unwind"` only
+//!
+//! A kill or an expired [`Timeout`] unwinds the greenlet's stack from its blocking call
+//! (running its destructors, releasing its locks), and so does a parked greenlet that
+//! is dropped at thread exit. Under `panic = "abort"` every one of these would abort
+//! the process, so greenweave refuses such a build at compile time (`compile_error!`
+//! naming the setting) rather than support it.
 #![deny(unsafe_code)]
+
+// Kills, timeouts and dropping a suspended greenlet unwind the greenlet's stack; with
+// `panic = "abort"` each would abort the whole process instead. Refused, not supported.
+#[cfg(panic = "abort")]
+compile_error!(
+    "greenweave needs panic = \"unwind\": kills, timeouts and dropping a suspended greenlet \
+     unwind its stack (GreenletExit), which would abort the process under panic = \"abort\"; \
+     remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
+);
 
 pub mod coop;
 #[allow(unsafe_code)]

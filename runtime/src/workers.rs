@@ -8,7 +8,8 @@ use crate::spawn::JoinError;
 use crate::threadpool::oneshot;
 
 /// Runs `f(0)`, `f(1)`, ..., `f(n - 1)` on `n` new OS threads, each with its own hub,
-/// and returns their values in index order once all have finished.
+/// and returns their values in index order once all have finished (`n = 0` starts no
+/// thread and returns an empty `Vec`).
 ///
 /// A hub runs its greenlets on one core; `workers` is how a greenweave program uses
 /// more. Each worker is an ordinary thread (named `greenweave-worker-{i}`) whose hub is

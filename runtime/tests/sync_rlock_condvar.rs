@@ -292,3 +292,51 @@ fn condvar_kill_and_with_timeout_while_waiting() {
     assert_killed(first);
     assert_eq!(*order.borrow(), [1]);
 }
+
+/// The first of two waiters is notified, then killed (or its `Timeout` expires) while it
+/// waits to lock the mutex again: the notification it consumed must go to the second.
+#[test]
+fn condvar_notification_is_passed_on_when_the_woken_waiter_dies_relocking() {
+    for how in ["kill", "with_timeout", "kill in wait_timeout"] {
+        let shared: Shared = Rc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let (order, handles) = spawn_recorders(2, {
+            let shared = shared.clone();
+            move |i| {
+                let (m, cv) = &*shared;
+                match (i, how) {
+                    (0, "with_timeout") => {
+                        assert_eq!(
+                            with_timeout(SHORT, || drop(cv.wait(m.lock()))),
+                            Err(Elapsed)
+                        );
+                    }
+                    (0, "kill in wait_timeout") => drop(cv.wait_timeout(m.lock(), LONG)),
+                    _ => drop(cv.wait(m.lock())),
+                }
+            }
+        });
+        let mut handles = handles.into_iter();
+        let (first, second) = (handles.next().unwrap(), handles.next().unwrap());
+        let (m, cv) = &*shared;
+        settle("2 waiters", || cv.waiter_count() == 2);
+        let held = m.lock();
+        cv.notify_one();
+        settle("the woken waiter waits for the mutex", || {
+            m.waiter_count() == 1
+        });
+        if how == "with_timeout" {
+            first.join().unwrap(); // its Timeout expires while we hold the mutex
+        } else {
+            first.kill();
+            assert_killed(first);
+        }
+        drop(held);
+        settle(
+            &format!("{how}: the second waiter got the notification"),
+            || order.borrow().contains(&1),
+        );
+        second.join().unwrap();
+        assert_eq!(cv.waiter_count(), 0);
+        assert!(!m.is_locked());
+    }
+}

@@ -20,7 +20,10 @@ use crate::time::deadline_after;
 ///
 /// If a waiting greenlet is killed or its [`Timeout`](crate::Timeout) expires, it
 /// unwinds without the mutex (the guard it passed in is gone), and a notification it
-/// had received goes to the next waiter.
+/// had received goes to the next waiter: whenever a woken waiter does not return
+/// normally from `wait*` (interrupted before it ran, or while it waits to lock the
+/// mutex again after the wake-up), its notification is passed on, so a `notify_one`
+/// is never lost to a greenlet that will not act on it.
 ///
 /// ```
 /// use std::rc::Rc;
@@ -160,8 +163,32 @@ impl Condvar {
             what: "Condvar",
             created: self.created,
         };
-        let timed_out = self.waiters.wait_or_raise(&on, deadline) == Wake::TimedOut;
-        (mutex.lock(), timed_out)
+        let why = self.waiters.wait_or_raise(&on, deadline);
+        // If a notification woke us and we are killed or time out while locking the
+        // mutex again, it must go to the next waiter, or that one could wait for ever.
+        // (An interrupt during the wait itself is handled by the queue.)
+        let pass_on = PassOn {
+            waiters: &self.waiters,
+            armed: why == Wake::Notified,
+        };
+        let guard = mutex.lock();
+        std::mem::forget(pass_on);
+        (guard, why == Wake::TimedOut)
+    }
+}
+
+/// Passes a consumed notification on to the next waiter when dropped, i.e. when the
+/// woken waiter unwinds before `wait` returns.
+struct PassOn<'a> {
+    waiters: &'a WaitQueue,
+    armed: bool,
+}
+
+impl Drop for PassOn<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.waiters.notify_one();
+        }
     }
 }
 

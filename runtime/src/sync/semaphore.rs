@@ -113,15 +113,17 @@ impl Semaphore {
     ///
     /// # Panics
     ///
-    /// If the count would overflow `usize`.
+    /// If the count would overflow `usize` (the panic points at this call).
+    #[track_caller]
     pub fn release(&self) {
         let n = self.permits.get();
-        let n = n.checked_add(1).unwrap_or_else(|| {
+        let Some(n) = n.checked_add(1) else {
             panic!(
-                "greenweave: Semaphore created at {} released with usize::MAX permits available",
+                "greenweave: Semaphore::release(): the Semaphore created at {} already has \
+                 usize::MAX permits available",
                 self.created
             )
-        });
+        };
         self.permits.set(n);
         self.waiters.notify_one();
     }
