@@ -44,6 +44,10 @@ fn example(name: &str) -> PathBuf {
         }
         build.args(["build", "--quiet", "--manifest-path"]);
         build.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+        if !cfg!(debug_assertions) {
+            // The profile this test was built with, whose examples it runs.
+            build.arg("--release");
+        }
         for e in EXAMPLES {
             build.args(["--example", e]);
         }
