@@ -145,10 +145,12 @@ fn a_greenlet_that_catches_its_own_kill_goes_on_running() {
         sleep(Duration::from_millis(1));
         d.set(true);
     });
+    let id = h.id();
     *cell.borrow_mut() = Some(h);
-    while !done.get() {
+    while greenweave_runtime::greenlets().iter().any(|g| g.id == id) {
         sleep(Duration::from_millis(1));
     }
+    assert!(done.get(), "it ran to its end");
 }
 
 #[test]
@@ -194,4 +196,44 @@ fn nested_timeouts_still_attribute_to_the_one_that_expired() {
     // And nothing is left pending.
     let slept = timed_sleep(Duration::from_millis(5));
     assert!(slept >= Duration::from_millis(5));
+}
+
+#[test]
+fn a_kill_that_comes_with_a_better_answer_stays_pending_for_the_next_blocking_call() {
+    use greenweave_runtime::queue::Queue;
+    use std::os::fd::AsRawFd;
+
+    // A putter on a full queue whose item a getter takes, then is killed before it
+    // runs: the put succeeded, and the kill lands at its next blocking call.
+    let q = Rc::new(Queue::new(1));
+    q.put(0).unwrap();
+    let put = Rc::new(Cell::new(None));
+    let (q2, p) = (q.clone(), put.clone());
+    let putter = spawn(move || {
+        p.set(Some(q2.put(1).is_ok()));
+        yield_now(); // a blocking point: delivers what is pending
+    });
+    yield_now(); // it parks: the queue is full
+    assert_eq!(q.get().unwrap(), 0); // takes the putter's item in, waking it
+    putter.kill_nowait();
+    assert!(matches!(putter.join(), Err(JoinError::Killed)));
+    assert_eq!(put.get(), Some(true));
+    assert_eq!(q.get().unwrap(), 1);
+
+    // A reader whose fd is closed under its wait, then is killed before it runs: the
+    // wait says `EBADF`, and the kill lands at its next blocking call.
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let fd = a.as_raw_fd();
+    let seen = Rc::new(Cell::new(None));
+    let s = seen.clone();
+    let reader = spawn(move || {
+        let err = greenweave_runtime::io::wait_readable(fd, None).unwrap_err();
+        s.set(err.raw_os_error());
+        yield_now(); // a blocking point: delivers what is pending
+    });
+    yield_now();
+    greenweave_runtime::io::notify_closed(fd);
+    reader.kill_nowait();
+    assert!(matches!(reader.join(), Err(JoinError::Killed)));
+    assert_eq!(seen.get(), Some(libc::EBADF));
 }
