@@ -40,8 +40,14 @@
 //! would panic; there the real, blocking call is made (the default `tokio` feature).
 //!
 //! Kills and timeouts never unwind through a hook: a parked hook returns with an errno
-//! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`) and the greenlet
-//! unwinds at its next Rust-level blocking call.
+//! (`ECANCELED` for a kill, `ETIMEDOUT` for an expired `Timeout`). That *delivers* the
+//! interrupt, once, as an unwind would: code that logs the error and goes on (the
+//! ordinary accept loop) blocks normally at its next call and is not killed again;
+//! `JoinHandle::kill` then waits until it finishes on its own (`kill_timeout` bounds
+//! the wait) and a second kill is delivered again. Code that returns the error ends
+//! the greenlet, as a kill should. A hook that moved some bytes before the interrupt
+//! returns that progress and leaves the interrupt pending for the next blocking call;
+//! futex waits (std's locks, channels, joins) never report one and leave it pending.
 //!
 //! # What is covered
 //!

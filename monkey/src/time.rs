@@ -6,8 +6,9 @@
 //! function runs.
 //!
 //! A kill or an expired `Timeout` ends the sleep early with `EINTR` and *nothing left to
-//! sleep* (`rem` zeroed), so retry loops such as `std::thread::sleep`'s stop at once and
-//! the greenlet unwinds at its next Rust-level blocking call.
+//! sleep* (`rem` zeroed), so retry loops such as `std::thread::sleep`'s stop at once.
+//! That delivers the interrupt (once, as every hook's errno does): `std::thread::sleep`
+//! swallows `EINTR`, so a greenlet killed there goes on running after its sleep.
 
 use std::time::{Duration, Instant};
 

@@ -116,31 +116,57 @@ impl Call {
 
     /// The fd said `EAGAIN`: parks until it is ready (`Ok`: try again) or says why not.
     pub(crate) fn park(&mut self) -> Result<(), Stop> {
+        self.park_after(0)
+    }
+
+    /// [`park`](Self::park) for a call that moved `done` units before it. An interrupt
+    /// is delivered as its errno only when nothing moved; after progress the progress
+    /// is the answer (as the kernel's is for a signal) and the interrupt is put back,
+    /// pending for the greenlet's next blocking call.
+    fn park_after(&mut self, done: usize) -> Result<(), Stop> {
         match self.user_nonblocking() {
             Ok(false) => {}
             Ok(true) => return Err(Stop::Fail(libc::EAGAIN)),
             Err(errno) => return Err(Stop::Fail(errno)),
         }
         let deadline = self.deadline();
-        wait_fd(self.fd, self.writable, deadline)
+        match wait_fd_or_interrupt(self.fd, self.writable, deadline) {
+            Ok(waited) => waited,
+            Err(interrupt) if done > 0 => {
+                coop::put_back(interrupt);
+                // Any failure: the caller answers `done`, reporting no errno.
+                Err(Stop::Fail(libc::EINTR))
+            }
+            Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
+        }
     }
 }
 
-/// Parks until `fd` is readable (or writable) or `deadline` passes.
+/// Parks until `fd` is readable (or writable) or `deadline` passes. An interrupt is
+/// delivered as its errno ([`Stop::Fail`]).
 pub(crate) fn wait_fd(fd: c_int, writable: bool, deadline: Option<Instant>) -> Result<(), Stop> {
+    wait_fd_or_interrupt(fd, writable, deadline)
+        .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
+}
+
+/// [`wait_fd`] with the interrupt, taken but not yet delivered, as the outer `Err`.
+fn wait_fd_or_interrupt(
+    fd: c_int,
+    writable: bool,
+    deadline: Option<Instant>,
+) -> Result<Result<(), Stop>, Interrupt> {
     if crate::foreign::inside_event_loop() {
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
-        return Err(Stop::Unwatchable);
+        return Ok(Err(Stop::Unwatchable));
     }
-    match coop::wait_fd(fd, writable, deadline) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => match err.raw_os_error() {
+    Ok(match coop::wait_fd(fd, writable, deadline)? {
+        Ok(()) => Ok(()),
+        Err(err) => match err.raw_os_error() {
             Some(libc::EBADF) => Err(Stop::Fail(libc::EBADF)),
             None if err.kind() == ErrorKind::TimedOut => Err(Stop::TimedOut),
             _ => Err(Stop::Unwatchable),
         },
-        Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
-    }
+    })
 }
 
 /// A socket's `SO_RCVTIMEO`/`SO_SNDTIMEO`, `None` if unset (or not a socket).
@@ -221,7 +247,7 @@ pub(crate) fn park_or_answer(
     done: usize,
     blocking_attempt: impl FnOnce() -> ssize_t,
 ) -> Option<ssize_t> {
-    match call.park() {
+    match call.park_after(done) {
         Ok(()) => None,
         Err(Stop::Fail(errno)) => Some(give_up(done, errno)),
         Err(Stop::TimedOut) => Some(give_up(done, libc::EAGAIN)),

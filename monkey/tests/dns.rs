@@ -175,7 +175,7 @@ fn getaddrinfo_called_directly_fills_in_a_list_that_freeaddrinfo_frees() {
 }
 
 #[test]
-fn a_killed_lookup_fails_with_ecanceled_and_the_greenlet_unwinds() {
+fn a_killed_lookup_fails_with_ecanceled_once() {
     greenweave_monkey::patch_all();
     let seen = Rc::new(Cell::new(None));
     let h = spawn({
@@ -193,20 +193,16 @@ fn a_killed_lookup_fails_with_ecanceled_and_the_greenlet_unwinds() {
             };
             let errno = std::io::Error::last_os_error().raw_os_error();
             seen.set(Some((code, errno, list.is_null())));
-            // The kill is still pending: the next Rust-level blocking call unwinds.
+            // The errno delivered the kill: a later sleep sleeps.
             greenweave_runtime::sleep(Duration::from_millis(1));
-            unreachable!("killed");
         }
     });
     // Let the greenlet start its lookup and park (queued behind the busy pool), then
-    // kill it.
+    // kill it: it returns on its own after the error.
     with_pool_busy(|| {
         yield_now();
         h.kill();
-        assert!(matches!(
-            h.join(),
-            Err(greenweave_runtime::JoinError::Killed)
-        ));
+        h.join().unwrap();
     });
     let (code, errno, null) = seen.get().expect("the lookup returned");
     assert_eq!(code, libc::EAI_SYSTEM);

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::{JoinError, joinall, sleep, spawn, with_timeout, yield_now};
+use greenweave_runtime::{joinall, sleep, spawn, with_timeout, yield_now};
 
 /// Tests run on parallel threads of one process: a wait for *any* child (`pid == -1`)
 /// could reap another test's child, so that test takes this lock for writing and
@@ -203,12 +203,11 @@ fn killing_a_greenlet_mid_wait_leaves_the_child_unreaped_for_a_later_wait() {
     let waiter = spawn(move || {
         let mut child = child;
         *s.borrow_mut() = Some(child.wait().unwrap_err().raw_os_error());
-        sleep(Duration::from_millis(1)); // the next Rust-level blocking call unwinds
-        unreachable!("killed");
+        sleep(Duration::from_millis(1)); // delivered once: this sleeps
     });
     yield_now(); // the waiter parks
     waiter.kill();
-    assert!(matches!(waiter.join(), Err(JoinError::Killed)));
+    waiter.join().unwrap();
     assert_eq!(*seen.borrow(), Some(Some(libc::ECANCELED)));
     // The Child was dropped unreaped: the child is still running, and still ours.
     assert_eq!(waitpid(pid, libc::WNOHANG), (0, 0, None));
@@ -227,9 +226,13 @@ fn a_timeout_around_child_wait_gives_etimedout_and_the_child_stays_ours() {
     let start = Instant::now();
     let outcome = with_timeout(Duration::from_millis(50), || {
         *seen.borrow_mut() = Some(child.wait().unwrap_err().raw_os_error());
-        sleep(Duration::from_secs(5)); // unwinds with the pending timeout
+        sleep(Duration::from_millis(1)); // delivered once: this sleeps
     });
-    assert!(outcome.is_err());
+    assert_eq!(
+        outcome,
+        Ok(()),
+        "the code went on after its timeout's errno"
+    );
     assert_eq!(seen.into_inner(), Some(Some(libc::ETIMEDOUT)));
     assert!(start.elapsed() < Duration::from_secs(2));
     assert_eq!(child.try_wait().unwrap(), None, "still running");

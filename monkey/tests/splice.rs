@@ -189,7 +189,7 @@ fn a_killed_sendfile_returns_what_it_sent_and_the_offset_agrees() {
         let mut offset: libc::off_t = 0;
         let n = sendfile(out, input, Some(&mut offset), LEN); // nobody reads: parks
         s.set(Some((n, offset)));
-        sleep(Duration::from_millis(1)); // unwinds: killed
+        sleep(Duration::from_millis(1)); // unwinds: the kill was put back, pending
     });
     yield_now();
     h.kill();

@@ -5,8 +5,11 @@
 //! when the greenlet is killed or its `Timeout` expires. A hook called from C (or from
 //! std through an `extern "C"` function) must never unwind, so the functions here return
 //! the interrupt as `Err(Interrupt)` instead; the hook turns it into an errno
-//! (`ECANCELED` for a kill, `ETIMEDOUT` for a timeout). The interrupt stays pending
-//! and is raised at the greenlet's next Rust-level blocking call.
+//! (`ECANCELED` for a kill, `ETIMEDOUT` for a timeout). Returning it delivers it, as an
+//! unwind would: it is pending no more, so a caller that logs the error and goes on
+//! (the ordinary server loop) blocks normally at its next call, and a later kill is
+//! delivered again. A hook that got an interrupt but answers something else (partial
+//! progress, as the kernel does for a signal) hands it back with [`put_back`].
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -90,6 +93,15 @@ where
         crate::JoinError::Panicked(payload) => payload,
         crate::JoinError::Killed => Box::new("thread-pool job discarded unrun"),
     }))
+}
+
+/// Makes an interrupt that one of these functions returned pending again, for the
+/// current greenlet's next blocking call: for a hook that does not report it (it
+/// returns the bytes it moved before the interrupt, as the kernel would). An interrupt
+/// that is neither reported nor put back is lost.
+#[track_caller]
+pub fn put_back(interrupt: Interrupt) {
+    park::put_back(interrupt);
 }
 
 /// How a [`park_external`] wait ended.

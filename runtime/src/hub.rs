@@ -553,8 +553,7 @@ impl Hub {
             .or(blocked.first());
         match victim {
             Some(task) => {
-                task.rare().deadlock = Some(report);
-                task.interrupted.set(true);
+                task.post_deadlock(report);
                 make_ready(task, Wake::Interrupted);
             }
             None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),

@@ -134,6 +134,10 @@ pub(crate) fn wait(
     let outcome = queue.wait(&FdWait { fd, direction }, deadline);
     hub::with(|hub| leave(hub, token, &entry));
     if entry.closed.get() {
+        // The close is the answer; an interrupt that came too stays pending.
+        if let Err(interrupt) = outcome {
+            crate::park::put_back(interrupt);
+        }
         return Ok(Err(io::Error::from_raw_os_error(EBADF)));
     }
     match outcome {

@@ -31,9 +31,16 @@
 //! - Child processes: [`process`] (`status`, `output`, `wait`, `wait_timeout` for
 //!   std's `Command` and `Child`, parking only the calling greenlet).
 //!
-//! Kills and timeouts are delivered at blocking points only. A deadlock (everyone
-//! blocked, nothing pending that could wake anyone) panics in the blocked main
-//! greenlet with a report of who waits on what.
+//! Kills and timeouts are delivered at blocking points only, and once each, as in
+//! gevent: the blocking call unwinds (with `GreenletExit`, or the [`Timeout`]'s
+//! [`TimeoutFired`]), running destructors, which may block normally. A greenlet that
+//! catches the unwind goes on running and is not interrupted again by the same kill
+//! or timeout; [`JoinHandle::kill`] waits until the greenlet has died,
+//! [`JoinHandle::kill_timeout`] bounds that wait, and a second kill is delivered again.
+//! Code that must not unwind ([`coop`], the libc hooks of `greenweave-monkey`) gets the
+//! interrupt as a value (an errno), which delivers it the same way. A deadlock
+//! (everyone blocked, nothing pending that could wake anyone) panics in the blocked
+//! main greenlet with a report of who waits on what.
 //!
 //! # Zero, huge and out-of-range arguments
 //!

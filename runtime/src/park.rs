@@ -7,9 +7,13 @@
 //! readiness event for a wait that already ended finds a stale token and does nothing.
 //!
 //! Interrupts (kill, an expired `Timeout`, a deadlock report) are delivered only at
-//! these blocking points: `park` returns `Err(Interrupt)` and the Rust-level callers
-//! turn that into an unwind ([`raise`]). Code that must not unwind (libc hooks) gets
-//! the `Err` and reports an errno instead.
+//! these blocking points, and each is delivered **once**: `park` *takes* it and returns
+//! `Err(Interrupt)`, and the Rust-level callers turn that into an unwind ([`raise`]).
+//! Code that must not unwind (libc hooks) gets the `Err` and reports an errno instead.
+//! Either way it is no longer pending: a greenlet that catches the unwind, or logs the
+//! errno and goes on, blocks normally at its next call. A caller that took an
+//! interrupt but returns something else instead (an item handed over meanwhile,
+//! partial progress) gives it back with [`put_back`], so it is not lost.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -73,7 +77,8 @@ fn make_ready_owned(task: Rc<Task>, why: Wake) {
 /// `deadline` passes, or an interrupt arrives. `on` describes the wait for deadlock
 /// reports and `greenlets()`.
 ///
-/// An interrupt already pending is returned at once, without parking.
+/// An interrupt already pending is returned at once, without parking. A returned
+/// interrupt has been taken: it is delivered, and pending no more (see [`put_back`]).
 #[inline(always)]
 #[track_caller]
 pub(crate) fn park(
@@ -97,11 +102,11 @@ fn park_on(
     deadline: Option<Instant>,
     register: impl FnOnce(WaitToken),
 ) -> Result<Wake, Interrupt> {
-    if let Some(interrupt) = task.pending_interrupt() {
+    if let Some(interrupt) = task.take_interrupt() {
         return Err(interrupt);
     }
     let why = wait_here(hub, task, on, deadline, register);
-    match task.pending_interrupt() {
+    match task.take_interrupt() {
         Some(interrupt) => Err(interrupt),
         None => Ok(why),
     }
@@ -165,10 +170,7 @@ pub(crate) fn park_shielded(
     let task = hub.current_task_borrowed();
     let why = wait_here(hub, &task, on, deadline, register);
     if why == Wake::Interrupted {
-        if let Some(report) = task
-            .rare_if_made()
-            .and_then(|mut rare| rare.deadlock.take())
-        {
+        if let Some(report) = task.take_deadlock() {
             return Err(report);
         }
     }
@@ -183,6 +185,13 @@ impl Drop for ClearWaitingOn<'_> {
     fn drop(&mut self) {
         self.0.waiting_on.set(None);
     }
+}
+
+/// Makes an interrupt that [`park`] returned, but which the caller does not deliver (it
+/// has a result to return instead), pending again for the current greenlet's next
+/// blocking point.
+pub(crate) fn put_back(interrupt: Interrupt) {
+    hub::get().current_task_borrowed().put_back(interrupt);
 }
 
 /// Turns an interrupt into the unwind Rust-level blocking calls use.

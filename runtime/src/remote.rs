@@ -206,7 +206,7 @@ pub fn wait_for_thread(start: impl FnOnce(RemoteWaker)) {
 }
 
 /// [`wait_for_thread`] for callers that must not unwind: an interrupt comes back as
-/// `Err` (and stays pending for the next Rust-level blocking call).
+/// `Err`, taken (delivered by whoever reports it; see `park::put_back`).
 #[track_caller]
 pub(crate) fn park_for_thread(
     start: impl FnOnce(RemoteWaker),

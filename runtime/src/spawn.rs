@@ -1,6 +1,5 @@
 //! Spawning greenlets as tasks, joining and killing them.
 
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -14,75 +13,10 @@ use crate::hub;
 use crate::park::{self, make_ready};
 use crate::task::{Describe, Task, TaskState, Wake};
 use crate::time::deadline_after;
-use crate::timeout::TimeoutFired;
 
-/// Why a greenlet did not produce a value.
-pub enum JoinError {
-    /// Its function panicked; the payload is what `panic!` was given.
-    Panicked(Box<dyn Any + Send>),
-    /// It was killed (before it started, or at a blocking point).
-    Killed,
-}
+mod error;
 
-impl JoinError {
-    /// The panic message, if the payload is a string.
-    pub fn panic_message(&self) -> Option<&str> {
-        match self {
-            JoinError::Panicked(p) => p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
-            JoinError::Killed => None,
-        }
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(_) => write!(
-                f,
-                "Panicked({:?})",
-                self.panic_message().unwrap_or("<non-string payload>")
-            ),
-            JoinError::Killed => f.write_str("Killed"),
-        }
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(p) if p.is::<TimeoutFired>() => {
-                f.write_str("greenlet died of an uncaught Timeout")
-            }
-            JoinError::Panicked(_) => match self.panic_message() {
-                Some(msg) => write!(f, "greenlet panicked: {msg}"),
-                None => f.write_str("greenlet panicked"),
-            },
-            JoinError::Killed => f.write_str("greenlet was killed"),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-/// The error of [`JoinHandle::join_timeout`]: the handle comes back when time runs out.
-pub enum JoinTimeoutError<T> {
-    /// The greenlet is still running; here is its handle.
-    Elapsed(JoinHandle<T>),
-    /// It finished without a value.
-    Join(JoinError),
-}
-
-impl<T> fmt::Debug for JoinTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinTimeoutError::Elapsed(h) => write!(f, "Elapsed({})", h.task),
-            JoinTimeoutError::Join(e) => write!(f, "Join({e:?})"),
-        }
-    }
-}
+pub use error::{JoinError, JoinTimeoutError};
 
 /// Spawns greenlets with a name or a stack size.
 #[derive(Clone, Debug, Default)]
@@ -165,7 +99,7 @@ impl Builder {
 /// The body of every spawned greenlet.
 fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     let task = hub::current_task();
-    let outcome = if task.kill_requested.get() {
+    let outcome = if task.kill_posted() {
         // Killed before it started: it never runs.
         drop(f);
         Err(JoinError::Killed)
@@ -190,14 +124,13 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     hub.finish_into_next(&task.greenlet);
 }
 
-/// Asks `task` to die at its next blocking point (waking it if it is blocked); nothing
-/// happens if it has finished.
+/// Posts a kill to `task`, delivered once at its current or next blocking point (waking
+/// it if it is blocked); nothing happens if it has finished.
 pub(crate) fn kill_task(task: &Rc<Task>) {
     if task.state.get() == TaskState::Done {
         return;
     }
-    task.kill_requested.set(true);
-    task.interrupted.set(true);
+    task.post_kill();
     if task.state.get() == TaskState::Blocked {
         make_ready(task, Wake::Interrupted);
     }
@@ -351,22 +284,74 @@ impl<T> JoinHandle<T> {
         );
     }
 
-    /// Kills the greenlet and waits until it has died (gevent's default `kill`). It
-    /// unwinds from its current blocking point with `GreenletExit`, running its
-    /// destructors; one that has not started never runs. Killing a finished greenlet
-    /// does nothing. Killing the current greenlet unwinds it at once.
+    /// Kills the greenlet and waits until it has died (gevent's default `kill`).
+    ///
+    /// The kill is delivered **once**, at the greenlet's current or next blocking point:
+    /// a Rust-level blocking call unwinds with [`GreenletExit`], running destructors
+    /// (which may block normally); a patched libc call inside a hook (`greenweave-monkey`)
+    /// fails with `ECANCELED` instead. A greenlet that has not started never runs.
+    /// A greenlet that catches the unwind (`catch_unwind`) or handles the error and goes
+    /// on is not killed again: it runs normally, and this call waits until it finishes
+    /// on its own, for ever if it never does (use [`kill_timeout`](Self::kill_timeout)
+    /// to bound the wait); a later kill is delivered again. Killing a finished greenlet
+    /// does nothing. Killing the current greenlet unwinds it at once with
+    /// `GreenletExit` (once: catching it leaves nothing pending).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenweave_runtime::{sleep, spawn, yield_now};
+    ///
+    /// let h = spawn(|| sleep(Duration::from_secs(1000)));
+    /// yield_now(); // it starts and parks in its sleep
+    /// h.kill();
+    /// assert!(h.is_finished());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Unwinds with `GreenletExit` if the caller is itself killed while it waits (or
+    /// with the payload of a [`Timeout`](crate::Timeout) of the caller that expires).
     #[track_caller]
     pub fn kill(&self) {
+        self.kill_timeout(Duration::MAX);
+    }
+
+    /// Kills the greenlet as [`kill`](Self::kill) does, waiting at most `timeout` for
+    /// it to die (gevent's `kill(timeout=...)`); returns whether it has died. `false`
+    /// means it caught the kill and lives on, or has not reached a blocking point yet;
+    /// the kill was delivered or stays pending either way. A `timeout` too large to be
+    /// a deadline waits for ever; zero only sends the kill (and says whether the
+    /// greenlet had already finished).
+    ///
+    /// ```
+    /// use std::panic::catch_unwind;
+    /// use std::time::Duration;
+    /// use greenweave_runtime::{sleep, spawn, yield_now};
+    ///
+    /// let stubborn = spawn(|| loop {
+    ///     // Catches its kills and goes on.
+    ///     let _ = catch_unwind(|| sleep(Duration::from_millis(1)));
+    /// });
+    /// yield_now();
+    /// assert!(!stubborn.kill_timeout(Duration::from_millis(10)));
+    /// assert!(!stubborn.is_finished());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`kill`](Self::kill).
+    #[track_caller]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
         if self.task.greenlet.is_current() {
-            self.task.kill_requested.set(true);
-            self.task.interrupted.set(true);
+            // Delivered here, now: nothing stays pending.
             panic::resume_unwind(Box::new(GreenletExit));
         }
         self.kill_nowait();
-        self.wait();
+        self.wait_until(deadline_after(timeout))
     }
 
-    /// Asks the greenlet to die at its next blocking point and returns at once.
+    /// Asks the greenlet to die at its current or next blocking point and returns at
+    /// once (see [`kill`](Self::kill) for how the kill is delivered).
     pub fn kill_nowait(&self) {
         kill_task(&self.task);
     }

@@ -11,6 +11,10 @@ use greenweave_greenlet::Greenlet;
 
 use crate::park::WaitQueue;
 
+mod interrupts;
+
+pub use interrupts::Interrupt;
+
 /// What a task is doing, as the registry reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskState {
@@ -36,17 +40,6 @@ impl Describe for &str {
     }
 }
 
-/// Why a blocking call was interrupted instead of completing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Interrupt {
-    /// The greenlet was killed: unwind with `GreenletExit`.
-    Killed,
-    /// The `Timeout` with this id expired.
-    TimedOut(u64),
-    /// Nothing could ever wake this greenlet; the report says why.
-    Deadlock(String),
-}
-
 /// The runtime's state for one greenlet (spawned, or adopted such as the main one).
 pub(crate) struct Task {
     pub(crate) greenlet: Greenlet,
@@ -63,11 +56,13 @@ pub(crate) struct Task {
     /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
     /// read through a live token of that wait.
     pub(crate) wait_slot: Cell<*const ()>,
-    pub(crate) kill_requested: Cell<bool>,
+    /// A kill was posted and not yet delivered. Written only by the transitions of
+    /// [`interrupts`].
+    kill_requested: Cell<bool>,
     /// Set whenever an interrupt may be pending (a kill, an expired timeout, a deadlock
     /// report), so the common blocking path checks one flag; cleared when a check finds
-    /// nothing.
-    pub(crate) interrupted: Cell<bool>,
+    /// nothing. Written only by [`interrupts`] (and `reuse`).
+    interrupted: Cell<bool>,
     /// Greenlets waiting for this one to finish.
     pub(crate) joiners: WaitQueue,
     /// Key in the hub's registry while alive.
@@ -85,10 +80,10 @@ pub(crate) struct Task {
 /// The parts of a [`Task`] that most tasks never use.
 #[derive(Default)]
 pub(crate) struct Rare {
-    /// Ids of `Timeout`s that expired and are still to be delivered.
-    pub(crate) fired_timeouts: Vec<u64>,
+    /// Ids of `Timeout`s that expired and are still to be delivered (see [`interrupts`]).
+    fired_timeouts: Vec<u64>,
     /// The deadlock report to raise at the task's blocking call.
-    pub(crate) deadlock: Option<String>,
+    deadlock: Option<String>,
     /// `Local` values, by `Local` id; dropped when the task finishes.
     pub(crate) locals: Locals,
 }
@@ -269,37 +264,6 @@ impl Task {
         Some(ManuallyDrop::new(unsafe {
             Rc::from_raw(tag as *const Task)
         }))
-    }
-
-    /// The interrupt to deliver at the next blocking point, if any. Kills win over
-    /// timeouts; of several expired timeouts the outermost (oldest) is delivered first.
-    #[inline]
-    pub(crate) fn pending_interrupt(&self) -> Option<Interrupt> {
-        if !self.interrupted.get() {
-            return None;
-        }
-        let found = self.find_interrupt();
-        if found.is_none() {
-            self.interrupted.set(false);
-        }
-        found
-    }
-
-    fn find_interrupt(&self) -> Option<Interrupt> {
-        let deadlock = self
-            .rare_if_made()
-            .and_then(|mut rare| rare.deadlock.take());
-        if let Some(report) = deadlock {
-            return Some(Interrupt::Deadlock(report));
-        }
-        if self.kill_requested.get() {
-            return Some(Interrupt::Killed);
-        }
-        let rare = self.rare_if_made()?;
-        rare.fired_timeouts
-            .iter()
-            .min()
-            .map(|&id| Interrupt::TimedOut(id))
     }
 
     /// The task's [`Rare`] parts, made if need be.

@@ -81,14 +81,14 @@ pub fn yield_now() {
     // `hub::get`).
     let hub = hub::get();
     let task = hub.current_task_borrowed();
-    if let Some(interrupt) = task.pending_interrupt() {
+    if let Some(interrupt) = task.take_interrupt() {
         raise(interrupt);
     }
     task.state.set(TaskState::Ready);
     hub.schedule(Rc::clone(&task));
     hub.switch_away(true);
     task.state.set(TaskState::Running);
-    if let Some(interrupt) = task.pending_interrupt() {
+    if let Some(interrupt) = task.take_interrupt() {
         raise(interrupt);
     }
 }

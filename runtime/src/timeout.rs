@@ -38,8 +38,27 @@ impl std::error::Error for Elapsed {}
 static NEXT_TIMEOUT: AtomicU64 = AtomicU64::new(1);
 
 /// A deadline for the current greenlet (gevent's `Timeout`). When it expires, the
-/// greenlet's current or next blocking call unwinds with [`TimeoutFired`]; dropping the
-/// guard cancels it. [`with_timeout`] is the usual way to use one.
+/// greenlet's current or next blocking call unwinds with [`TimeoutFired`] (a hook of
+/// `greenweave-monkey` fails with `ETIMEDOUT` instead); dropping the guard cancels it.
+/// [`with_timeout`] is the usual way to use one.
+///
+/// An expired timeout is delivered **once**, as in gevent: code that catches the
+/// unwind (or handles the hook's error) and goes on blocks normally afterwards, even
+/// while the guard lives. Of several expired timeouts the outermost (oldest) is
+/// delivered first; a kill pending at the same time is delivered before either.
+///
+/// ```
+/// use std::panic::catch_unwind;
+/// use std::time::{Duration, Instant};
+/// use greenweave_runtime::{sleep, Timeout, TimeoutFired};
+///
+/// let timeout = Timeout::start(Duration::from_millis(5));
+/// let caught = catch_unwind(|| sleep(Duration::from_secs(1000))).unwrap_err();
+/// assert_eq!(caught.downcast_ref(), Some(&TimeoutFired { id: timeout.id() }));
+/// let start = Instant::now();
+/// sleep(Duration::from_millis(10)); // not interrupted again
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// ```
 #[must_use = "a Timeout is cancelled when dropped"]
 pub struct Timeout {
     id: u64,
@@ -84,17 +103,14 @@ impl Drop for Timeout {
             hub::with(|hub| hub.timers.borrow_mut().cancel(key));
         }
         if let Some(task) = self.task.upgrade() {
-            if let Some(mut rare) = task.rare_if_made() {
-                rare.fired_timeouts.retain(|&id| id != self.id);
-            }
+            task.cancel_timeout(self.id);
         }
     }
 }
 
 /// Records that timeout `id` of `task` expired and wakes the task if it is blocked.
 pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
-    task.rare().fired_timeouts.push(id);
-    task.interrupted.set(true);
+    task.post_timeout(id);
     if task.state.get() == TaskState::Blocked {
         make_ready(task, Wake::Interrupted);
     }
@@ -102,7 +118,9 @@ pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
 
 /// Runs `f`, giving up at its first blocking point after `duration` (gevent's
 /// `with_timeout`). Nested timeouts attribute correctly: the one that expired is the
-/// one that reports `Elapsed`.
+/// one that reports `Elapsed`. The timeout is delivered once (see [`Timeout`]): if `f`
+/// catches it, or gets it as a hook's `ETIMEDOUT` and goes on, `f` runs on undisturbed
+/// and its value is returned.
 ///
 /// ```
 /// use std::time::Duration;

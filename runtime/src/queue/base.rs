@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
 
-use crate::park::{SlotQueue, WaitQueue, raise};
+use crate::park::{SlotQueue, WaitQueue, put_back, raise};
 use crate::task::Describe;
 
 use super::storage::{Holds, Store};
@@ -157,7 +157,12 @@ impl<S: Store> Core<S> {
             };
             let result = self.putters.wait(&slot, &on, at);
             let Some(item) = slot.take() else {
-                return Ok(()); // a getter took it (even if an interrupt came after)
+                // A getter took it: that wins over an interrupt that came after, which
+                // stays pending for the next blocking point.
+                if let Err(interrupt) = result {
+                    put_back(interrupt);
+                }
+                return Ok(());
             };
             match result {
                 Err(interrupt) => raise(interrupt), // the item goes with this frame
@@ -185,7 +190,11 @@ impl<S: Store> Core<S> {
             }
             let result = self.getters.wait(&slot, &on, deadline.for_wait()?);
             if let Some(item) = slot.take() {
-                return Ok(item); // handed over (even if an interrupt came after)
+                // Handed over: as for a put, an interrupt that came after stays pending.
+                if let Err(interrupt) = result {
+                    put_back(interrupt);
+                }
+                return Ok(item);
             }
             if let Err(interrupt) = result {
                 if !S::HANDS_OFF && self.len() > 0 {
