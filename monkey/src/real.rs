@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 ///
 /// Aborts the process if libc has no such symbol (a hook without its real function
 /// cannot do anything sensible, and unwinding out of a hook is not allowed).
-#[inline]
 pub(crate) fn resolve(slot: &AtomicPtr<libc::c_void>, name: &CStr) -> *mut libc::c_void {
     let cached = slot.load(Ordering::Acquire);
     if !cached.is_null() {
@@ -47,18 +46,33 @@ macro_rules! real_fns {
             pub unsafe fn $name($($arg: $ty),*) -> $ret {
                 static SLOT: std::sync::atomic::AtomicPtr<libc::c_void> =
                     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-                let ptr = $crate::real::resolve(&SLOT, {
-                    const NAME: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
-                        concat!(stringify!($name), "\0").as_bytes(),
-                    ) {
-                        Ok(name) => name,
-                        Err(_) => panic!("function names have no NUL"),
-                    };
-                    NAME
-                });
-                // SAFETY: `ptr` is libc's definition of this very symbol, whose C
-                // signature is the one declared here.
-                let f: unsafe extern "C" fn($($ty),*) -> $ret = unsafe { std::mem::transmute(ptr) };
+                const NAME: &std::ffi::CStr = match std::ffi::CStr::from_bytes_with_nul(
+                    concat!(stringify!($name), "\0").as_bytes(),
+                ) {
+                    Ok(name) => name,
+                    Err(_) => panic!("function names have no NUL"),
+                };
+                type Real = unsafe extern "C" fn($($ty),*) -> $ret;
+                /// The first call: looks the function up, then makes the call. Out of
+                /// line, so the usual path holds nothing across a call and compiles to
+                /// a load and a jump.
+                #[cold]
+                #[inline(never)]
+                unsafe fn first_call($($arg: $ty),*) -> $ret {
+                    let ptr = $crate::real::resolve(&SLOT, NAME);
+                    // SAFETY: `ptr` is libc's definition of this very symbol, whose C
+                    // signature is the one declared here.
+                    let f: Real = unsafe { std::mem::transmute(ptr) };
+                    // SAFETY: the caller upholds the libc function's contract.
+                    unsafe { f($($arg),*) }
+                }
+                let ptr = SLOT.load(std::sync::atomic::Ordering::Acquire);
+                if ptr.is_null() {
+                    // SAFETY: the caller upholds the libc function's contract.
+                    return unsafe { first_call($($arg),*) };
+                }
+                // SAFETY: as in `first_call`: SLOT only ever holds that definition.
+                let f: Real = unsafe { std::mem::transmute(ptr) };
                 // SAFETY: the caller upholds the libc function's contract.
                 unsafe { f($($arg),*) }
             }
