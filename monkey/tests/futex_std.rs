@@ -186,3 +186,36 @@ fn an_rwlock_writer_waits_for_readers_that_sleep() {
     writer.join().unwrap();
     assert_eq!(*lock.read().unwrap(), 1);
 }
+
+thread_local! {
+    /// A std lock in the thread's TLS block, where parking_lot's per-thread words live
+    /// too: greenlets of the thread share it like any other.
+    static LOCAL_LOCK: Mutex<Vec<u32>> = const { Mutex::new(Vec::new()) };
+}
+
+#[test]
+fn a_std_mutex_in_a_thread_local_is_waited_for_cooperatively() {
+    greenweave_monkey::patch_all();
+    let (ticks, tick) = ticker();
+    let users: Vec<_> = (0..5)
+        .map(|i| {
+            spawn(move || {
+                LOCAL_LOCK.with(|lock| {
+                    let mut guard = lock.lock().unwrap();
+                    sleep(Duration::from_millis(10)); // held across a park
+                    guard.push(i);
+                })
+            })
+        })
+        .collect();
+    joinall(users).into_iter().for_each(|r| r.unwrap());
+    let mut got = LOCAL_LOCK.with(|lock| lock.lock().unwrap().clone());
+    got.sort();
+    assert_eq!(got, (0..5).collect::<Vec<_>>());
+    assert!(
+        ticks.get() >= 10,
+        "{} ticks: a wait blocked the thread",
+        ticks.get()
+    );
+    tick.kill();
+}

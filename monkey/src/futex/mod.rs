@@ -186,7 +186,7 @@ impl Futex {
             Ok(deadline) => deadline,
             Err(()) => return None,
         };
-        if tls::is_thread_local(self.addr) {
+        if command == libc::FUTEX_WAIT && tls::is_thread_local(self.addr) {
             // SAFETY: as for this function.
             return unsafe { self.wait_blocking(deadline) };
         }

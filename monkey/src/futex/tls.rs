@@ -9,6 +9,10 @@
 //! a parking_lot lock held by another greenlet of the thread across a park is a
 //! deadlock that would otherwise hang in silence.
 //!
+//! Only plain `FUTEX_WAIT`s there count (parking_lot's form): std's locks wait with
+//! `FUTEX_WAIT_BITSET`, so a std `Mutex` inside a `thread_local!`, which greenlets of
+//! the thread can share like any other, stays cooperative.
+//!
 //! The executable's TLS block (where every Rust `thread_local!` of the program lives)
 //! sits right below the thread pointer on x86_64; its size is read once from the
 //! program headers.
