@@ -34,7 +34,9 @@
 //! When nothing is ready and no timer, I/O wait or cross-thread work could ever wake
 //! anyone, the hub delivers a report listing every blocked greenlet to the thread's
 //! main greenlet (or, if main is not blocked, to the first blocked one), where the
-//! blocking call panics with it.
+//! blocking call panics with it (see `deadlock`). Greenlets in external waits (the
+//! monkey layer's futex waits) count as wakeable by other threads, so they are reported
+//! only when the process has no other thread.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
@@ -49,7 +51,6 @@ use mio::{Events, Poll};
 use slab::Slab;
 
 use crate::coop::Maintenance;
-use crate::park::make_ready;
 use crate::remote;
 use crate::run_queue::RunQueue;
 use crate::task::{Task, TaskState, Wake};
@@ -454,7 +455,7 @@ impl Hub {
         } else if self.waits_on_os() && !self.only_external_waits_and_alone() {
             None
         } else {
-            self.report_deadlock();
+            crate::deadlock::deliver(self);
             return;
         };
         let sleeps = timeout != Some(Duration::ZERO);
@@ -528,35 +529,6 @@ impl Hub {
             } else {
                 crate::io::dispatch(self, event);
             }
-        }
-    }
-
-    /// Nothing can ever wake anyone: hand the report to a blocked greenlet.
-    fn report_deadlock(&self) {
-        let tasks = self.tasks();
-        let blocked: Vec<&Rc<Task>> = tasks
-            .iter()
-            .filter(|t| t.state.get() == TaskState::Blocked)
-            .collect();
-        let mut report = String::from(
-            "greenweave: deadlock: every greenlet on this thread is blocked and nothing can wake any of them \
-             (no greenlet is ready, no timer is pending, no I/O or cross-thread work is outstanding).\n\
-             Blocked greenlets:",
-        );
-        for task in &blocked {
-            report.push_str("\n  - ");
-            task.describe_line(&mut report);
-        }
-        let victim = blocked
-            .iter()
-            .find(|t| t.greenlet.is_main())
-            .or(blocked.first());
-        match victim {
-            Some(task) => {
-                task.post_deadlock(report);
-                make_ready(task, Wake::Interrupted);
-            }
-            None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),
         }
     }
 }

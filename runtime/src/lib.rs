@@ -79,6 +79,7 @@ compile_error!(
 );
 
 pub mod coop;
+mod deadlock;
 #[allow(unsafe_code)]
 mod hub;
 pub mod io;
