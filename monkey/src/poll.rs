@@ -119,13 +119,9 @@ pub unsafe extern "C" fn ppoll(
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::ppoll(fds, nfds, timeout, sigmask) };
     }
-    let deadline = match limit {
-        None => None,
-        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
-            set_errno(libc::EINVAL);
-            return -1;
-        }
-        Some(t) => Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
+    let Ok(deadline) = deadline_after(limit) else {
+        set_errno(libc::EINVAL);
+        return -1;
     };
     let now = timespec {
         tv_sec: 0,
@@ -208,16 +204,22 @@ pub unsafe extern "C" fn pselect(
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::pselect(nfds, readfds, writefds, exceptfds, timeout, sigmask) };
     }
-    let deadline = match limit {
-        None => None,
-        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => {
-            set_errno(libc::EINVAL);
-            return -1;
-        }
-        Some(t) => Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)),
+    let Ok(deadline) = deadline_after(limit) else {
+        set_errno(libc::EINVAL);
+        return -1;
     };
     // SAFETY: as the caller guarantees.
     unsafe { select_coop(nfds, [readfds, writefds, exceptfds], deadline) }
+}
+
+/// When a relative `timespec` timeout (`None`: none) ends; `Err` for one the kernel
+/// would refuse (`EINVAL`). `Ok(None)` also for one too long to be a deadline.
+fn deadline_after(limit: Option<&timespec>) -> Result<Option<Instant>, ()> {
+    match limit {
+        None => Ok(None),
+        Some(t) if t.tv_sec < 0 || !(0..1_000_000_000).contains(&t.tv_nsec) => Err(()),
+        Some(t) => Ok(Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32))),
+    }
 }
 
 /// The cooperative `select`: zero-timeout real `select`s on copies of the caller's
