@@ -44,6 +44,49 @@
 //! restarted. Server handles are cheap clones of one server, so a handler can hold one
 //! and stop its own server.
 //!
+//! # Graceful shutdown on Ctrl-C or `SIGTERM`
+//!
+//! A signal handler must not touch the hub (it may run on any thread, between any two
+//! instructions), so let it only *wake a greenlet*, which then calls
+//! [`stop`](StreamServer::stop) with a grace period: the listener closes at once (new
+//! connections are refused), in-flight handlers get the grace period to finish (then
+//! are killed), and `serve_forever` returns, so `main` ends normally (exit status 0).
+//! The [`signal-hook`](https://docs.rs/signal-hook) crate's `pipe` module is the
+//! handler: it writes a byte to a socket, which a greenlet reads.
+//!
+//! ```no_run
+//! use std::io::Read;
+//! use std::time::Duration;
+//! use greenweave_runtime::net::{TcpStream, UnixStream};
+//! use greenweave_runtime::server::StreamServer;
+//! use signal_hook::consts::{SIGINT, SIGTERM};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let server = StreamServer::bind("127.0.0.1:8000", |conn: TcpStream, _peer| {
+//!     // ... serve the connection ...
+//! #   drop(conn);
+//! })?;
+//!
+//! let (mut signals, wake) = UnixStream::pair()?;
+//! for sig in [SIGINT, SIGTERM] {
+//!     signal_hook::low_level::pipe::register(sig, wake.try_clone()?)?;
+//! }
+//! let stopper = server.clone();
+//! greenweave_runtime::spawn(move || {
+//!     let _ = signals.read(&mut [0]); // parks until Ctrl-C or SIGTERM
+//!     stopper.stop(Duration::from_secs(10)); // in-flight handlers get 10 s
+//! });
+//!
+//! server.serve_forever() // returns once `stop` is done
+//! # }
+//! ```
+//!
+//! `signal-hook` installs its handlers with `SA_RESTART`, so the signal interrupts no
+//! blocking call (patched or not); a second Ctrl-C during the grace period writes
+//! another byte, which nobody reads (read again and call `std::process::exit` to
+//! make it a hard stop). The test `runtime/tests/server_signal.rs` runs this recipe
+//! in a child process and sends it a real `SIGTERM`.
+//!
 //! # Errors of the accept loop
 //!
 //! Running out of file descriptors, memory or buffers (`EMFILE`, `ENFILE`, `ENOMEM`,
