@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::{RwLock, RwLockWriteGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::threadpool::BlockingHandle;
@@ -30,13 +30,22 @@ fn resolve_unpatched(host: &'static str) -> std::io::Result<Vec<SocketAddr>> {
 /// Keeps every thread of the default pool busy until [`open`](Self::open)ed, so that a
 /// lookup started meanwhile stays queued (the pool is first in, first out): it cannot
 /// finish unless it runs on the pool, and not before the gate opens.
+///
+/// One gate at a time in the process: the tests of this file run on threads of their
+/// own and share the default pool, and two gates' blockers interleaving in its queue
+/// would make "every pool thread is busy" depend on the order they ran in.
 struct PoolGate {
     closed: Option<RwLockWriteGuard<'static, ()>>,
     blockers: Vec<BlockingHandle<()>>,
+    _only_gate: MutexGuard<'static, ()>,
 }
+
+/// Held by the one [`PoolGate`] closed at a time.
+static GATES: Mutex<()> = Mutex::new(());
 
 impl PoolGate {
     fn close() -> PoolGate {
+        let only_gate = GATES.lock().unwrap_or_else(PoisonError::into_inner);
         let gate: &'static RwLock<()> = Box::leak(Box::new(RwLock::new(())));
         let closed = gate.write().unwrap();
         let pool = greenweave_runtime::threadpool::default_pool();
@@ -46,6 +55,7 @@ impl PoolGate {
         PoolGate {
             closed: Some(closed),
             blockers,
+            _only_gate: only_gate,
         }
     }
 
@@ -55,14 +65,6 @@ impl PoolGate {
             blocker.join().unwrap();
         }
     }
-}
-
-/// Runs `f` while every thread of the default pool is busy.
-fn with_pool_busy<T>(f: impl FnOnce() -> T) -> T {
-    let gate = PoolGate::close();
-    let out = f();
-    gate.open();
-    out
 }
 
 #[test]
@@ -178,6 +180,9 @@ fn getaddrinfo_called_directly_fills_in_a_list_that_freeaddrinfo_frees() {
 fn a_killed_lookup_fails_with_ecanceled_once() {
     greenweave_monkey::patch_all();
     let seen = Rc::new(Cell::new(None));
+    // The gate closes first: closing it may wait (a contended lock of the pool's is a
+    // cooperative futex wait under patch_all), and the lookup must start after it.
+    let gate = PoolGate::close();
     let h = spawn({
         let seen = seen.clone();
         move || {
@@ -199,11 +204,10 @@ fn a_killed_lookup_fails_with_ecanceled_once() {
     });
     // Let the greenlet start its lookup and park (queued behind the busy pool), then
     // kill it: it returns on its own after the error.
-    with_pool_busy(|| {
-        yield_now();
-        h.kill();
-        h.join().unwrap();
-    });
+    yield_now();
+    h.kill();
+    h.join().unwrap();
+    gate.open();
     let (code, errno, null) = seen.get().expect("the lookup returned");
     assert_eq!(code, libc::EAI_SYSTEM);
     assert_eq!(errno, Some(libc::ECANCELED));
@@ -213,6 +217,8 @@ fn a_killed_lookup_fails_with_ecanceled_once() {
 #[test]
 fn a_timed_out_lookup_fails_with_etimedout() {
     greenweave_monkey::patch_all();
+    // The gate closes before the lookup starts (see the test above).
+    let gate = PoolGate::close();
     let lookup = spawn(|| {
         // The pool is busy, so the lookup waits until the timeout expires.
         greenweave_runtime::with_timeout(Duration::from_millis(20), || {
@@ -229,6 +235,7 @@ fn a_timed_out_lookup_fails_with_etimedout() {
             (code, std::io::Error::last_os_error().raw_os_error())
         })
     });
-    let out = with_pool_busy(|| lookup.join().unwrap());
+    let out = lookup.join().unwrap();
+    gate.open();
     assert_eq!(out, Ok((libc::EAI_SYSTEM, Some(libc::ETIMEDOUT))));
 }
