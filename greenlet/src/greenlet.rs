@@ -75,6 +75,28 @@ impl Inner {
         // SAFETY: the caller guarantees no mutable borrow is live.
         unsafe { (*self.name.as_ptr()).as_deref() }
     }
+
+    /// Copies as much of the name as fits into `out` and returns how many bytes it
+    /// copied; 0 without a name or while a rename holds the name borrowed (for a
+    /// signal handler that may have interrupted `set_name`).
+    pub(crate) fn copy_name_if_idle(&self, out: &mut [u8]) -> usize {
+        // SAFETY: the reference lives only in this call, which does not rename; a
+        // rename in progress on this thread holds the mutable borrow, which makes
+        // `try_borrow_unguarded` fail instead.
+        let Ok(name) = (unsafe { self.name.try_borrow_unguarded() }) else {
+            return 0;
+        };
+        let Some(name) = name.as_deref() else {
+            return 0;
+        };
+        let mut n = name.len().min(out.len());
+        // Cut at a character boundary, so the copy is valid UTF-8.
+        while !name.is_char_boundary(n) {
+            n -= 1;
+        }
+        out[..n].copy_from_slice(&name.as_bytes()[..n]);
+        n
+    }
 }
 
 /// A handle to a greenlet: a coroutine with its own stack on this OS thread.

@@ -101,6 +101,40 @@ pub fn raw_write(fd: i32, bytes: &[u8]) {
     sys::raw_write(fd, bytes);
 }
 
+/// What a signal handler may learn about the greenlet its thread was running: see
+/// [`interrupted_greenlet`]. Not part of the public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Interrupted {
+    /// The greenlet's id.
+    pub id: u64,
+    /// Its [tag](Greenlet::tag).
+    pub tag: usize,
+    /// Whether it is the thread's main greenlet.
+    pub is_main: bool,
+    /// How many bytes of its name were copied (0 if it has none).
+    pub name_len: usize,
+}
+
+/// For a signal handler (the runtime's blocking monitor): the greenlet running on the
+/// calling thread, its name copied into `name` (cut at `name.len()` bytes, or left
+/// out if a rename was in progress). Reads memory only: no allocation, no lock, no
+/// greenlet made (`None` on a thread without greenlets or during its teardown), so it
+/// is async-signal-safe. Not part of the public API.
+#[doc(hidden)]
+pub fn interrupted_greenlet(name: &mut [u8]) -> Option<Interrupted> {
+    thread::peek_current(|cur| {
+        let cur = cur?;
+        let name_len = cur.copy_name_if_idle(name);
+        Some(Interrupted {
+            id: cur.id,
+            tag: cur.tag.get(),
+            is_main: cur.is_main(),
+            name_len,
+        })
+    })
+}
+
 /// The greenlet running now (Python's `greenlet.getcurrent()`); on a thread that never
 /// used greenlets, this makes its main greenlet.
 #[track_caller]

@@ -64,6 +64,10 @@ pub fn wait_fd(
 struct Sleeping;
 
 impl Describe for Sleeping {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Timer
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str("sleep in a blocking call (patched libc)");
     }
@@ -124,6 +128,10 @@ pub enum ExternalWake {
 struct DescribeWith<'a>(&'a dyn Fn(&mut String));
 
 impl Describe for DescribeWith<'_> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Futex
+    }
+
     fn describe(&self, out: &mut String) {
         (self.0)(out)
     }

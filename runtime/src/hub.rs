@@ -89,6 +89,10 @@ pub(crate) struct Hub {
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// Statistics, and what the monitor and `dump_all` see of this hub (`stats`).
+    pub(crate) stats: crate::stats::Counters,
+    /// Keeps the hub in the process's list of hubs until it is dropped.
+    _registration: crate::monitor::registry::Registration,
 }
 
 thread_local! {
@@ -196,6 +200,10 @@ impl Hub {
                 std::panic::resume_unwind(payload);
             }
         });
+        let remote = Arc::new(remote);
+        let (entry, registration) =
+            crate::monitor::registry::register(greenlet.id(), remote.clone());
+        crate::monitor::start_from_env();
         Hub {
             greenlet,
             ready: RunQueue::new(),
@@ -204,7 +212,7 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             io: RefCell::new(crate::io::IoTable::default()),
-            remote: Arc::new(remote),
+            remote,
             // "Maintenance due" from the start: the first switch away from a greenlet
             // goes through the hub loop, which starts the hub greenlet before any task
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
@@ -212,6 +220,8 @@ impl Hub {
             spare_tasks: RefCell::new(Vec::new()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            stats: crate::stats::Counters::new(entry),
+            _registration: registration,
         }
     }
 
@@ -271,7 +281,7 @@ impl Hub {
     ) -> Rc<Task> {
         // Not borrowed during the match: the old record's drop must not find it busy.
         let spare = self.spare_tasks.borrow_mut().pop();
-        match spare {
+        let task = match spare {
             Some(mut task) => {
                 Rc::get_mut(&mut task)
                     .expect("a spare task has no other reference")
@@ -279,7 +289,9 @@ impl Hub {
                 task
             }
             None => Task::new_rc(greenlet, Some(location)),
-        }
+        };
+        self.stats.count_spawn();
+        task
     }
 
     /// Keeps the record of a finished task that nothing else refers to (its join just
@@ -297,7 +309,9 @@ impl Hub {
 
     #[inline]
     pub(crate) fn register(&self, task: &Rc<Task>) {
-        let key = self.tasks.borrow_mut().insert(task.clone());
+        let mut tasks = self.tasks.borrow_mut();
+        let key = tasks.insert(task.clone());
+        self.stats.entry.set_greenlets(tasks.len());
         task.key.set(key);
     }
 
@@ -305,7 +319,9 @@ impl Hub {
     pub(crate) fn unregister(&self, task: &Task) {
         let key = task.key.replace(usize::MAX);
         if key != usize::MAX {
-            self.tasks.borrow_mut().try_remove(key);
+            let mut tasks = self.tasks.borrow_mut();
+            tasks.try_remove(key);
+            self.stats.entry.set_greenlets(tasks.len());
         }
     }
 
@@ -367,6 +383,7 @@ impl Hub {
             .pop_if(|task| task.state.get() == TaskState::Ready && cheap(task))?;
         task.state.set(TaskState::Running);
         self.runs_since_maintenance.set(runs + 1);
+        self.stats.count_switch();
         Some(task)
     }
 
@@ -414,6 +431,7 @@ impl Hub {
     /// Runs the greenlets that are ready now. Returns `false` if the hub must stop.
     fn run_ready(&self) -> bool {
         let mut budget = self.ready.len();
+        self.stats.run_queue_len(budget);
         // Direct switches between tasks (`switch_away`) count runs too: once
         // maintenance is due, the turn ends early.
         while budget > 0 && self.runs_since_maintenance.get() < MAINTENANCE_INTERVAL {
@@ -425,6 +443,7 @@ impl Hub {
                 continue;
             }
             task.state.set(TaskState::Running);
+            self.stats.count_switch();
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
                 return false;
@@ -440,13 +459,18 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
+        if self.stats.entry.dump_requested() {
+            crate::dump::answer_requests(self);
+        }
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
-            // Nothing could be due and nothing can arrive from the OS: no clock read,
-            // no `epoll_wait`.
+            // Nothing could be due and nothing can arrive from the OS: no clock read
+            // (but now and then, for `stats`), no `epoll_wait`.
+            self.stats.pass_without_clock();
             return;
         }
         let mut now = Instant::now();
+        self.stats.clock_read(now);
         self.fire_timers(now);
         let timeout = if !self.ready.is_empty() || !may_block {
             Some(Duration::ZERO)
@@ -461,13 +485,15 @@ impl Hub {
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
             self.run_maintenance_hook(Maintenance::BeforeSleep);
+            self.stats.sleeping();
         }
         self.poll(timeout);
         if sleeps {
-            self.run_maintenance_hook(Maintenance::AfterSleep);
-        }
-        if timeout != Some(Duration::ZERO) {
+            let before = now;
             now = Instant::now();
+            self.stats.woke(before, now);
+            self.stats.clock_read(now);
+            self.run_maintenance_hook(Maintenance::AfterSleep);
             self.fire_timers(now);
         }
     }
@@ -522,6 +548,7 @@ impl Hub {
             }
             return;
         }
+        self.stats.count_epoll(events.iter().count());
         for event in events.iter() {
             let token = event.token();
             if token == remote::WAKER_TOKEN {

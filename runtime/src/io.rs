@@ -82,6 +82,10 @@ struct FdWait {
 }
 
 impl Describe for FdWait {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Fd
+    }
+
     fn describe(&self, out: &mut String) {
         let what = match self.direction {
             Direction::Read => "readable",

@@ -81,9 +81,14 @@ compile_error!(
 pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
+mod dump;
+#[allow(unsafe_code)]
 mod hub;
 pub mod io;
 pub mod local;
+pub mod log_targets;
+#[allow(unsafe_code)]
+pub mod monitor;
 pub mod net;
 #[allow(unsafe_code)]
 mod park;
@@ -96,6 +101,7 @@ mod report;
 mod run_queue;
 pub mod server;
 mod spawn;
+mod stats;
 pub mod sync;
 mod sys;
 #[allow(unsafe_code)]
@@ -106,12 +112,14 @@ mod timeout;
 mod timer;
 mod workers;
 
+pub use dump::{Backtrace, Frame, HubDump, RunningGreenlet, Symbol, dump};
 pub use hub::MAINTENANCE_INTERVAL;
 pub use remote::{RemoteWaker, wait_for_thread};
 pub use spawn::{
     Builder, JoinError, JoinHandle, JoinTimeoutError, iwait, joinall, killall, spawn, spawn_later,
     wait_any,
 };
+pub use stats::{ParkKind, Stats, stats};
 pub use task::{GreenletInfo, Interrupt, TaskState};
 pub use time::{sleep, sleep_until, yield_now};
 pub use timeout::{Elapsed, Timeout, TimeoutFired, with_timeout};
@@ -120,13 +128,19 @@ pub use workers::workers;
 /// The running greenlet, as the runtime sees it (`threading.current_thread()`).
 #[track_caller]
 pub fn current() -> GreenletInfo {
-    hub::with(|hub| GreenletInfo::of(&hub.current_task()))
+    hub::with(|hub| GreenletInfo::of(&hub.current_task(), &hub.stats, std::time::Instant::now()))
 }
 
 /// Every live greenlet the runtime knows on this thread: spawned ones, plus the main
 /// greenlet once it has blocked (`threading.enumerate()`).
 pub fn greenlets() -> Vec<GreenletInfo> {
-    hub::with(|hub| hub.tasks().iter().map(|t| GreenletInfo::of(t)).collect())
+    hub::with(|hub| {
+        let now = std::time::Instant::now();
+        hub.tasks()
+            .iter()
+            .map(|t| GreenletInfo::of(t, &hub.stats, now))
+            .collect()
+    })
 }
 
 /// How many greenlets [`greenlets`] would list (`threading.active_count()`).

@@ -18,7 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
-use std::panic;
+use std::panic::{self, Location};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -133,12 +133,15 @@ fn wait_here(
             .borrow_mut()
             .insert(at, crate::timer::Action::Wake(token()))
     });
+    hub.stats.count_park(on.kind());
     let on: *const (dyn Describe + '_) = on;
     // SAFETY: only the lifetime is erased. `on` is borrowed for this whole call; the
     // pointer is cleared by `ClearWaitingOn` before this call returns or unwinds, and it
     // is only read while the task is blocked, i.e. while this call is in progress.
     let on: *const (dyn Describe + 'static) = unsafe { std::mem::transmute(on) };
     task.waiting_on.set(Some(on));
+    task.parked_at.set(Location::caller());
+    task.parked_clock.set(hub.stats.clock());
     let clear = ClearWaitingOn(task);
     task.state.set(TaskState::Blocked);
     hub.switch_away(false);

@@ -59,6 +59,14 @@ impl Shared {
         }
     }
 
+    /// Wakes the hub out of `epoll_wait` without queuing anything (from any thread):
+    /// it runs a maintenance pass, where it looks at what else was asked of it.
+    pub(crate) fn wake_hub(&self) {
+        if let Err(err) = self.waker.wake() {
+            log::error!(target: crate::log_targets::HUB, "cannot wake the hub from another thread: {err}");
+        }
+    }
+
     /// Runs the wake-ups other threads queued (on the hub's thread).
     pub(crate) fn run_pending(&self, hub: &Hub) {
         let pending =
@@ -170,6 +178,10 @@ impl ThreadWaker {
 struct OtherThread;
 
 impl crate::task::Describe for OtherThread {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Thread
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str("work on another OS thread");
     }

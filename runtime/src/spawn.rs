@@ -190,6 +190,10 @@ pub struct JoinHandle<T> {
 struct JoinWait<'a>(&'a Task);
 
 impl Describe for JoinWait<'_> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Join
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str(&format!("join of {}", self.0));
     }
@@ -401,6 +405,10 @@ pub fn killall<T>(handles: &[JoinHandle<T>]) {
 struct AnyOf(usize);
 
 impl Describe for AnyOf {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Join
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str(&format!("the first of {} greenlets to finish", self.0));
     }

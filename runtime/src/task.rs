@@ -6,6 +6,7 @@ use std::fmt;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::Location;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use greenweave_greenlet::Greenlet;
 
@@ -32,6 +33,12 @@ pub enum TaskState {
 /// report ("Mutex created at src/main.rs:12, held by greenlet 'worker-2' (id 3)").
 pub(crate) trait Describe {
     fn describe(&self, out: &mut String);
+
+    /// What kind of wait this is, for the hub's statistics (`stats`). Each
+    /// implementation returns a constant, which the inlined park path folds.
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Other
+    }
 }
 
 impl Describe for &str {
@@ -53,6 +60,11 @@ pub(crate) struct Task {
     pub(crate) woken_by: Cell<Wake>,
     /// What it waits on while blocked; only read while it is blocked (see `park`).
     pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
+    /// The blocking call it parked in (its caller's `#[track_caller]` location) and
+    /// the hub's coarse time then (`stats::Counters::clock`); only meaningful while it
+    /// is blocked, so never reset.
+    pub(crate) parked_at: Cell<&'static Location<'static>>,
+    pub(crate) parked_clock: Cell<u64>,
     /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
     /// read through a live token of that wait.
     pub(crate) wait_slot: Cell<*const ()>,
@@ -141,6 +153,8 @@ impl Task {
             generation: Cell::new(0),
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
+            parked_at: Cell::new(Location::caller()),
+            parked_clock: Cell::new(0),
             wait_slot: Cell::new(std::ptr::null()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
@@ -169,6 +183,8 @@ impl Task {
             generation,
             woken_by,
             waiting_on,
+            parked_at: _,
+            parked_clock: _,
             wait_slot,
             kill_requested,
             interrupted,
@@ -334,27 +350,36 @@ pub struct GreenletInfo {
     pub state: TaskState,
     /// What it waits on, when blocked.
     pub waiting_on: Option<String>,
+    /// When blocked: the blocking call it parked in (the line of the caller of
+    /// greenweave's blocking function, such as `queue.get()` or `lock()`; inside a
+    /// libc hook of `greenweave-monkey`, the hook's own line).
+    pub parked_at: Option<&'static Location<'static>>,
+    /// When blocked: for how long, measured from the hub's last clock reading before
+    /// the park (the hub reads the clock at least every 16 maintenance passes, so this
+    /// may be longer than the wait by about as long as a thousand greenlet runs take).
+    pub waiting_for: Option<Duration>,
 }
 
 impl GreenletInfo {
-    pub(crate) fn of(task: &Task) -> GreenletInfo {
-        let waiting_on = task
-            .waiting_on
-            .get()
-            .filter(|_| task.state.get() == TaskState::Blocked)
-            .map(|on| {
-                let mut s = String::new();
-                // SAFETY: as in `describe_line`: set for the duration of the park call,
-                // which is in progress while the task is blocked.
-                unsafe { &*on }.describe(&mut s);
-                s
-            });
+    /// What `task` is doing; `clock` is its hub's counters, `now` the time to measure
+    /// waits to.
+    pub(crate) fn of(task: &Task, clock: &crate::stats::Counters, now: Instant) -> GreenletInfo {
+        let blocked = task.state.get() == TaskState::Blocked;
+        let waiting_on = task.waiting_on.get().filter(|_| blocked).map(|on| {
+            let mut s = String::new();
+            // SAFETY: as in `describe_line`: set for the duration of the park call,
+            // which is in progress while the task is blocked.
+            unsafe { &*on }.describe(&mut s);
+            s
+        });
         GreenletInfo {
             id: task.id(),
             name: task.name.as_deref().map(str::to_owned),
             spawned_at: task.location,
             state: task.state.get(),
             waiting_on,
+            parked_at: blocked.then(|| task.parked_at.get()),
+            waiting_for: blocked.then(|| clock.since(task.parked_clock.get(), now)),
         }
     }
 }

@@ -16,6 +16,10 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 struct Sleeping(Option<Instant>);
 
 impl Describe for Sleeping {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Timer
+    }
+
     fn describe(&self, out: &mut String) {
         match self.0 {
             Some(at) => out.push_str(&format!(

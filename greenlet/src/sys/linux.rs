@@ -108,8 +108,9 @@ pub fn guard_kind() -> Option<GuardKind> {
     }
 }
 
-/// Size of the alternate signal stack we install on threads that have none.
-const ALTSTACK_SIZE: usize = 64 * 1024;
+/// Size of the alternate signal stack we install on threads that have none, or a
+/// smaller one.
+pub const ALTSTACK_SIZE: usize = 64 * 1024;
 
 /// An alternate signal stack this crate installed; removed when the thread exits.
 pub struct AltStack {
@@ -133,16 +134,21 @@ impl Drop for AltStack {
     }
 }
 
-/// Makes sure the calling thread has an alternate signal stack, so the `SIGSEGV`
-/// handler can run after a greenlet overflowed its stack. Threads made by `std`
-/// already have one; for the others (C threads) one is made and returned, to be
-/// dropped when the thread exits.
+/// Makes sure the calling thread has an alternate signal stack of at least
+/// [`ALTSTACK_SIZE`], so the `SIGSEGV` handler can run after a greenlet overflowed its
+/// stack and the runtime's monitor can walk a greenlet's stack from a signal handler
+/// (which takes about 8 KiB in a debug build). Threads without one (C threads), or
+/// with a smaller one (std gives its threads `SIGSTKSZ`, 8 KiB, which the kernel's
+/// signal frame alone fills a good part of), get one, returned to be dropped when the
+/// thread exits; a smaller one it replaces stays with its owner, unused.
 pub fn ensure_altstack() -> Option<AltStack> {
     // SAFETY: querying the current alternate stack into a zeroed stack_t.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: a null new stack only queries; `current` is a valid out-pointer.
     let rc = unsafe { libc::sigaltstack(ptr::null(), &mut current) };
-    if rc != 0 || current.ss_flags & libc::SS_DISABLE == 0 {
+    let enabled = current.ss_flags & libc::SS_DISABLE == 0;
+    let running_on_it = current.ss_flags & libc::SS_ONSTACK != 0;
+    if rc != 0 || running_on_it || (enabled && current.ss_size >= ALTSTACK_SIZE) {
         return None;
     }
     let len = ALTSTACK_SIZE + page_size();

@@ -87,6 +87,10 @@ enum Waiting<'a> {
 }
 
 impl Describe for Waiting<'_> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Join
+    }
+
     fn describe(&self, out: &mut String) {
         let (what, inner) = match self {
             Waiting::Slot(inner) => ("a free slot in ", inner),

@@ -51,6 +51,10 @@ enum Op {
 }
 
 impl<S: Store> Describe for Waiting<'_, S> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Queue
+    }
+
     fn describe(&self, out: &mut String) {
         let core = self.core;
         out.push_str(match self.op {

@@ -314,6 +314,10 @@ struct Waiting<'a> {
 }
 
 impl Describe for Waiting<'_> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Join
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str(self.what);
         out.push_str(" of ");

@@ -116,6 +116,10 @@ struct Site {
 }
 
 impl Describe for Site {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Event
+    }
+
     fn describe(&self, out: &mut String) {
         use std::fmt::Write as _;
         let _ = write!(out, "{} created at {}", self.what, self.created);

@@ -212,6 +212,10 @@ impl RawMutex {
 }
 
 impl Describe for RawMutex {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Lock
+    }
+
     fn describe(&self, out: &mut String) {
         use std::fmt::Write as _;
         let _ = write!(out, "Mutex created at {}", self.created);

@@ -207,6 +207,10 @@ impl RLock {
 }
 
 impl Describe for RLock {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Lock
+    }
+
     fn describe(&self, out: &mut String) {
         use std::fmt::Write as _;
         let _ = write!(out, "RLock created at {}", self.created);

@@ -188,6 +188,10 @@ impl Semaphore {
 }
 
 impl Describe for Semaphore {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Lock
+    }
+
     fn describe(&self, out: &mut String) {
         use std::fmt::Write as _;
         let _ = write!(out, "{} created at {}", self.kind(), self.created);
