@@ -298,6 +298,7 @@ impl WaitQueue {
     /// anything but a notification the entry is removed; a notification consumed by a
     /// wait that is then interrupted is passed on to the next waiter, so none is lost.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn wait(
         &self,
         on: &dyn Describe,
@@ -321,6 +322,7 @@ impl WaitQueue {
 
     /// Like [`wait`](Self::wait), unwinding on interrupts.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn wait_or_raise(&self, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
         self.wait(on, deadline).unwrap_or_else(|i| raise(i))
     }
@@ -431,6 +433,7 @@ impl<T> SlotQueue<T> {
     /// The caller looks at its slot afterwards: what a server put there or took from
     /// there has happened, even if this returns an interrupt that arrived later.
     #[inline(always)]
+    #[track_caller]
     pub(crate) fn wait(
         &self,
         slot: &Cell<Option<T>>,

@@ -223,14 +223,11 @@ pub fn wait_for_thread(start: impl FnOnce(RemoteWaker)) {
 pub(crate) fn park_for_thread(
     start: impl FnOnce(RemoteWaker),
 ) -> Result<(), crate::task::Interrupt> {
-    let mut start = Some(start);
-    crate::hub::with(|hub| {
-        let shared = hub.remote.clone();
-        crate::park::park(&OtherThread, None, |token| {
-            if let Some(start) = start.take() {
-                start(RemoteWaker::new(shared, &token));
-            }
-        })
-        .map(|_| ())
+    // No `hub::with` closure around the park: the park records its caller's line,
+    // which a closure would hide.
+    let shared = crate::hub::get().remote.clone();
+    crate::park::park(&OtherThread, None, |token| {
+        start(RemoteWaker::new(shared, &token));
     })
+    .map(|_| ())
 }

@@ -387,7 +387,13 @@ impl<T> fmt::Debug for JoinHandle<T> {
 pub fn joinall<T: 'static>(
     handles: impl IntoIterator<Item = JoinHandle<T>>,
 ) -> Vec<Result<T, JoinError>> {
-    handles.into_iter().map(JoinHandle::join).collect()
+    // A loop, not `map(JoinHandle::join)`: a `#[track_caller]` function called
+    // through `FnMut` reports the closure machinery as its caller.
+    let mut results = Vec::new();
+    for handle in handles {
+        results.push(handle.join());
+    }
+    results
 }
 
 /// Kills every greenlet and waits until all have died (gevent's `killall`).

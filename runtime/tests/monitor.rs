@@ -221,10 +221,8 @@ fn altstack() -> (usize, bool) {
     // SAFETY: stack_t is plain data; zeroed is a valid value.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
     // SAFETY: a null new stack only queries; `current` is a valid out-pointer.
-    assert_eq!(
-        unsafe { libc::sigaltstack(std::ptr::null(), &mut current) },
-        0
-    );
+    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    assert_eq!(rc, 0);
     (current.ss_size, current.ss_flags & libc::SS_DISABLE == 0)
 }
 

@@ -75,12 +75,14 @@ pub struct RunningGreenlet {
 ///
 /// let q: Rc<Queue<u32>> = Rc::new(Queue::new(0));
 /// let q2 = q.clone();
+/// let get_line = line!() + 1;
 /// let getter = spawn(move || q2.get());
 /// yield_now(); // the getter parks in `get`
 /// let dump = greenweave_runtime::dump();
 /// let parked = dump.greenlets.iter().find(|g| g.id == getter.id()).unwrap();
 /// assert_eq!(parked.state, TaskState::Blocked);
 /// assert!(parked.waiting_on.as_deref().unwrap().starts_with("get on Queue"));
+/// assert_eq!(parked.parked_at.unwrap().line(), get_line); // where `q2.get()` is
 /// println!("{dump}");
 /// q.put(1).unwrap();
 /// assert_eq!(getter.join().unwrap(), Ok(1));

@@ -235,6 +235,7 @@ where
 {
     type Item = R;
 
+    #[track_caller]
     fn next(&mut self) -> Option<R> {
         loop {
             self.collect_ended();

@@ -7,12 +7,14 @@ use super::wait::{Deadline, Stop};
 /// Items can be taken from it (every queue kind and `Channel`).
 pub(super) trait Source<T> {
     /// Takes an item, waiting until `deadline`.
+    #[track_caller]
     fn get_until(&self, deadline: Deadline) -> Result<T, Stop>;
 }
 
 /// Items can be put into it.
 pub(super) trait Sink<T> {
     /// Puts `item`, waiting until `deadline`; gives it back on failure.
+    #[track_caller]
     fn put_until(&self, item: T, deadline: Deadline) -> Result<(), (T, Stop)>;
 }
 
@@ -32,6 +34,7 @@ macro_rules! blocking_api {
             // ours when resumed, which saves two mispredicted returns per wait (see
             // docs/DESIGN-NOTES.md). The cost is code size at each call site.
             #[inline(always)]
+            #[track_caller]
             pub fn put(&self, item: T) -> Result<(), $crate::queue::PutError<T>> {
                 $crate::queue::api::Sink::put_until(self, item, $crate::queue::wait::Deadline::Never)
                     .map_err(|(item, _)| $crate::queue::PutError(item))
@@ -44,6 +47,7 @@ macro_rules! blocking_api {
             ///
             /// [`Timeout`](crate::queue::PutTimeoutError::Timeout) or
             /// [`Closed`](crate::queue::PutTimeoutError::Closed), with the item.
+            #[track_caller]
             pub fn put_timeout(
                 &self,
                 item: T,
@@ -83,6 +87,7 @@ macro_rules! blocking_api {
             /// empty (also if it gets closed while this call waits).
             // Always inlined, as `put` is.
             #[inline(always)]
+            #[track_caller]
             pub fn get(&self) -> Result<T, $crate::queue::GetError> {
                 $crate::queue::api::Source::get_until(self, $crate::queue::wait::Deadline::Never)
                     .map_err(|_| $crate::queue::GetError)
@@ -95,6 +100,7 @@ macro_rules! blocking_api {
             ///
             /// [`Timeout`](crate::queue::GetTimeoutError::Timeout) or
             /// [`Closed`](crate::queue::GetTimeoutError::Closed) (closed and empty).
+            #[track_caller]
             pub fn get_timeout(
                 &self,
                 timeout: std::time::Duration,
@@ -206,6 +212,7 @@ macro_rules! core_api {
 
         impl<T $(: $bound)?> $crate::queue::api::Source<T> for $name<T> {
             #[inline(always)]
+            #[track_caller]
             fn get_until(
                 &self,
                 deadline: $crate::queue::wait::Deadline,
@@ -216,6 +223,7 @@ macro_rules! core_api {
 
         impl<T $(: $bound)?> $crate::queue::api::Sink<T> for $name<T> {
             #[inline(always)]
+            #[track_caller]
             fn put_until(
                 &self,
                 item: T,

@@ -123,6 +123,7 @@ impl<S: Store> Core<S> {
     /// returns `Ok` has always delivered, and a failed one gives back an item nobody
     /// received.
     #[inline(always)]
+    #[track_caller]
     pub(super) fn put_until(
         &self,
         item: S::Item,
@@ -179,6 +180,7 @@ impl<S: Store> Core<S> {
     /// Takes the next item, waiting for one until `deadline`. A closed queue still
     /// gives out what it holds.
     #[inline(always)]
+    #[track_caller]
     pub(super) fn get_until(&self, deadline: Deadline) -> Result<S::Item, Stop> {
         let slot = Cell::new(None);
         let on = Waiting {
@@ -289,6 +291,7 @@ impl<S: Store> Core<S> {
     }
 
     /// Waits until every item put has been marked done, or `deadline`.
+    #[track_caller]
     pub(super) fn join_until(&self, deadline: Deadline) -> Result<(), Stop> {
         while self.unfinished.get() > 0 {
             wait_step(

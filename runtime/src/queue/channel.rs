@@ -104,12 +104,14 @@ impl<T> Default for Channel<T> {
 }
 
 impl<T> Sink<T> for Channel<T> {
+    #[track_caller]
     fn put_until(&self, item: T, deadline: Deadline) -> Result<(), (T, Stop)> {
         self.core.put_until(item, deadline)
     }
 }
 
 impl<T> Source<T> for Channel<T> {
+    #[track_caller]
     fn get_until(&self, deadline: Deadline) -> Result<T, Stop> {
         self.core.get_until(deadline)
     }

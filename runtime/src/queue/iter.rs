@@ -22,6 +22,7 @@ impl<'a, T> Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
 
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.source.get_until(Deadline::Never).ok()
     }
@@ -51,6 +52,7 @@ impl<'a, T> TryIter<'a, T> {
 impl<T> Iterator for TryIter<'_, T> {
     type Item = T;
 
+    #[track_caller]
     fn next(&mut self) -> Option<T> {
         self.source.get_until(Deadline::Now).ok()
     }

@@ -84,6 +84,7 @@ impl<T> JoinableQueue<T> {
     /// [`task_done`](Self::task_done); returns at once if none is unfinished (also
     /// before anything was put). Closing the queue does not end a join: the items
     /// put still need their `task_done`.
+    #[track_caller]
     pub fn join(&self) {
         // Under `Deadline::Never` the only way out is the count reaching zero.
         let _ = self.core.join_until(Deadline::Never);
@@ -95,6 +96,7 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     ///
     /// [`Elapsed`] if tasks were still unfinished when the time ran out.
+    #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> Result<(), Elapsed> {
         self.core
             .join_until(Deadline::after(timeout))

@@ -51,6 +51,7 @@ pub(super) enum Stop {
 /// Waits once in `queue` (the caller re-checks its condition afterwards), or says
 /// why not: `Now` never waits, a passed deadline ends the call. Kills and `Timeout`s
 /// unwind from here; `WaitQueue` keeps its entries consistent when they do.
+#[track_caller]
 pub(super) fn wait_step(
     queue: &WaitQueue,
     on: &dyn Describe,

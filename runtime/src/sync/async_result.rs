@@ -106,12 +106,14 @@ impl<T, E> AsyncResult<T, E> {
     ///
     /// Unwinds if the greenlet is killed or a [`Timeout`](crate::Timeout) expires
     /// meanwhile, and with the deadlock report if nothing could ever set it.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`; returns whether the result
     /// is ready.
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(deadline_after(timeout))
     }
@@ -121,6 +123,7 @@ impl<T, E> AsyncResult<T, E> {
         self.waiters.len()
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let on = Site {
             what: "AsyncResult",
@@ -137,6 +140,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     /// # Panics
     ///
     /// As [`wait`](Self::wait).
+    #[track_caller]
     pub fn get(&self) -> Result<T, E> {
         self.wait();
         self.try_get().expect("the result is ready after wait()")
@@ -148,6 +152,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
     ///
     /// [`Elapsed`] if nothing was set in time; otherwise the result itself is the
     /// `Ok` value (and may be an `Err` set by [`set_error`](Self::set_error)).
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Result<T, E>, Elapsed> {
         if self.wait_timeout(timeout) {
             Ok(self.try_get().expect("the result is ready after wait()"))

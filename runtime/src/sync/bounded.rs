@@ -45,6 +45,7 @@ impl BoundedSemaphore {
     }
 
     /// Takes a permit, blocking until one is available. See [`Semaphore::acquire`].
+    #[track_caller]
     pub fn acquire(&self) {
         self.inner.acquire();
     }
@@ -54,6 +55,7 @@ impl BoundedSemaphore {
     /// # Errors
     ///
     /// [`Elapsed`] if no permit became available in time (nothing was taken).
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), Elapsed> {
         self.inner.acquire_timeout(timeout)
     }
@@ -76,6 +78,7 @@ impl BoundedSemaphore {
 
     /// Takes a permit and returns a guard that gives it back when dropped. See
     /// [`Semaphore::access`].
+    #[track_caller]
     pub fn access(&self) -> SemaphoreGuard<'_> {
         self.inner.access()
     }
@@ -85,6 +88,7 @@ impl BoundedSemaphore {
     /// # Errors
     ///
     /// [`Elapsed`] if no permit became available in time.
+    #[track_caller]
     pub fn access_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, Elapsed> {
         self.inner.access_timeout(timeout)
     }

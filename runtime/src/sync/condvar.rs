@@ -82,6 +82,7 @@ impl Condvar {
     /// Unwinds (without the mutex) if the greenlet is killed or a
     /// [`Timeout`](crate::Timeout) expires while it waits, and with the deadlock report
     /// if nothing could ever notify it.
+    #[track_caller]
     pub fn wait<'a, T: ?Sized>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         self.wait_until(guard, None).0
     }
@@ -89,6 +90,7 @@ impl Condvar {
     /// Like [`wait`](Self::wait), giving up waiting for a notification after
     /// `timeout`. Returns the guard (the mutex is locked again in either case) and
     /// whether the time ran out.
+    #[track_caller]
     pub fn wait_timeout<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -103,6 +105,7 @@ impl Condvar {
     /// # Panics
     ///
     /// As [`wait`](Self::wait).
+    #[track_caller]
     pub fn wait_while<'a, T: ?Sized>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -116,6 +119,7 @@ impl Condvar {
 
     /// Like [`wait_while`](Self::wait_while), giving up after `timeout`. Returns the
     /// guard and whether the time ran out with the condition still holding.
+    #[track_caller]
     pub fn wait_timeout_while<'a, T: ?Sized>(
         &self,
         mut guard: MutexGuard<'a, T>,
@@ -150,6 +154,7 @@ impl Condvar {
         self.waiters.len()
     }
 
+    #[track_caller]
     fn wait_until<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,

@@ -97,12 +97,14 @@ impl Event {
     ///
     /// Unwinds if the greenlet is killed or a [`Timeout`](crate::Timeout) expires
     /// meanwhile, and with the deadlock report if nothing could ever set it.
+    #[track_caller]
     pub fn wait(&self) {
         self.wait_until(None);
     }
 
     /// Like [`wait`](Self::wait), giving up after `timeout`; returns whether the event
     /// was set (Python's `wait(timeout)`).
+    #[track_caller]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(deadline_after(timeout))
     }
@@ -113,6 +115,7 @@ impl Event {
         self.waiters.len()
     }
 
+    #[track_caller]
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
         let start = self.sets.get();
         let on = Site {

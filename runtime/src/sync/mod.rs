@@ -131,6 +131,7 @@ impl Describe for Site {
 /// every wake-up: it may take what it finds (a lock, a permit).
 ///
 /// Unwinds on kills, timeouts and deadlock reports (the queue removes the waiter).
+#[track_caller]
 fn wait_for(
     queue: &WaitQueue,
     on: &dyn Describe,

@@ -85,6 +85,7 @@ impl RLock {
     ///
     /// Unwinds if the greenlet is killed or a [`Timeout`](crate::Timeout) expires
     /// while it waits, and with the deadlock report if it could never get the lock.
+    #[track_caller]
     pub fn lock(&self) -> RLockGuard<'_> {
         self.acquire();
         RLockGuard { lock: self }
@@ -95,6 +96,7 @@ impl RLock {
     /// # Errors
     ///
     /// [`Elapsed`] if another greenlet held it for `timeout`.
+    #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>, Elapsed> {
         if self.acquire_until(deadline_after(timeout)) {
             Ok(RLockGuard { lock: self })
@@ -115,6 +117,7 @@ impl RLock {
     /// # Panics
     ///
     /// As [`lock`](Self::lock).
+    #[track_caller]
     pub fn acquire(&self) {
         self.acquire_until(None);
     }
@@ -165,6 +168,7 @@ impl RLock {
         self.waiters.len()
     }
 
+    #[track_caller]
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
         let me = hub::current_task();
         wait_for(&self.waiters, self, deadline, || self.try_acquire_as(&me))

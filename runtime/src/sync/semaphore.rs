@@ -80,6 +80,7 @@ impl Semaphore {
     ///
     /// Unwinds if the greenlet is killed or a [`Timeout`](crate::Timeout) expires
     /// meanwhile, and with the deadlock report if no permit could ever come back.
+    #[track_caller]
     pub fn acquire(&self) {
         self.acquire_until(None);
     }
@@ -89,6 +90,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`Elapsed`] if no permit became available in time (nothing was taken).
+    #[track_caller]
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), Elapsed> {
         if self.acquire_until(deadline_after(timeout)) {
             Ok(())
@@ -130,6 +132,7 @@ impl Semaphore {
 
     /// Takes a permit (blocking like [`acquire`](Self::acquire)) and returns a guard
     /// that gives it back when dropped: gevent's `with semaphore:`.
+    #[track_caller]
     pub fn access(&self) -> SemaphoreGuard<'_> {
         self.acquire();
         SemaphoreGuard { semaphore: self }
@@ -140,6 +143,7 @@ impl Semaphore {
     /// # Errors
     ///
     /// [`Elapsed`] if no permit became available in time.
+    #[track_caller]
     pub fn access_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, Elapsed> {
         self.acquire_timeout(timeout)?;
         Ok(SemaphoreGuard { semaphore: self })
@@ -161,6 +165,7 @@ impl Semaphore {
         self.waiters.len()
     }
 
+    #[track_caller]
     fn acquire_until(&self, deadline: Option<Instant>) -> bool {
         wait_for(&self.waiters, self, deadline, || self.try_acquire())
     }
