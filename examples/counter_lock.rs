@@ -34,7 +34,11 @@ use greenweave::{joinall, spawn, yield_now};
 const GREENLETS: u64 = 10;
 const PER_GREENLET: u64 = 100_000;
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     // Unprotected: read, switch, write back a stale value.
     let racy = Rc::new(Cell::new(0u64));
     let workers = (0..GREENLETS).map(|_| {

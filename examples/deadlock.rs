@@ -39,7 +39,11 @@ use std::time::Duration;
 use greenweave::sync::Mutex;
 use greenweave::{Builder, sleep};
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let mutex_a = Rc::new(Mutex::new(()));
     let mutex_b = Rc::new(Mutex::new(()));
 

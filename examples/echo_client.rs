@@ -171,7 +171,11 @@ fn ensure_server(addr: SocketAddr, spawn_server: bool) -> Option<StreamServer> {
     }
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let args = Args::parse();
     let buffers = 3 * u64::from(args.size) * u64::from(args.connections);
     if buffers > MAX_BUFFERS {

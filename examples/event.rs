@@ -38,7 +38,11 @@ use std::time::{Duration, Instant};
 use greenweave::sync::Event;
 use greenweave::{Builder, current, joinall, sleep};
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let start = Instant::now();
     let event = Rc::new(Event::new());
     let say = move |what: String| {

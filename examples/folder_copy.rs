@@ -71,7 +71,11 @@ struct Args {
     verify: bool,
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() -> ExitCode {
+    logging::init();
     let args = Args::parse();
     let concurrency = usize::from(args.concurrency);
     // One pool thread per greenlet: every copy can be in flight at once.

@@ -14,7 +14,11 @@
 
 use std::time::{Duration, Instant};
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let start = Instant::now();
     let fun1 = greenweave::spawn(|| {
         println!("1");

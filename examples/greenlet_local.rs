@@ -32,7 +32,11 @@ fn worker(name: &'static str) {
     println!("greenlet {name:?} reads back {:?}", NAME.get());
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     NAME.set("main".to_owned());
     let workers: Vec<_> = ["alice", "bob", "carol"]
         .into_iter()

@@ -18,7 +18,11 @@ use std::rc::Rc;
 
 use greenweave::greenlet::Greenlet;
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     // gr1 needs gr2 and gr2 needs gr1: each looks the other up when it runs.
     let gr1_cell: Rc<OnceCell<Greenlet>> = Rc::default();
     let gr2_cell: Rc<OnceCell<Greenlet>> = Rc::default();

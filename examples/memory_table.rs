@@ -397,7 +397,11 @@ fn fmt_bytes(b: f64) -> String {
     }
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let [flag, peer, n] = &args[..] {
         if flag == "--child" {

@@ -30,8 +30,12 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() -> ExitCode {
     greenweave::monkey::patch_all(); // first thing, as in the seed
+    logging::init();
 
     // A few random numbers without a dependency: xorshift64 seeded from the clock.
     let mut state = SystemTime::now()

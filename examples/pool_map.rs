@@ -26,7 +26,11 @@ fn foo(x: u64) -> u64 {
     x * x
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let pool = Pool::new(4);
 
     let start = Instant::now();

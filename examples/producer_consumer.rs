@@ -55,7 +55,11 @@ const ITEMS: u32 = 20;
 const CONSUMERS: usize = 3;
 const WORK: Duration = Duration::from_millis(10);
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let start = Instant::now();
     let queue = Rc::new(JoinableQueue::new(5));
     let handled = Rc::new(RefCell::new(vec![Vec::new(); CONSUMERS]));

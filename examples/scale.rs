@@ -45,7 +45,11 @@ fn mappings() -> usize {
         .unwrap_or(0)
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let args = Args::parse();
     let (n, sleep_ms) = (args.n as usize, args.sleep_ms);
 

@@ -38,7 +38,11 @@ use std::time::{Duration, Instant};
 use greenweave::sync::BoundedSemaphore;
 use greenweave::{Builder, current, joinall, sleep};
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let start = Instant::now();
     let semaphore = Rc::new(BoundedSemaphore::new(5));
     let running = Rc::new(Cell::new(0usize));

@@ -125,7 +125,11 @@ fn print_line(what: &str, n: u64, elapsed: Duration) {
     println!("{what:<28} {n:>10} iterations  {ns:>8.2} ns/iteration");
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "all".into());
     let n: u64 = match args.next() {

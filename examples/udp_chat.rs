@@ -182,7 +182,11 @@ fn demo() -> std::io::Result<()> {
     Ok(())
 }
 
+#[path = "common/logging.rs"]
+mod logging;
+
 fn main() {
+    logging::init();
     let args = Args::parse();
     let result = if args.demo {
         demo()

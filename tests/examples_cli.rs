@@ -106,6 +106,8 @@ fn echo_server_rejects_bad_values() {
     for secs in ["nan", "inf", "1e300", "0", "-1", "1e-300", "soon"] {
         let arg = format!("--duration={secs}");
         assert_fails_cleanly(n, &[&arg], &["--duration", secs]);
+        let arg = format!("--stats={secs}");
+        assert_fails_cleanly(n, &[&arg], &["--stats", secs]);
     }
 }
 

@@ -148,8 +148,12 @@ impl Report {
     }
 }
 
+#[path = "../common/logging.rs"]
+mod logging;
+
 fn main() -> ExitCode {
     greenweave::monkey::patch_all(); // first thing, as in the seed
+    logging::init();
     let args = Args::parse();
     let timeout = args.timeout;
     let concurrency = args.concurrency as usize;

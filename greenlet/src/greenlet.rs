@@ -411,7 +411,10 @@ fn kill_abandoned(inner: &Rc<Inner>) {
     *inner.parent.borrow_mut() = Some(crate::current());
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| g.throw(GreenletExit)));
     if outcome.is_err() {
-        log::error!("{g} panicked while unwinding after its last handle was dropped");
+        log::error!(
+            target: crate::LOG_TARGET,
+            "{g} panicked while unwinding after its last handle was dropped"
+        );
     }
 }
 

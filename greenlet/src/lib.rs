@@ -77,6 +77,10 @@ compile_error!(
      remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
 );
 
+/// The `log` target of this crate's messages (greenweave-runtime's `log_targets` lists
+/// every crate's).
+const LOG_TARGET: &str = "greenweave::greenlet";
+
 mod error;
 mod greenlet;
 mod overflow;

@@ -25,7 +25,10 @@ pub(crate) fn install_handler() {
     PREVIOUS.get_or_init(|| match sys::install_segv_handler(on_segv) {
         Ok(previous) => previous,
         Err(err) => {
-            log::warn!("greenlet stack overflows will not be reported: {err}");
+            log::warn!(
+                target: crate::LOG_TARGET,
+                "greenlet stack overflows will not be reported: {err}"
+            );
             // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
             unsafe { std::mem::zeroed() }
         }

@@ -544,7 +544,7 @@ impl Hub {
         let mut events = self.events.borrow_mut();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != io::ErrorKind::Interrupted {
-                log::error!("greenweave hub: epoll_wait failed: {err}");
+                log::error!(target: crate::log_targets::HUB, "epoll_wait failed: {err}");
             }
             return;
         }

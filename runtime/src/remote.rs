@@ -54,9 +54,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(token);
-        if let Err(err) = self.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+        self.wake_hub();
     }
 
     /// Wakes the hub out of `epoll_wait` without queuing anything (from any thread):

@@ -21,7 +21,9 @@ impl log::Log for Capture {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            self.0.lock().unwrap().push(record.args().to_string());
+            // Tagged with the target, which the log_targets docs promise.
+            let line = format!("{}: {}", record.target(), record.args());
+            self.0.lock().unwrap().push(line);
         }
     }
 
@@ -91,6 +93,7 @@ fn accept_out_of_fds_is_logged_and_backed_off_and_the_server_recovers() {
     }
     let seen = warnings();
     assert!(seen.len() >= 3, "the server kept retrying: {seen:?}");
+    assert!(seen[0].starts_with("greenweave::net: "), "{}", seen[0]);
     assert!(seen[0].contains("accept failed"), "{}", seen[0]);
     assert!(seen[0].contains("Too many open files"), "{}", seen[0]);
     assert!(seen[0].ends_with("retrying in 10ms"), "{}", seen[0]);

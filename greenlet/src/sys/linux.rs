@@ -155,7 +155,7 @@ pub fn ensure_altstack() -> Option<AltStack> {
     let base = map_stacks(len).ok()?;
     // SAFETY: the first page of our fresh mapping becomes the alt stack's guard.
     if unsafe { install_guard(base, page_size()) }.is_err() {
-        log::warn!("could not guard the alternate signal stack");
+        log::warn!(target: crate::LOG_TARGET, "could not guard the alternate signal stack");
     }
     let stack = libc::stack_t {
         // SAFETY: page_size() < len, so the offset stays inside the mapping.

@@ -110,7 +110,7 @@ fn probe() {
         coop::on_maintenance(keep);
     } else {
         log::warn!(
-            target: "greenweave::monkey",
+            target: greenweave_runtime::log_targets::MONKEY,
             "greenweave-monkey: could not find std's thread::park word on this thread; \
              thread::park from several greenlets at once will not be cooperative"
         );

@@ -57,7 +57,7 @@ pub(super) fn report_stall() {
     }
     let me = greenweave_runtime::current();
     log::warn!(
-        target: "greenweave::monkey",
+        target: greenweave_runtime::log_targets::MONKEY,
         "greenweave-monkey: greenlet {} (id {}) has blocked its thread for {:?} in a wait on a \
          per-thread futex word (parking_lot's queue node), which greenlets cannot share; {} \
          other greenlet(s) of the thread cannot run meanwhile. If another greenlet of this \

@@ -115,8 +115,9 @@ pub fn start(threshold: Duration) {
     });
 }
 
-/// Stops the blocking monitor (and waits for its thread to end); does nothing if it
-/// does not run.
+/// Stops the blocking monitor; does nothing if it does not run. Before it returns,
+/// every stall seen so far has been reported, and so has the end of every reported
+/// stall that ended before the call.
 pub fn stop() {
     let running = MONITOR
         .lock()

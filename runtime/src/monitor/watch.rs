@@ -79,7 +79,8 @@ pub(crate) fn run(threshold: Duration, stop: Arc<StopFlag>) {
         }
     };
     let mut watches: HashMap<u64, Watch> = HashMap::new();
-    while !stop.wait(period) {
+    loop {
+        let stopping = stop.wait(period);
         let now = Instant::now();
         let hubs = registry::all();
         watches.retain(|serial, _| hubs.iter().any(|h| h.serial == *serial));
@@ -89,7 +90,13 @@ pub(crate) fn run(threshold: Duration, stop: Arc<StopFlag>) {
                 .or_insert_with(|| Watch::new(entry))
                 .observe(entry, now, threshold, &events);
         }
+        // The pass after the stop request still runs: a stall that ended before
+        // `stop()` gets its closing line.
+        if stopping {
+            break;
+        }
     }
+    // Everything sent is reported before `stop()` returns.
     drop(events);
     let _ = reporter.join();
 }

@@ -228,12 +228,15 @@ impl Inner {
                         }
                         let why = panic_text(&*payload);
                         log::error!(
+                            target: crate::log_targets::NET,
                             "{name}: the handler panicked on a datagram from {from} ({why})"
                         );
                     }
                 }
                 Err(e) => match classify(&e) {
-                    Failure::Skip => log::debug!("{name}: recv: {e}"),
+                    Failure::Skip => {
+                        log::debug!(target: crate::log_targets::NET, "{name}: recv: {e}")
+                    }
                     Failure::BackOff => backoff.sleep(&name, "recv", &e),
                     Failure::Fatal => return Err(e),
                 },

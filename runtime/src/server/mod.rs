@@ -197,7 +197,7 @@ impl Core {
     fn run_loop(&self, body: impl FnOnce() -> io::Result<()>) {
         let exit = LoopExit(self);
         if let Err(e) = body() {
-            log::error!("{}: server loop failed: {e}", self.name());
+            log::error!(target: crate::log_targets::NET, "{}: server loop failed: {e}", self.name());
             *self.error.borrow_mut() = Some(e);
         }
         drop(exit);
@@ -289,7 +289,7 @@ impl Backoff {
     fn sleep(&mut self, name: &str, what: &str, e: &io::Error) {
         let pause = self.0.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
         self.0 = Some(pause);
-        log::warn!("{name}: {what} failed: {e}; retrying in {pause:?}");
+        log::warn!(target: crate::log_targets::NET, "{name}: {what} failed: {e}; retrying in {pause:?}");
         crate::sleep(pause);
     }
 }

@@ -246,6 +246,9 @@ impl StreamServer {
             unreachable!("listen() bound the socket");
         };
         let listener = listener.clone();
+        if let Ok(addr) = listener.local_addr() {
+            log::debug!(target: crate::log_targets::NET, "{}: accepting on {addr}", self.inner.core.name());
+        }
         let inner = self.inner.clone();
         self.inner.core.launch("accept", move || {
             inner.core.run_loop(|| inner.accept_loop(&listener));
@@ -292,6 +295,12 @@ impl StreamServer {
             State::Idle | State::Running | State::Dead => {}
         }
         inner.core.state.set(State::Stopping);
+        log::debug!(
+            target: crate::log_targets::NET,
+            "{}: stopping; {} handlers get {timeout:?} to finish",
+            inner.core.name(),
+            inner.handlers.borrow().len()
+        );
         let _finish = FinishStop(&inner.core);
         let listen = std::mem::replace(&mut *inner.listen.borrow_mut(), Listen::Closed);
         if let Listen::Bound(listener) = &listen {

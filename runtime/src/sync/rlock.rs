@@ -196,6 +196,7 @@ impl RLock {
         let Some(count) = self.count.get().checked_sub(1) else {
             // A guard outliving a manual `release()` of its level: nothing to undo.
             log::error!(
+                target: crate::log_targets::SYNC,
                 "greenweave: RLock created at {} released more times than it was acquired",
                 self.created
             );

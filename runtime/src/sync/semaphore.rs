@@ -234,7 +234,7 @@ impl Drop for SemaphoreGuard<'_> {
                     // Only possible after an extra manual `release()`, which was the
                     // actual mistake; panicking while unwinding would abort.
                     if std::thread::panicking() {
-                        log::error!("{err}");
+                        log::error!(target: crate::log_targets::SYNC, "{err}");
                     } else {
                         panic!("{err}");
                     }

@@ -311,7 +311,10 @@ impl ThreadPool {
                     return Err((job, Refused::NoThread(err)));
                 }
                 // The threads already running will get to the job.
-                log::warn!("greenweave: cannot start another thread-pool thread: {err}");
+                log::warn!(
+                    target: crate::log_targets::THREADPOOL,
+                    "cannot start another thread-pool thread: {err}"
+                );
             }
         }
         state.queue.push_back(job);

@@ -54,7 +54,9 @@ impl Inner {
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) => match classify(&e) {
-                        Failure::Skip => log::debug!("{name}: accept: {e}"),
+                        Failure::Skip => {
+                            log::debug!(target: crate::log_targets::NET, "{name}: accept: {e}")
+                        }
                         Failure::BackOff => {
                             backoff.sleep(&name, "accept", &e);
                             break;
@@ -90,6 +92,7 @@ impl Inner {
                     }
                     let why = panic_text(&*payload);
                     log::error!(
+                        target: crate::log_targets::NET,
                         "{name}: the handler of {peer} panicked ({why}); connection closed"
                     );
                 }
@@ -99,6 +102,7 @@ impl Inner {
                 self.handlers.borrow_mut().insert(id, task);
             }
             Err(e) => log::error!(
+                target: crate::log_targets::NET,
                 "{}: cannot spawn a handler for {peer}: {e}; connection closed",
                 self.core.name()
             ),
