@@ -14,6 +14,15 @@
 //! assert!(start.elapsed() < Duration::from_millis(200));
 //! ```
 //!
+//! **Process-wide hooks.** By default greenweave installs a panic hook (naming the
+//! greenlet, then calling the previous hook) when the first hub is made, and a
+//! `SIGSEGV` handler for greenlet stack-overflow reports when the first greenlet
+//! stack is. An application with its own panic hook or signal handling opts out first
+//! thing: `greenweave::config::Config::new().panic_hook(false)
+//! .stack_overflow_handler(false).apply()`. Diagnostics: [`stats()`], [`dump()`],
+//! [`monitor`] (a blocking monitor, also `GREENWEAVE_MONITOR=100ms`; `dump_all`; a
+//! dump on a signal); logging through `log` on the targets listed in [`log_targets`].
+//!
 //! The raw greenlet layer is `greenweave::greenlet`:
 //!
 //! ```

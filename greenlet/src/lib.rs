@@ -54,6 +54,12 @@
 //! a greenlet after warm-up makes no system call. A greenlet that overflows its stack
 //! is reported by name and size and the process aborts, like std does for threads.
 //!
+//! For that report, the first greenlet stack of the process installs a `SIGSEGV`
+//! handler (faults that are not a greenlet overflow go on to the handler installed
+//! before), and each thread that makes greenlets gets a 64 KiB alternate signal stack
+//! if its own is smaller. [`set_overflow_handler`]`(false)`, called before, leaves both
+//! to the application.
+//!
 //! # Cost
 //!
 //! A switch costs one corosensei context switch in the common cases (see the `switch`
@@ -92,6 +98,7 @@ mod value;
 
 pub use error::{GreenletExit, ParentError};
 pub use greenlet::{Builder, Greenlet};
+pub use overflow::set_overflow_handler;
 pub use stack::{DEFAULT_STACK_SIZE, HOT_STACKS, MAX_STACK_SIZE, MIN_STACK_SIZE};
 pub use thread::{default_stack_size, pooled_stacks, set_default_stack_size};
 pub use value::Value;
@@ -118,6 +125,9 @@ pub struct Interrupted {
     pub is_main: bool,
     /// How many bytes of its name were copied (0 if it has none).
     pub name_len: usize,
+    /// The lowest address its stack may use (the top of its guard region); 0 for a
+    /// main greenlet, whose stack is the thread's.
+    pub stack_limit: usize,
 }
 
 /// For a signal handler (the runtime's blocking monitor): the greenlet running on the
@@ -135,6 +145,7 @@ pub fn interrupted_greenlet(name: &mut [u8]) -> Option<Interrupted> {
             tag: cur.tag.get(),
             is_main: cur.is_main(),
             name_len,
+            stack_limit: cur.stack_bounds.1,
         })
     })
 }

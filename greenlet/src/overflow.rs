@@ -13,15 +13,46 @@
 //! was installed before (std's, which reports thread stack overflows) or to the
 //! default action.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::sys;
 use crate::thread;
 
 static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
-/// Installs the handler once per process.
+/// Whether the application said no to the handler (see [`set_overflow_handler`]);
+/// taken around every decision to install.
+static REFUSED: Mutex<bool> = Mutex::new(false);
+
+/// Chooses whether greenweave installs its `SIGSEGV` handler (and gives threads with
+/// greenlets a 64 KiB alternate signal stack) when the process makes its first
+/// greenlet stack; the default is yes. Say no before that, for an application that
+/// handles `SIGSEGV` or alternate signal stacks itself: a greenlet that overflows its
+/// stack then gets whatever the previous handler (std's, if any) does with a fault
+/// in a guard page it does not know, typically a plain segmentation fault.
+///
+/// Returns `false` if the choice came too late: the handler is installed already
+/// (saying yes then is no change, and returns `true`).
+pub fn set_overflow_handler(install: bool) -> bool {
+    let mut refused = REFUSED.lock().unwrap_or_else(PoisonError::into_inner);
+    if PREVIOUS.get().is_some() {
+        return install;
+    }
+    *refused = !install;
+    true
+}
+
+/// Whether the handler may be installed (the application did not refuse it).
+pub(crate) fn wanted() -> bool {
+    !*REFUSED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Installs the handler once per process, unless the application refused it.
 pub(crate) fn install_handler() {
+    let refused = REFUSED.lock().unwrap_or_else(PoisonError::into_inner);
+    if *refused {
+        return;
+    }
     PREVIOUS.get_or_init(|| match sys::install_segv_handler(on_segv) {
         Ok(previous) => previous,
         Err(err) => {
@@ -33,6 +64,7 @@ pub(crate) fn install_handler() {
             unsafe { std::mem::zeroed() }
         }
     });
+    drop(refused);
 }
 
 extern "C" fn on_segv(signum: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {

@@ -125,7 +125,10 @@ pub(crate) fn take_stack(size: Option<usize>) -> std::io::Result<stack::PooledSt
     THREAD.with(|t| {
         t.altstack.get_or_init(|| {
             crate::overflow::install_handler();
-            sys::ensure_altstack()
+            // An application that handles SIGSEGV itself keeps its alternate stacks.
+            crate::overflow::wanted()
+                .then(sys::ensure_altstack)
+                .flatten()
         });
         let size = size.unwrap_or_else(|| t.default_stack_size.get());
         t.pool.borrow_mut().get(size)

@@ -17,6 +17,15 @@
 //! and when it blocks (a `join`, a `sleep`, a lock) it switches to the thread's hub,
 //! which runs the other greenlets until main can continue.
 //!
+//! **Process-wide hooks.** By default greenweave installs a panic hook (naming the
+//! greenlet, then calling the previous hook) when the first hub is made, and a
+//! `SIGSEGV` handler for greenlet stack-overflow reports (with 64 KiB alternate
+//! signal stacks) when the first greenlet stack is. An application that keeps
+//! control of these calls [`config::Config`]`::new().panic_hook(false)
+//! .stack_overflow_handler(false).apply()` first. Everything greenweave reports goes
+//! through `log` on the targets of [`log_targets`] (`greenweave::hub`, `::monitor`,
+//! `::net`, `::threadpool`, `::sync`, `::monkey`, `::greenlet`).
+//!
 //! - Tasks: [`spawn`], [`spawn_later`], [`Builder`], [`JoinHandle`] (`join`,
 //!   `join_timeout`, `kill`), [`joinall`], [`killall`], [`wait_any`], [`iwait`].
 //! - Time: [`sleep`], [`yield_now`], [`Timeout`], [`with_timeout`].
@@ -30,6 +39,10 @@
 //!   [`wait_for_thread`] (wake a greenlet from another OS thread).
 //! - Child processes: [`process`] (`status`, `output`, `wait`, `wait_timeout` for
 //!   std's `Command` and `Child`, parking only the calling greenlet).
+//! - When something is slow or stuck: [`stats()`] (a hub's counters), [`dump()`] (every
+//!   greenlet, what it waits on, since when, the line it parked at),
+//!   [`monitor`] (the blocking monitor, `dump_all`, a dump on a signal),
+//!   [`log_targets`], [`config`].
 //!
 //! Kills and timeouts are delivered at blocking points only, and once each, as in
 //! gevent: the blocking call unwinds (with `GreenletExit`, or the [`Timeout`]'s
@@ -78,6 +91,7 @@ compile_error!(
      remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
 );
 
+pub mod config;
 pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]

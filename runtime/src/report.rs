@@ -13,25 +13,49 @@
 //! panicking, so they print nothing.
 
 use std::panic;
-use std::sync::Once;
+use std::sync::{Mutex, PoisonError};
 
 use greenweave_greenlet as greenlet;
 
 use crate::task::Task;
 
-static INSTALL: Once = Once::new();
+/// Whether the hook is wanted, and whether it was installed.
+struct Hook {
+    refused: bool,
+    installed: bool,
+}
 
-/// Installs the hook once per process.
+static HOOK: Mutex<Hook> = Mutex::new(Hook {
+    refused: false,
+    installed: false,
+});
+
+/// Installs the hook once per process, unless the application refused it
+/// (`config::Config::panic_hook`).
 pub(crate) fn install_panic_hook() {
-    INSTALL.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if let Some(line) = spawned_greenlet_line() {
-                eprintln!("{line}");
-            }
-            previous(info);
-        }));
-    });
+    let mut hook = HOOK.lock().unwrap_or_else(PoisonError::into_inner);
+    if hook.refused || hook.installed {
+        return;
+    }
+    hook.installed = true;
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if let Some(line) = spawned_greenlet_line() {
+            eprintln!("{line}");
+        }
+        previous(info);
+    }));
+}
+
+/// Chooses whether the first hub installs the hook; `false` if it is installed
+/// already (saying yes then changes nothing and returns `true`).
+pub(crate) fn want_panic_hook(install: bool) -> bool {
+    let mut hook = HOOK.lock().unwrap_or_else(PoisonError::into_inner);
+    if hook.installed {
+        return install;
+    }
+    hook.refused = !install;
+    true
 }
 
 /// "in greenlet 'x' (id N), spawned at f.rs:1:2:" for a spawned greenlet; `None` on a

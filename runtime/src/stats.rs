@@ -6,21 +6,7 @@
 //! read it from its own thread). [`stats`] copies them out for the calling thread's
 //! hub; [`monitor::dump_all`](crate::monitor::dump_all) shows every hub's.
 //!
-//! | counter | counted when |
-//! |---|---|
-//! | `switches` | a greenlet is switched to (by the hub loop or directly by another) |
-//! | `spawns` | a greenlet is spawned |
-//! | `parks` | a greenlet parks, by [`ParkKind`] |
-//! | `run_queue_high_water` | the run queue is longest at the start of a hub turn |
-//! | `epoll_waits`, `epoll_events` | the hub calls `epoll_wait`, and what it returns |
-//! | `epoll_time` | the hub sleeps in `epoll_wait` (calls with a non-zero timeout) |
-//! | `longest_run` | measured by the blocking monitor while it runs (see below) |
-//!
-//! The longest run of one greenlet between two switches would need a clock read per
-//! switch, which costs more than a switch. It is measured by the
-//! [blocking monitor](crate::monitor) instead, when it runs: the longest time it saw
-//! a hub busy without a switch, a lower bound at the monitor's sampling period (a
-//! quarter of its threshold, between 1 and 50 ms).
+//! What each counts is on [`Stats`].
 
 use std::cell::Cell;
 use std::fmt;
@@ -236,9 +222,27 @@ impl Counters {
     }
 }
 
-/// A hub's counters at one moment, from [`stats`] (see the [module docs](self) for
-/// what each counts). `Display` prints them on one line; [`Stats::since`] gives the
-/// difference from an earlier snapshot, for rates.
+/// A hub's counters at one moment, from [`stats`]. `Display` prints them on one
+/// line; [`Stats::since`] gives the difference from an earlier snapshot, for rates.
+///
+/// Every counter costs one increment where the event happens, on the hub's own
+/// thread.
+///
+/// | counter | counted when |
+/// |---|---|
+/// | `switches` | a greenlet is switched to (by the hub loop or directly by another) |
+/// | `spawns` | a greenlet is spawned |
+/// | `parks` | a greenlet parks, by [`ParkKind`] |
+/// | `run_queue_high_water` | the run queue is longest at the start of a hub turn |
+/// | `epoll_waits`, `epoll_events` | the hub calls `epoll_wait`, and what it returns |
+/// | `epoll_time` | the hub sleeps in `epoll_wait` (calls with a non-zero timeout) |
+/// | `longest_run` | measured by the blocking monitor while it runs (see below) |
+///
+/// The longest run of one greenlet between two switches would need a clock read per
+/// switch, which costs more than a switch. It is measured by the
+/// [blocking monitor](crate::monitor) instead, when it runs: the longest time it saw
+/// a hub busy without a switch, a lower bound at the monitor's sampling period (a
+/// quarter of its threshold, between 1 and 50 ms).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
     /// Greenlets the hub knows now (as [`active_count`](crate::active_count)).

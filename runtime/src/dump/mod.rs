@@ -7,18 +7,6 @@
 //! on a signal. A park records two words: the `#[track_caller]` location of the
 //! blocking call and the hub's coarse time (see `stats`), so keeping this information
 //! costs a blocking call two stores.
-//!
-//! ```text
-//! thread 'main' (tid 4242), 3 greenlets:
-//!   greenlet 'getter' (id 7), spawned at src/main.rs:20:13
-//!       blocked for 1.20 s at src/main.rs:22:17, on get on Queue created at src/main.rs:15:13 (empty, maxsize 0)
-//!   greenlet 'main' (id 1), not spawned by greenweave
-//!       running
-//!          0: my_app::report
-//!                at src/main.rs:40:5
-//!          1: my_app::main
-//!                at src/main.rs:31:5
-//! ```
 
 mod backtrace;
 
@@ -34,6 +22,20 @@ use crate::task::{GreenletInfo, Task, TaskState};
 
 /// One hub's greenlets at one moment: what [`dump`] returns, and what
 /// [`monitor::dump_all`](crate::monitor::dump_all) returns for each hub.
+///
+/// `Display` prints it for a person to read:
+///
+/// ```text
+/// thread 'main' (tid 4242), 3 greenlets:
+///   greenlet 'getter' (id 7), spawned at src/main.rs:20:13
+///       blocked for 1.20 s at src/main.rs:22:17, on get on Queue created at src/main.rs:15:13 (empty, maxsize 0)
+///   greenlet 'main' (id 1), not spawned by greenweave
+///       running
+///          0: my_app::report
+///                at src/main.rs:40:5
+///          1: my_app::main
+///                at src/main.rs:31:5
+/// ```
 #[derive(Clone, Debug)]
 pub struct HubDump {
     /// The name of the hub's thread (`<unnamed>` if it has none).

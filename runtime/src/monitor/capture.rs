@@ -53,6 +53,9 @@ pub(crate) const SIGNAL: libc::c_int = libc::SIGURG;
 
 /// Frames kept from one stack walk.
 const MAX_FRAMES: usize = 128;
+/// Stack the handler must have left to walk the stack: the walk takes about 8 KiB in
+/// a debug build, the kernel's signal frame included (see the tests).
+const WALK_ROOM: usize = 16 * 1024;
 /// Bytes kept of the running greenlet's name.
 const NAME_BYTES: usize = 128;
 
@@ -67,6 +70,8 @@ const PHASE: u64 = 3;
 struct Raw {
     ips: [usize; MAX_FRAMES],
     frames: usize,
+    /// The handler had too little stack left to walk the stack safely.
+    cramped: bool,
     /// The instruction the signal interrupted (0 if unknown).
     pc: usize,
     greenlet: Option<greenweave_greenlet::Interrupted>,
@@ -80,6 +85,7 @@ struct Raw {
 const EMPTY: Raw = Raw {
     ips: [0; MAX_FRAMES],
     frames: 0,
+    cramped: false,
     pc: 0,
     greenlet: None,
     name: [0; NAME_BYTES],
@@ -192,6 +198,14 @@ impl Captured {
         self.0.greenlets
     }
 
+    /// Why the stack was not walked, if it was not.
+    pub(crate) fn no_stack(&self) -> Option<&'static str> {
+        self.0.cramped.then_some(
+            "the signal handler had too little stack left to walk the stack safely \
+             (a greenlet near the end of its stack, or a small alternate signal stack)",
+        )
+    }
+
     /// The greenlet that was running.
     pub(crate) fn running(&self) -> Option<Running> {
         running(&self.0)
@@ -204,12 +218,6 @@ impl Captured {
             backtrace: backtrace(&self.0),
         }
     }
-}
-
-/// Takes a look at `entry`'s thread, waiting at most `patience` for it, and
-/// symbolizes it.
-pub(crate) fn snapshot(entry: &Arc<HubEntry>, patience: Duration) -> Result<Snapshot, Failure> {
-    take(entry, patience).map(|c| c.resolve())
 }
 
 /// Takes a look at `entry`'s thread, waiting at most `patience` for it.
@@ -326,20 +334,15 @@ extern "C" fn on_signal(
 unsafe fn record(raw: &mut Raw, context: *mut libc::c_void) {
     // SAFETY: the caller passes the handler's context.
     raw.pc = unsafe { sys::interrupted_ip(context) };
-    let mut frames = 0;
-    let ips = &mut raw.ips;
-    // SAFETY: no other stack walk of the `backtrace` crate can be interrupted by this
-    // handler in a way that matters: the unsynchronized walk shares no state with
-    // them (it only calls `_Unwind_Backtrace`), and the closure never panics.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            ips[frames] = frame.ip() as usize;
-            frames += 1;
-            frames < MAX_FRAMES
-        });
-    }
-    raw.frames = frames;
     raw.greenlet = greenweave_greenlet::interrupted_greenlet(&mut raw.name);
+    raw.frames = 0;
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let limit = raw.greenlet.map_or(0, |g| g.stack_limit);
+    raw.cramped = sys::stack_room(sp, limit) < WALK_ROOM;
+    if !raw.cramped {
+        walk(raw);
+    }
     raw.spawned_at = None;
     raw.registered = false;
     let tag = raw.greenlet.map_or(0, |g| g.tag);
@@ -355,4 +358,21 @@ unsafe fn record(raw: &mut Raw, context: *mut libc::c_void) {
     // SAFETY: set by the requester, which holds the hub's entry (and so this atomic)
     // until the request ends, before it published the request we hold.
     raw.greenlets = unsafe { greenlets.as_ref() }.map_or(0, |g| g.load(Ordering::Relaxed));
+}
+
+/// Walks the stack into `raw` (in the handler; see the module docs).
+fn walk(raw: &mut Raw) {
+    let mut frames = 0;
+    let ips = &mut raw.ips;
+    // SAFETY: the unsynchronized walk shares no state with other walks of the
+    // `backtrace` crate that this handler may have interrupted (it only calls
+    // `_Unwind_Backtrace`), and the closure never panics (it stops at MAX_FRAMES).
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            ips[frames] = frame.ip() as usize;
+            frames += 1;
+            frames < MAX_FRAMES
+        });
+    }
+    raw.frames = frames;
 }

@@ -253,18 +253,24 @@ pub fn dump_all() -> ProcessDump {
 
 /// What can be learnt of a hub that did not answer: who holds it, with its stack.
 fn unresponsive(entry: &Arc<registry::HubEntry>) -> HubDump {
-    let snapshot = capture::snapshot(entry, Duration::from_millis(500));
+    let snapshot = capture::take(entry, Duration::from_millis(500));
     let mut why = format!(
         "it did not switch greenlets within {}",
         Seconds(ANSWER_PATIENCE)
     );
     let running = match snapshot {
-        Ok(snapshot) => snapshot.greenlet.map(|g| RunningGreenlet {
-            id: g.id,
-            name: g.name,
-            spawned_at: g.spawned_at,
-            backtrace: snapshot.backtrace,
-        }),
+        Ok(captured) => {
+            if let Some(no_stack) = captured.no_stack() {
+                why.push_str(&format!("; no stack: {no_stack}"));
+            }
+            let snapshot = captured.resolve();
+            snapshot.greenlet.map(|g| RunningGreenlet {
+                id: g.id,
+                name: g.name,
+                spawned_at: g.spawned_at,
+                backtrace: snapshot.backtrace,
+            })
+        }
         Err(e) => {
             why.push_str(&format!("; no stack: {e}"));
             None

@@ -106,3 +106,21 @@ pub(crate) fn runqueue_wait(tid: libc::pid_t) -> Option<Duration> {
     let nanos: u64 = stat.split_whitespace().nth(1)?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
 }
+
+/// How much stack is left below `sp` (an address in the running signal handler's
+/// frame): on the alternate signal stack if the handler runs there, else on the
+/// interrupted greenlet's stack, whose lowest usable address is `greenlet_limit`
+/// (0 for a thread's own stack: plenty). Async-signal-safe.
+pub(crate) fn stack_room(sp: usize, greenlet_limit: usize) -> usize {
+    // SAFETY: stack_t is plain data; zeroed is a valid value.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new stack only queries; `current` is a valid out-pointer.
+    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    if rc == 0 && current.ss_flags & libc::SS_ONSTACK != 0 {
+        return sp.saturating_sub(current.ss_sp as usize);
+    }
+    if greenlet_limit != 0 && sp > greenlet_limit {
+        return sp - greenlet_limit;
+    }
+    usize::MAX
+}

@@ -130,7 +130,10 @@ impl Event {
                 captured,
             } => {
                 let trace = match captured {
-                    Ok(captured) => captured.resolve().backtrace.to_string(),
+                    Ok(captured) => match captured.no_stack() {
+                        None => captured.resolve().backtrace.to_string(),
+                        Some(why) => format!("    (no stack: {why})\n"),
+                    },
                     Err(why) => format!("    (no stack: {why})\n"),
                 };
                 format!(
