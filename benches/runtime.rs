@@ -57,7 +57,7 @@ use greenweave::queue::{Channel, Queue};
 
 #[path = "common/handoff.rs"]
 mod handoff;
-use handoff::greenweave_ping_pong;
+use handoff::{greenweave_ping_pong, greenweave_yields};
 
 fn tokio_current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -155,28 +155,7 @@ fn spawn_join(c: &mut Criterion) {
 
 fn yields(c: &mut Criterion) {
     let mut group = c.benchmark_group("yield");
-    group.bench_function("greenweave", |b| {
-        b.iter_custom(|iters| {
-            let stop = Rc::new(Cell::new(false));
-            let s = stop.clone();
-            let partner = greenweave::spawn(move || {
-                while !s.get() {
-                    greenweave::yield_now();
-                }
-            });
-            greenweave::yield_now(); // let the partner start
-            let rounds = iters.div_ceil(2);
-            let start = Instant::now();
-            for _ in 0..rounds {
-                greenweave::yield_now();
-            }
-            let elapsed = start.elapsed();
-            stop.set(true);
-            partner.join().unwrap();
-            // Each round is two yields: ours and the partner's.
-            elapsed.mul_f64(iters as f64 / (2 * rounds) as f64)
-        });
-    });
+    group.bench_function("greenweave", |b| b.iter_custom(greenweave_yields));
     let rt = tokio_current_thread();
     group.bench_function("tokio_current_thread", |b| {
         b.iter_custom(|iters| {

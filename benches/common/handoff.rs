@@ -1,7 +1,10 @@
-//! The greenweave ping-pong shared by `benches/runtime.rs` (group `ping_pong`) and
-//! `examples/switch_profile.rs` (modes `channel` and `queue1`), so the profiled loop is
-//! the benchmarked one.
+//! The greenweave ping-pong shared by `benches/runtime.rs` (group `ping_pong`),
+//! `benches/monitor.rs` and `examples/switch_profile.rs` (modes `channel` and
+//! `queue1`), so the profiled loop is the benchmarked one; and the yield loop of
+//! `benches/runtime.rs` (group `yield`) and `benches/monitor.rs`.
+#![allow(dead_code)] // each user takes what it needs
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -66,4 +69,26 @@ pub fn greenweave_ping_pong<Q: Handoff + 'static>(iters: u64, make: impl Fn() ->
     to.close();
     partner.join().unwrap();
     elapsed
+}
+
+/// `iters` yields of the main greenlet with a partner yielding back; the time per
+/// yield (each round is two: ours and the partner's).
+pub fn greenweave_yields(iters: u64) -> Duration {
+    let stop = Rc::new(Cell::new(false));
+    let s = stop.clone();
+    let partner = greenweave::spawn(move || {
+        while !s.get() {
+            greenweave::yield_now();
+        }
+    });
+    greenweave::yield_now(); // let the partner start
+    let rounds = iters.div_ceil(2);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        greenweave::yield_now();
+    }
+    let elapsed = start.elapsed();
+    stop.set(true);
+    partner.join().unwrap();
+    elapsed.mul_f64(iters as f64 / (2 * rounds) as f64)
 }

@@ -112,6 +112,13 @@ pub fn raw_write(fd: i32, bytes: &[u8]) {
     sys::raw_write(fd, bytes);
 }
 
+/// Signal handlers that pass on what is not theirs (the overflow handler, the
+/// runtime's blocking monitor). Not part of the public API.
+#[doc(hidden)]
+pub mod signal {
+    pub use crate::sys::{SigInfoHandler, chain, install_handler};
+}
+
 /// What a signal handler may learn about the greenlet its thread was running: see
 /// [`interrupted_greenlet`]. Not part of the public API.
 #[doc(hidden)]

@@ -53,17 +53,19 @@ pub(crate) fn install_handler() {
     if *refused {
         return;
     }
-    PREVIOUS.get_or_init(|| match sys::install_segv_handler(on_segv) {
-        Ok(previous) => previous,
-        Err(err) => {
-            log::warn!(
-                target: crate::LOG_TARGET,
-                "greenlet stack overflows will not be reported: {err}"
-            );
-            // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
-            unsafe { std::mem::zeroed() }
-        }
-    });
+    PREVIOUS.get_or_init(
+        || match sys::install_handler(libc::SIGSEGV, on_segv, false) {
+            Ok(previous) => previous,
+            Err(err) => {
+                log::warn!(
+                    target: crate::LOG_TARGET,
+                    "greenlet stack overflows will not be reported: {err}"
+                );
+                // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
+                unsafe { std::mem::zeroed() }
+            }
+        },
+    );
     drop(refused);
 }
 
@@ -97,7 +99,12 @@ extern "C" fn on_segv(signum: libc::c_int, info: *mut libc::siginfo_t, context: 
     });
     if let Some(previous) = PREVIOUS.get() {
         // SAFETY: we are the SIGSEGV handler, passing on our own arguments.
-        unsafe { sys::chain_segv(previous, signum, info, context) };
+        if !unsafe { sys::chain(previous, signum, info, context) } {
+            // Restore the default action and return: the faulting instruction runs
+            // again and the process dies of SIGSEGV as it would have without us.
+            // SAFETY: resetting a signal's disposition to SIG_DFL is always valid.
+            unsafe { libc::signal(signum, libc::SIG_DFL) };
+        }
     }
 }
 

@@ -304,8 +304,8 @@ impl Stats {
 
 impl fmt::Display for Stats {
     /// `greenlets 12, switches 5300, spawns 40, parks 2600 (fd 2500, timer 100),
-    /// run queue <= 7, epoll 1200 waits 2400 events 0.81 s asleep, longest run 3 ms,
-    /// over 1.00 s`
+    /// run queue <= 7, epoll_wait 1200 calls 2400 events 0.81 s asleep, longest run
+    /// 3.0 ms, over 1.00 s`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -331,14 +331,14 @@ impl fmt::Display for Stats {
         }
         write!(
             f,
-            ", run queue <= {}, epoll {} waits {} events {:.2} s asleep",
+            ", run queue <= {}, epoll_wait {} calls {} events {:.2} s asleep",
             self.run_queue_high_water,
             self.epoll_waits,
             self.epoll_events,
             self.epoll_time.as_secs_f64()
         )?;
         if let Some(longest) = self.longest_run {
-            write!(f, ", longest run {longest:?}")?;
+            write!(f, ", longest run {}", crate::dump::Seconds(longest))?;
         }
         write!(f, ", over {:.2} s", self.uptime.as_secs_f64())
     }

@@ -180,29 +180,6 @@ fn a_zero_threshold_is_refused() {
     monitor::start(Duration::ZERO);
 }
 
-#[test]
-#[ignore = "prints a real report, to look at"]
-fn show_a_report() {
-    let _serial = setup();
-    std::thread::spawn(|| {
-        monitor::start(Duration::from_millis(50));
-        let waiting = spawn(|| sleep(Duration::from_millis(10)));
-        let spinner = Builder::new()
-            .name("spinner")
-            .spawn(|| spin_without_yielding(Duration::from_millis(300)));
-        spinner.join().unwrap();
-        waiting.join().unwrap();
-        // Reports everything it saw, the end of the stall included, before it returns.
-        monitor::stop();
-        let reports = my_reports();
-        for (_, _, m) in reports {
-            println!("{m}");
-        }
-    })
-    .join()
-    .unwrap();
-}
-
 /// The calling thread's alternate signal stack: (size, enabled).
 fn altstack() -> (usize, bool) {
     // SAFETY: stack_t is plain data; zeroed is a valid value.

@@ -1,6 +1,8 @@
 //! What the report shows: the benchmark groups, their functions, which pairs are
 //! compared, and the project's goals.
 
+mod monitor;
+
 /// How a group's per-iteration time reads best.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -410,6 +412,7 @@ pub const GROUPS: &[Group] = &[
         subjects: &["greenlets"],
         pairs: &[("greenlets", "os_threads")],
     },
+    monitor::GROUP,
 ];
 
 /// The servers of the three echo groups.
@@ -595,4 +598,7 @@ pub const GOALS: &[Goal] = &[
             factor: 1.0 / 1.5,
         },
     },
+    monitor::YIELD,
+    monitor::PING_PONG,
+    monitor::SPAWN_JOIN,
 ];

@@ -175,44 +175,50 @@ pub fn ensure_altstack() -> Option<AltStack> {
 /// Signature of a `SA_SIGINFO` handler.
 pub type SigInfoHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
-/// Installs `handler` for `SIGSEGV` (on the alternate stack) and returns the action
-/// it replaced, so the handler can pass faults that are not its own on.
-pub fn install_segv_handler(handler: SigInfoHandler) -> io::Result<libc::sigaction> {
+/// Installs `handler` for `signal` (run on the alternate signal stack if the thread
+/// has one; with `restart`, interrupted system calls restart) and returns the action
+/// it replaced, so the handler can pass signals that are not its own on.
+pub fn install_handler(
+    signal: libc::c_int,
+    handler: SigInfoHandler,
+    restart: bool,
+) -> io::Result<libc::sigaction> {
     // SAFETY: sigaction structs are plain data; zeroed is a valid empty value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    if restart {
+        action.sa_flags |= libc::SA_RESTART;
+    }
     // SAFETY: sa_mask is a valid sigset_t inside `action`.
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     // SAFETY: as above.
     let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid; the handler is an extern "C" fn with the
     // SA_SIGINFO signature.
-    if unsafe { libc::sigaction(libc::SIGSEGV, &action, &mut previous) } != 0 {
+    if unsafe { libc::sigaction(signal, &action, &mut previous) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(previous)
 }
 
-/// Hands a fault that is not a greenlet stack overflow to the handler that was
-/// installed before ours, or to the default action.
+/// Hands a signal that is not ours to the handler that was installed before ours;
+/// returns `false`, having done nothing, when that was `SIG_DFL` or `SIG_IGN`.
 ///
 /// # Safety
 ///
-/// Must be called from inside a `SIGSEGV` handler with that handler's arguments.
-pub unsafe fn chain_segv(
+/// Must be called from inside a signal handler with that handler's arguments.
+pub unsafe fn chain(
     previous: &libc::sigaction,
     signum: libc::c_int,
     info: *mut libc::siginfo_t,
     context: *mut libc::c_void,
-) {
+) -> bool {
     let prev = previous.sa_sigaction;
     if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
-        // Restore the default action and return: the faulting instruction runs again
-        // and the process dies of SIGSEGV as it would have without us.
-        // SAFETY: resetting a signal's disposition to SIG_DFL is always valid.
-        unsafe { libc::signal(signum, libc::SIG_DFL) };
-    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        return false;
+    }
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was registered with SA_SIGINFO, so it has
         // this signature; we pass the arguments we were given.
         let f: SigInfoHandler = unsafe { std::mem::transmute::<usize, SigInfoHandler>(prev) };
@@ -223,6 +229,7 @@ pub unsafe fn chain_segv(
             unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(prev) };
         f(signum);
     }
+    true
 }
 
 /// Writes `bytes` to standard error without allocating (async-signal-safe), with the

@@ -1,14 +1,26 @@
-//! A greenlet's stack as a list of frames, symbolized with the `backtrace` crate.
+//! A greenlet's stack as a list of frames, symbolized with the `backtrace` crate when
+//! first looked at (symbolizing reads the binary's debug info, which takes long the
+//! first time: a dump that is never printed does not pay for it).
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// A stack, innermost frame first, as in std's backtraces. `Display` prints one
 /// numbered line per function (inlined functions get a line each) with its source
-/// location when the binary has debug info.
+/// location when the binary has debug info. Only the greenlet's own frames are kept:
+/// it ends where the greenlet (or the thread's `main`) begins.
 #[derive(Clone, Debug, Default)]
 pub struct Backtrace {
-    frames: Vec<Frame>,
+    /// Instruction pointers, innermost first.
+    ips: Vec<usize>,
+    /// The first is the address of an interrupted instruction rather than a return
+    /// address.
+    exact_first: bool,
+    /// Leave out the frames of the `backtrace` crate and of greenweave's dump code
+    /// that took it.
+    skip_own: bool,
+    frames: OnceLock<Vec<Frame>>,
 }
 
 /// One frame of a [`Backtrace`].
@@ -18,15 +30,6 @@ pub struct Frame {
     pub ip: usize,
     /// The functions at that address, innermost (inlined) first; empty if unknown.
     pub symbols: Vec<Symbol>,
-}
-
-impl Frame {
-    /// Whether one of its functions' names satisfies `pred`.
-    fn is_in(&self, pred: impl Fn(&str) -> bool) -> bool {
-        self.symbols
-            .iter()
-            .any(|s| s.name.as_deref().is_some_and(&pred))
-    }
 }
 
 /// A function a [`Frame`] is in.
@@ -40,57 +43,68 @@ pub struct Symbol {
     pub line: Option<u32>,
 }
 
+impl Frame {
+    /// Whether one of its functions' names satisfies `pred`.
+    fn is_in(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.symbols
+            .iter()
+            .any(|s| s.name.as_deref().is_some_and(&pred))
+    }
+}
+
 /// Frames kept at most (deeper stacks are cut).
 const MAX_FRAMES: usize = 128;
 
 impl Backtrace {
-    /// The frames, innermost first.
+    /// The frames, innermost first (symbolized on the first call).
     pub fn frames(&self) -> &[Frame] {
-        &self.frames
+        self.frames.get_or_init(|| self.resolve())
     }
 
     /// Whether some frame is in a function whose name contains `name`.
     pub fn mentions(&self, name: &str) -> bool {
-        self.frames
-            .iter()
-            .flat_map(|f| &f.symbols)
-            .any(|s| s.name.as_deref().is_some_and(|n| n.contains(name)))
+        self.frames().iter().any(|f| f.is_in(|n| n.contains(name)))
     }
 
-    /// The calling thread's stack, from the caller of the function that calls this
-    /// (frames of greenweave's own dump code are left out).
+    /// The calling thread's stack, from the caller of greenweave's dump code.
     pub(crate) fn here() -> Backtrace {
         let mut ips = Vec::new();
         backtrace::trace(|frame| {
             ips.push(frame.ip() as usize);
             ips.len() < MAX_FRAMES
         });
-        let mut trace = Backtrace::resolve(&ips, false);
-        // Our own frames come first; start after the last of them.
-        let ours = trace.frames.iter().rposition(|f| {
-            f.symbols.iter().any(|s| {
-                s.name.as_deref().is_some_and(|n| {
-                    n.starts_with("backtrace::") || n.starts_with("greenweave_runtime::dump::")
-                })
-            })
-        });
-        if let Some(last) = ours {
-            trace.frames.drain(..=last);
+        Backtrace {
+            ips,
+            exact_first: false,
+            skip_own: true,
+            frames: OnceLock::new(),
         }
-        trace
     }
 
-    /// Symbolizes instruction pointers; `exact_first` says the first is the address
-    /// of an interrupted instruction rather than a return address.
-    pub(crate) fn resolve(ips: &[usize], exact_first: bool) -> Backtrace {
-        let frames = ips
+    /// A stack walked elsewhere (a signal handler); `exact_first` says the first
+    /// address is that of an interrupted instruction rather than a return address.
+    pub(crate) fn from_ips(ips: &[usize], exact_first: bool) -> Backtrace {
+        Backtrace {
+            ips: ips.iter().copied().take(MAX_FRAMES).collect(),
+            exact_first,
+            skip_own: false,
+            frames: OnceLock::new(),
+        }
+    }
+
+    fn resolve(&self) -> Vec<Frame> {
+        let mut frames: Vec<Frame> = self
+            .ips
             .iter()
-            .take(MAX_FRAMES)
             .enumerate()
             .map(|(i, &ip)| {
                 // `resolve` looks up `address - 1`, the call instruction of a return
                 // address; an interrupted instruction is looked up as itself.
-                let lookup = if i == 0 && exact_first { ip + 1 } else { ip };
+                let lookup = if i == 0 && self.exact_first {
+                    ip + 1
+                } else {
+                    ip
+                };
                 let mut symbols = Vec::new();
                 backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
                     symbols.push(Symbol {
@@ -102,54 +116,65 @@ impl Backtrace {
                 Frame { ip, symbols }
             })
             .collect();
-        let mut trace = Backtrace { frames };
-        trace.cut_at_greenlet_root();
-        trace
-    }
-
-    /// Ends a greenlet's stack at its own first frame. Below it come the runtime's
-    /// start of a greenlet and, as corosensei links stacks for unwinding, the frames of
-    /// the greenlets that resumed it, which belong to them rather than to it.
-    fn cut_at_greenlet_root(&mut self) {
-        let is_root = |name: &str| {
-            name.starts_with("greenweave_runtime::spawn::run_task")
-                || name.starts_with("greenweave_greenlet::switch::new_coroutine")
-        };
-        let Some(root) = self.frames.iter().position(|f| f.is_in(is_root)) else {
-            return;
-        };
-        self.frames.truncate(root);
-        // The `catch_unwind` around the greenlet's function.
-        let is_wrapper = |name: &str| {
-            name.starts_with("std::panicking::")
-                || name.starts_with("std::panic::")
-                || name.starts_with("__rust_try")
-                || name.starts_with("<core::panic::unwind_safe::AssertUnwindSafe")
-        };
-        while self.frames.last().is_some_and(|f| f.is_in(is_wrapper)) {
-            self.frames.pop();
+        if self.skip_own {
+            let own = |n: &str| {
+                n.starts_with("backtrace::") || n.starts_with("greenweave_runtime::dump::")
+            };
+            if let Some(last) = frames.iter().rposition(|f| f.is_in(own)) {
+                frames.drain(..=last);
+            }
         }
+        cut_at_root(&mut frames);
+        frames
+    }
+}
+
+/// Ends a stack at the greenlet's (or the thread's) own first frame. Below it come
+/// the runtime's start of a greenlet and, as corosensei links stacks for unwinding,
+/// the frames of the greenlets that resumed it, which belong to them rather than to
+/// it; or std's start of a thread, which its backtraces leave out too.
+fn cut_at_root(frames: &mut Vec<Frame>) {
+    let is_root = |name: &str| {
+        name.starts_with("greenweave_runtime::spawn::run_task")
+            || name.starts_with("greenweave_greenlet::switch::new_coroutine")
+            || name.contains("__rust_begin_short_backtrace")
+    };
+    let Some(root) = frames.iter().position(|f| f.is_in(is_root)) else {
+        return;
+    };
+    frames.truncate(root);
+    // The `catch_unwind` and closure calls around the greenlet's function.
+    let is_wrapper = |name: &str| {
+        name.starts_with("std::panicking::")
+            || name.starts_with("std::panic::")
+            || name.starts_with("__rust_try")
+            || name.starts_with("<core::panic::unwind_safe::AssertUnwindSafe")
+            || name.starts_with("core::ops::function::FnOnce::call_once")
+    };
+    while frames.last().is_some_and(|f| f.is_in(is_wrapper)) {
+        frames.pop();
     }
 }
 
 impl fmt::Display for Backtrace {
+    /// With a width (`{:8}`), every line is indented by that many spaces.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let indent = f.width().unwrap_or(0);
         let pad = "";
-        for (i, frame) in self.frames.iter().enumerate() {
+        for (i, frame) in self.frames().iter().enumerate() {
             if frame.symbols.is_empty() {
-                writeln!(f, "{pad:indent$}{i:>4}: {:#x} - <unknown>", frame.ip)?;
+                writeln!(f, "{pad:indent$}{i:>3}: {:#x} (no symbol)", frame.ip)?;
                 continue;
             }
             for (j, symbol) in frame.symbols.iter().enumerate() {
                 let name = symbol.name.as_deref().unwrap_or("<unknown>");
                 if j == 0 {
-                    writeln!(f, "{pad:indent$}{i:>4}: {name}")?;
+                    writeln!(f, "{pad:indent$}{i:>3}: {name}")?;
                 } else {
-                    writeln!(f, "{pad:indent$}      {name}")?;
+                    writeln!(f, "{pad:indent$}     {name}")?;
                 }
                 if let (Some(file), Some(line)) = (&symbol.file, symbol.line) {
-                    writeln!(f, "{pad:indent$}            at {}:{line}", file.display())?;
+                    writeln!(f, "{pad:indent$}         at {}:{line}", file.display())?;
                 }
             }
         }

@@ -90,6 +90,7 @@ pub struct RunningGreenlet {
 /// assert_eq!(getter.join().unwrap(), Ok(1));
 /// ```
 pub fn dump() -> HubDump {
+    // The stack is walked now and symbolized only when looked at.
     let backtrace = Backtrace::here();
     hub::with(|hub| {
         let mut dump = of_hub(hub);
@@ -164,7 +165,7 @@ impl fmt::Display for HubDump {
             write_greenlet(f, g)?;
             if running_id == Some(g.id) {
                 if let Some(running) = &self.running {
-                    write!(f, "{:10}", running.backtrace)?;
+                    write!(f, "{:6}", running.backtrace)?;
                 }
             }
         }
@@ -221,7 +222,7 @@ fn write_running(f: &mut fmt::Formatter<'_>, r: &RunningGreenlet) -> fmt::Result
     write_name(f, r.id, r.name.as_deref())?;
     write_origin(f, r.spawned_at)?;
     writeln!(f, "\n      running")?;
-    write!(f, "{:10}", r.backtrace)
+    write!(f, "{:6}", r.backtrace)
 }
 
 /// A duration as seconds with two decimals (`1.20 s`), or milliseconds below one.

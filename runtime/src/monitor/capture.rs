@@ -173,8 +173,8 @@ impl std::fmt::Display for Failure {
 
 /// Installs the handler (once per process).
 fn install() -> Result<(), Failure> {
-    let installed =
-        PREVIOUS.get_or_init(|| sys::install_handler(SIGNAL, on_signal).map_err(|e| e.to_string()));
+    let installed = PREVIOUS
+        .get_or_init(|| sys::install_handler(SIGNAL, on_signal, true).map_err(|e| e.to_string()));
     installed
         .as_ref()
         .map(|_| ())
@@ -280,7 +280,7 @@ fn backtrace(raw: &Raw) -> Backtrace {
     // interrupted instruction when the walk found it.
     let start = ips.iter().position(|&ip| ip == raw.pc);
     let exact_first = start.is_some();
-    Backtrace::resolve(&ips[start.unwrap_or(0)..], exact_first)
+    Backtrace::from_ips(&ips[start.unwrap_or(0)..], exact_first)
 }
 
 /// The running greenlet, as owned data.
@@ -320,7 +320,8 @@ extern "C" fn on_signal(
         return;
     }
     if let Some(Ok(previous)) = PREVIOUS.get() {
-        // SAFETY: we are a signal handler passing on our own arguments.
+        // SAFETY: we are a signal handler passing on our own arguments. The capture
+        // signal's default action is to ignore it: nothing more to do if it was that.
         unsafe { sys::chain(previous, signal, info, context) };
     }
 }

@@ -1,6 +1,7 @@
-//! The Linux calls the monitor makes: thread ids, a signal aimed at one thread, and a
-//! signal handler of its own. Only this file (and the handler in `capture`) touches
-//! signals.
+//! The Linux calls the monitor makes: thread ids, a signal aimed at one thread, a
+//! signal handler of its own (installed and chained with the greenlet crate's
+//! functions, which its overflow handler uses), and what the handler may ask about its
+//! stack. Only this file (and the handler in `capture`) touches signals.
 
 use std::io;
 use std::time::Duration;
@@ -23,58 +24,7 @@ pub(crate) fn signal_thread(tid: libc::pid_t, signal: libc::c_int) -> io::Result
     }
 }
 
-/// Signature of a `SA_SIGINFO` handler.
-pub(crate) type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
-
-/// Installs `handler` for `signal` (on the alternate signal stack if the thread has
-/// one, restarting interrupted system calls) and returns the action it replaced.
-pub(crate) fn install_handler(
-    signal: libc::c_int,
-    handler: Handler,
-) -> io::Result<libc::sigaction> {
-    // SAFETY: sigaction structs are plain data; zeroed is a valid empty value.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = handler as usize;
-    action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-    // SAFETY: sa_mask is a valid sigset_t inside `action`.
-    unsafe { libc::sigemptyset(&mut action.sa_mask) };
-    // SAFETY: as above.
-    let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid; the handler has the SA_SIGINFO signature.
-    if unsafe { libc::sigaction(signal, &action, &mut previous) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(previous)
-}
-
-/// Hands a signal that was not for us to the handler installed before ours (nothing
-/// for `SIG_DFL`/`SIG_IGN`: the capture signal's default action is to ignore it).
-///
-/// # Safety
-///
-/// Must be called from inside a signal handler, with that handler's arguments.
-pub(crate) unsafe fn chain(
-    previous: &libc::sigaction,
-    signal: libc::c_int,
-    info: *mut libc::siginfo_t,
-    context: *mut libc::c_void,
-) {
-    let prev = previous.sa_sigaction;
-    if prev == libc::SIG_DFL || prev == libc::SIG_IGN {
-        return;
-    }
-    if previous.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: registered with SA_SIGINFO, so it has this signature; we pass the
-        // arguments we were given.
-        let f: Handler = unsafe { std::mem::transmute::<usize, Handler>(prev) };
-        f(signal, info, context);
-    } else {
-        // SAFETY: a handler registered without SA_SIGINFO takes just the signal.
-        let f: extern "C" fn(libc::c_int) =
-            unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(prev) };
-        f(signal);
-    }
-}
+pub(crate) use greenweave_greenlet::signal::{chain, install_handler};
 
 /// The instruction pointer the signal interrupted, from the handler's context.
 ///
