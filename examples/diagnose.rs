@@ -1,7 +1,7 @@
 //! When something is slow or stuck: greenweave's three tools on one small program.
 //!
 //! A few workers wait on a job queue and a ticker sleeps, while one greenlet makes a
-//! thumbnail with CPU work that never reaches a blocking point, so for 300 ms nothing
+//! thumbnail with CPU work that never reaches a blocking point, so for 500 ms nothing
 //! else on the thread runs. The blocking monitor reports that stall (with the
 //! culprit's stack) through `log`; then the program prints `dump()` (every greenlet,
 //! what it waits on, since when, the line it parked at) and `stats()` (the hub's
@@ -59,7 +59,7 @@ fn main() {
     });
     let thumbnail = Builder::new()
         .name("thumbnail")
-        .spawn(|| make_thumbnail(300));
+        .spawn(|| make_thumbnail(500));
     thumbnail.join().unwrap();
 
     // Everything the hub has, as it is now (cheap: stacks are symbolized when printed).

@@ -250,3 +250,52 @@ fn the_stack_walk_fits_in_the_alternate_signal_stack_a_hub_thread_has() {
         "{used} bytes of the alternate stack"
     );
 }
+
+#[test]
+fn a_forked_child_has_neither_the_monitor_nor_its_parents_hubs() {
+    let _serial = setup();
+    monitor::start(Duration::from_millis(50));
+    let (ready, wait) = std::sync::mpsc::channel::<()>();
+    let (done, finish) = std::sync::mpsc::channel::<()>();
+    let hub = std::thread::spawn(move || {
+        let parked = spawn(|| sleep(Duration::from_secs(3600)));
+        yield_now();
+        ready.send(()).unwrap();
+        finish.recv().unwrap();
+        parked.kill();
+    });
+    wait.recv().unwrap();
+    assert!(!monitor::dump_all().hubs.is_empty());
+    // SAFETY: the child only checks, starts and stops a monitor, and exits with
+    // `_exit`; glibc's allocator and thread creation work after a fork.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let mut code = 0;
+        if monitor::threshold().is_some() {
+            code |= 1;
+        }
+        if !monitor::dump_all().hubs.is_empty() {
+            code |= 2;
+        }
+        monitor::start(Duration::from_millis(50));
+        if monitor::threshold() != Some(Duration::from_millis(50)) {
+            code |= 4;
+        }
+        monitor::stop();
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    assert!(pid > 0, "fork failed");
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    done.send(()).unwrap();
+    hub.join().unwrap();
+    monitor::stop();
+    assert!(libc::WIFEXITED(status), "{status:#x}");
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "1: the parent's monitor seemed to run; 2: the parent's hubs were listed; 4: no new monitor"
+    );
+}

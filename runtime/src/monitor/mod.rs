@@ -33,6 +33,9 @@
 //! module for what the handler may and may not do there). A thread that blocks
 //! `SIGURG` is reported without a stack.
 //!
+//! A forked child has neither the monitor thread nor its parent's hubs: it starts a
+//! monitor of its own if it wants one.
+//!
 //! Cost: nothing on the hot paths when the monitor is not running: the hub counts
 //! switches for [`stats`](crate::stats()) anyway, and the monitor only reads that
 //! counter. When it runs, it wakes every sampling period (a quarter of the threshold,
@@ -67,9 +70,30 @@ struct Running {
     threshold: Duration,
     stop: Arc<watch::StopFlag>,
     thread: JoinHandle<()>,
+    /// The process it runs in: a forked child inherits this record but not the
+    /// thread, and starts its own monitor if it wants one.
+    pid: u32,
+}
+
+impl Running {
+    /// Stops the thread and waits for it (if it is this process's).
+    fn stop(self) {
+        if self.pid == std::process::id() {
+            self.stop.raise();
+            let _ = self.thread.join();
+        } else {
+            // A parent's thread, which this process does not have: nothing to join.
+            std::mem::forget(self.thread);
+        }
+    }
 }
 
 static MONITOR: Mutex<Option<Running>> = Mutex::new(None);
+
+/// The monitor record, if it belongs to this process (see [`Running::pid`]).
+fn this_process(monitor: &Option<Running>) -> Option<&Running> {
+    monitor.as_ref().filter(|m| m.pid == std::process::id())
+}
 
 /// Starts the blocking monitor for the whole process (see the [module docs](self)):
 /// from now on, a hub that runs one greenlet for longer than `threshold` without
@@ -95,12 +119,11 @@ pub fn start(threshold: Duration) {
          give a threshold such as 100 ms"
     );
     let mut monitor = MONITOR.lock().unwrap_or_else(PoisonError::into_inner);
-    if monitor.as_ref().is_some_and(|m| m.threshold == threshold) {
+    if this_process(&monitor).is_some_and(|m| m.threshold == threshold) {
         return;
     }
     if let Some(old) = monitor.take() {
-        old.stop.raise();
-        let _ = old.thread.join();
+        old.stop();
     }
     let stop = Arc::new(watch::StopFlag::default());
     let flag = stop.clone();
@@ -112,6 +135,7 @@ pub fn start(threshold: Duration) {
         threshold,
         stop,
         thread,
+        pid: std::process::id(),
     });
 }
 
@@ -124,18 +148,14 @@ pub fn stop() {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(running) = running {
-        running.stop.raise();
-        let _ = running.thread.join();
+        running.stop();
     }
 }
 
 /// The running monitor's threshold; `None` if it does not run.
 pub fn threshold() -> Option<Duration> {
-    MONITOR
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map(|m| m.threshold)
+    let monitor = MONITOR.lock().unwrap_or_else(PoisonError::into_inner);
+    this_process(&monitor).map(|m| m.threshold)
 }
 
 /// Starts the monitor if `GREENWEAVE_MONITOR` asks for it; looks only once per process

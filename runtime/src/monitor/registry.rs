@@ -22,6 +22,9 @@ use crate::remote;
 pub(crate) struct HubEntry {
     /// Process-wide number of the hub, in order of creation.
     pub(crate) serial: u64,
+    /// The process that made it: after a `fork`, the child's copy of the registry
+    /// still lists the parent's hubs, whose threads do not exist there.
+    pid: u32,
     /// The kernel's id of the hub's thread (for `tgkill`).
     pub(crate) tid: libc::pid_t,
     /// The thread's name, or `<unnamed>`.
@@ -73,6 +76,7 @@ pub(crate) fn register(
     let thread = std::thread::current();
     let entry = Arc::new(HubEntry {
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+        pid: std::process::id(),
         tid: super::sys::gettid(),
         thread: thread.name().unwrap_or("<unnamed>").to_owned(),
         hub_greenlet,
@@ -84,20 +88,26 @@ pub(crate) fn register(
         requests: Mutex::new(Vec::new()),
         remote,
     });
-    hubs().push(entry.clone());
+    let mut hubs = hubs();
+    // Forget what a parent process left behind (see `pid`).
+    hubs.retain(|e| e.pid == entry.pid);
+    hubs.push(entry.clone());
     (entry.clone(), Registration(entry))
 }
 
-/// Every registered hub now.
+/// Every registered hub of this process now.
 pub(crate) fn all() -> Vec<Arc<HubEntry>> {
-    hubs().clone()
+    let pid = std::process::id();
+    hubs().iter().filter(|e| e.pid == pid).cloned().collect()
 }
 
-/// Runs `f` on `entry` if its hub is still registered, with the registry locked (so
-/// its thread cannot exit meanwhile: see the module docs). `f` must be quick.
+/// Runs `f` on `entry` if its hub is still registered in this process, with the
+/// registry locked (so its thread cannot exit meanwhile: see the module docs). `f`
+/// must be quick.
 pub(crate) fn with_live<R>(entry: &Arc<HubEntry>, f: impl FnOnce(&HubEntry) -> R) -> Option<R> {
     let hubs = hubs();
-    hubs.iter().any(|e| Arc::ptr_eq(e, entry)).then(|| f(entry))
+    let live = entry.pid == std::process::id() && hubs.iter().any(|e| Arc::ptr_eq(e, entry));
+    live.then(|| f(entry))
 }
 
 impl HubEntry {
