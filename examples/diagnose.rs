@@ -3,9 +3,9 @@
 //! A few workers wait on a job queue and a ticker sleeps, while one greenlet makes a
 //! thumbnail with CPU work that never reaches a blocking point, so for 500 ms nothing
 //! else on the thread runs. The blocking monitor reports that stall (with the
-//! culprit's stack) through `log`; then the program prints `dump()` (every greenlet,
-//! what it waits on, since when, the line it parked at) and `stats()` (the hub's
-//! counters).
+//! culprit's stack) through `log`; then the program prints `dump()`: every greenlet,
+//! what it waits on, since when, the line it parked at, and the hub's counters
+//! (`stats()`).
 //!
 //! ```text
 //! cargo run --example diagnose
@@ -62,16 +62,14 @@ fn main() {
         .spawn(|| make_thumbnail(500));
     thumbnail.join().unwrap();
 
-    // Everything the hub has, as it is now (cheap: stacks are symbolized when printed).
+    // Everything the hub has, as it is now, its counters (`stats()`) last (cheap:
+    // stacks are symbolized when printed).
     let dump = greenweave::dump();
-    // Its counters since it started.
-    let stats = greenweave::stats();
     // Printing symbolizes main's stack, which takes a while in a debug build: a
     // stall of its own. Stop the monitor first (it reports the thumbnail's stall and
     // its end before it returns).
     monitor::stop();
-    println!("{dump}");
-    println!("{stats}");
+    print!("{dump}");
 
     jobs.close();
     ticker.kill();

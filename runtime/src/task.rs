@@ -346,6 +346,8 @@ pub struct GreenletInfo {
     /// Where it was spawned (`None` for the thread's main greenlet and other greenlets
     /// the runtime did not spawn).
     pub spawned_at: Option<&'static Location<'static>>,
+    /// Whether it is the thread's main greenlet (its original stack).
+    pub is_main: bool,
     /// What it is doing.
     pub state: TaskState,
     /// What it waits on, when blocked.
@@ -376,6 +378,7 @@ impl GreenletInfo {
             id: task.id(),
             name: task.name.as_deref().map(str::to_owned),
             spawned_at: task.location,
+            is_main: task.greenlet.is_main(),
             state: task.state.get(),
             waiting_on,
             parked_at: blocked.then(|| task.parked_at.get()),

@@ -21,11 +21,15 @@ impl Describe for Sleeping {
     }
 
     fn describe(&self, out: &mut String) {
+        let now = Instant::now();
         match self.0 {
-            Some(at) => out.push_str(&format!(
-                "sleep ({:?} left)",
-                at.saturating_duration_since(Instant::now())
+            // A sleep past its end: the hub has not run its timers since (a greenlet
+            // that keeps the hub, as a dump during a stall shows).
+            Some(at) if at <= now => out.push_str(&format!(
+                "sleep, due {} ago",
+                crate::dump::Seconds(now - at)
             )),
+            Some(at) => out.push_str(&format!("sleep ({} left)", crate::dump::Seconds(at - now))),
             None => out.push_str("sleep for ever"),
         }
     }

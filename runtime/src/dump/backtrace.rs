@@ -69,10 +69,18 @@ impl Backtrace {
     /// The calling thread's stack, from the caller of greenweave's dump code.
     pub(crate) fn here() -> Backtrace {
         let mut ips = Vec::new();
-        backtrace::trace(|frame| {
-            ips.push(frame.ip() as usize);
-            ips.len() < MAX_FRAMES
-        });
+        // Not `backtrace::trace`: it takes the crate's global lock, which a thread
+        // symbolizing another stack (the monitor's reporter, for seconds the first
+        // time) holds, and the hub would wait for it.
+        // SAFETY: the lock serializes walks for Windows' dbghelp; on Linux a walk is
+        // `_Unwind_Backtrace`, which is thread-safe, and the closure does not panic
+        // (a `Vec` push aborts rather than unwinds when out of memory).
+        unsafe {
+            backtrace::trace_unsynchronized(|frame| {
+                ips.push(frame.ip() as usize);
+                ips.len() < MAX_FRAMES
+            });
+        }
         Backtrace {
             ips,
             exact_first: false,
@@ -161,6 +169,12 @@ impl fmt::Display for Backtrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let indent = f.width().unwrap_or(0);
         let pad = "";
+        // Paths below the current directory are shown from it, as std's backtraces do.
+        let cwd = std::env::current_dir().ok();
+        let shown = |file: &std::path::Path| match cwd.as_deref().map(|d| file.strip_prefix(d)) {
+            Some(Ok(relative)) => format!("./{}", relative.display()),
+            _ => file.display().to_string(),
+        };
         for (i, frame) in self.frames().iter().enumerate() {
             if frame.symbols.is_empty() {
                 writeln!(f, "{pad:indent$}{i:>3}: {:#x} (no symbol)", frame.ip)?;
@@ -174,7 +188,7 @@ impl fmt::Display for Backtrace {
                     writeln!(f, "{pad:indent$}     {name}")?;
                 }
                 if let (Some(file), Some(line)) = (&symbol.file, symbol.line) {
-                    writeln!(f, "{pad:indent$}         at {}:{line}", file.display())?;
+                    writeln!(f, "{pad:indent$}         at {}:{line}", shown(file))?;
                 }
             }
         }

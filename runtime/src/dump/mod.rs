@@ -64,6 +64,8 @@ pub struct RunningGreenlet {
     pub name: Option<String>,
     /// Where it was spawned (`None` for a thread's main greenlet and raw greenlets).
     pub spawned_at: Option<&'static Location<'static>>,
+    /// Whether it is the thread's main greenlet.
+    pub is_main: bool,
     /// Its stack at that moment, innermost frame first.
     pub backtrace: Backtrace,
 }
@@ -100,6 +102,7 @@ pub fn dump() -> HubDump {
             id: me.id(),
             name: me.name().as_deref().map(str::to_owned),
             spawned_at: task.and_then(|t| t.location),
+            is_main: me.is_main(),
             backtrace,
         });
         dump
@@ -184,10 +187,12 @@ fn write_name(f: &mut fmt::Formatter<'_>, id: u64, name: Option<&str>) -> fmt::R
     }
 }
 
-/// `, spawned at f.rs:1:2` or `, not spawned by greenweave`.
-fn write_origin(f: &mut fmt::Formatter<'_>, at: Option<&Location<'_>>) -> fmt::Result {
+/// `, spawned at f.rs:1:2`, `, the thread's main greenlet` or `, not spawned by
+/// greenweave`.
+fn write_origin(f: &mut fmt::Formatter<'_>, at: Option<&Location<'_>>, main: bool) -> fmt::Result {
     match at {
         Some(at) => write!(f, ", spawned at {at}"),
+        None if main => f.write_str(", the thread's main greenlet"),
         None => f.write_str(", not spawned by greenweave"),
     }
 }
@@ -195,7 +200,7 @@ fn write_origin(f: &mut fmt::Formatter<'_>, at: Option<&Location<'_>>) -> fmt::R
 fn write_greenlet(f: &mut fmt::Formatter<'_>, g: &GreenletInfo) -> fmt::Result {
     f.write_str("  ")?;
     write_name(f, g.id, g.name.as_deref())?;
-    write_origin(f, g.spawned_at)?;
+    write_origin(f, g.spawned_at, g.is_main)?;
     f.write_str("\n      ")?;
     match g.state {
         TaskState::Blocked => {
@@ -220,7 +225,7 @@ fn write_greenlet(f: &mut fmt::Formatter<'_>, g: &GreenletInfo) -> fmt::Result {
 fn write_running(f: &mut fmt::Formatter<'_>, r: &RunningGreenlet) -> fmt::Result {
     f.write_str("  ")?;
     write_name(f, r.id, r.name.as_deref())?;
-    write_origin(f, r.spawned_at)?;
+    write_origin(f, r.spawned_at, r.is_main)?;
     writeln!(f, "\n      running")?;
     write!(f, "{:6}", r.backtrace)
 }

@@ -288,6 +288,7 @@ fn unresponsive(entry: &Arc<registry::HubEntry>) -> HubDump {
                 id: g.id,
                 name: g.name,
                 spawned_at: g.spawned_at,
+                is_main: g.is_main,
                 backtrace: snapshot.backtrace,
             })
         }

@@ -227,18 +227,31 @@ impl Watch {
         if old == u64::MAX || nanos > old {
             longest.store(nanos, Ordering::Relaxed);
         }
-        if busy > threshold && self.stall.is_none() {
-            // Time the thread spent runnable but not running does not count.
-            let preempted = match (self.waited_before, sys::runqueue_wait(entry.tid)) {
-                (Some(before), Some(now)) => now.saturating_sub(before),
-                _ => Duration::ZERO,
-            };
-            if busy.saturating_sub(preempted) > threshold {
+        if busy > threshold && self.stall.is_none() && self.ran(entry, busy) > threshold {
+            let captured = capture::take(entry, SNAPSHOT_PATIENCE);
+            // The kernel adds a wait for a CPU to the thread's count only when the
+            // wait ends, and the signal handler ran as the thread got a CPU back: a
+            // thread that was only waiting for one has switched by now, or its count
+            // now says it waited.
+            let moved = entry.switches.load(Ordering::Relaxed) != self.switches
+                || entry.sleeps.load(Ordering::Relaxed) != self.sleeps;
+            let busy = since.elapsed();
+            if !moved && self.ran(entry, busy) > threshold {
                 self.stall = Some(Stall {
-                    reported: stalled(entry, busy, events),
+                    reported: stalled(entry, busy, captured, events),
                 });
             }
         }
+    }
+
+    /// How much of `busy` the hub's thread ran or blocked, as opposed to waiting for a
+    /// CPU (the machine is overloaded, not the hub).
+    fn ran(&self, entry: &HubEntry, busy: Duration) -> Duration {
+        let preempted = match (self.waited_before, sys::runqueue_wait(entry.tid)) {
+            (Some(before), Some(now)) => now.saturating_sub(before),
+            _ => Duration::ZERO,
+        };
+        busy.saturating_sub(preempted)
     }
 }
 
@@ -247,10 +260,14 @@ fn thread(entry: &HubEntry) -> String {
     format!("thread '{}' (tid {})", entry.thread, entry.tid)
 }
 
-/// Takes a look at a stalled hub and has it reported, unless the greenlet that
-/// holds it keeps nobody waiting; returns who holds it if it was reported.
-fn stalled(entry: &Arc<HubEntry>, busy: Duration, events: &mpsc::Sender<Event>) -> Option<String> {
-    let captured = capture::take(entry, SNAPSHOT_PATIENCE);
+/// Has a stalled hub reported with what `captured` saw, unless the greenlet that holds
+/// it keeps nobody waiting; returns who holds it if it was reported.
+fn stalled(
+    entry: &Arc<HubEntry>,
+    busy: Duration,
+    captured: Result<Captured, capture::Failure>,
+    events: &mpsc::Sender<Event>,
+) -> Option<String> {
     let (who, others) = match &captured {
         Ok(captured) => {
             let greenlets = captured.greenlets();
