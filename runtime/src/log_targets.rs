@@ -14,7 +14,7 @@
 //! | `greenweave::monitor` | warn | a stall of the blocking monitor, and its end; a bad `GREENWEAVE_MONITOR` |
 //! | `greenweave::net` | error | a server loop ended with an error; a handler panicked (its connection is closed); a handler could not be spawned |
 //! | `greenweave::net` | warn | `accept`/`recv` ran out of a resource (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the server backs off and retries |
-//! | `greenweave::net` | debug | `accept`/`recv` failed for one peer (reset, aborted): skipped |
+//! | `greenweave::net` | debug | a server starts accepting, or stops; `accept`/`recv` failed for one peer (reset, aborted): skipped |
 //! | `greenweave::threadpool` | warn | a pool thread could not be started |
 //! | `greenweave::sync` | error | a lock or semaphore was released by a greenlet that does not hold it (from a destructor, which cannot panic) |
 //! | `greenweave::monkey` | warn | a wait the hooks cannot make cooperative (parking_lot's per-thread queue node), once per process |

@@ -298,8 +298,8 @@ fn every_blocking_call_records_the_line_that_made_it() {
         });
         parks_at("with_timeout", || {
             let _ = with_timeout(Duration::from_secs(3600), || {
-                sleep(Duration::from_secs(7200))
-            }); // park: with_timeout
+                sleep(Duration::from_secs(7200)) // park: with_timeout
+            });
         });
         let m: Rc<Mutex<()>> = Rc::new(Mutex::new(()));
         let held = m.lock();

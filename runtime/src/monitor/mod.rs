@@ -13,25 +13,32 @@
 //! id, spawn site), how long so far, and that greenlet's stack at that moment. When
 //! the hub switches again, one more line gives the stall's length.
 //!
+//! What `examples/diagnose.rs` prints (`env_logger`'s format; the first frames, in
+//! `clock_gettime`, are elided):
+//!
 //! ```text
-//! WARN greenweave::monitor: thread 'main' (tid 4242): greenlet 'resize' (id 7), spawned
-//! at src/main.rs:20:5, has run for 52.1 ms without switching; 3 other greenlets of this
-//! hub cannot run meanwhile. Its stack:
-//!    0: my_app::thumbnail
-//!          at src/main.rs:44:9
-//!    1: my_app::main::{{closure}}
-//!          at src/main.rs:21:9
-//! ...
-//! WARN greenweave::monitor: thread 'main' (tid 4242): the stall in greenlet 'resize' (id
-//! 7), spawned at src/main.rs:20:5, ended after about 301.2 ms
+//! [WARN  greenweave::monitor] thread 'main' (tid 4577): greenlet 'thumbnail' (id 7), spawned at examples/diagnose.rs:62:10, has run for 210.7 ms without switching; 5 other greenlets of this hub cannot run meanwhile. Its stack:
+//!       ...
+//!       4: diagnose::make_thumbnail
+//!              at ./examples/diagnose.rs:33
+//!       5: diagnose::main::{{closure}}
+//!              at ./examples/diagnose.rs:62
+//! [WARN  greenweave::monitor] thread 'main' (tid 4577): the stall in greenlet 'thumbnail' (id 7), spawned at examples/diagnose.rs:62:10, ended after about 478.7 ms
 //! ```
 //!
 //! A hub whose only greenlet is the one running is not reported (nothing waits for
-//! it). The stack is taken on the stalled thread itself: the monitor sends it
-//! `SIGURG`, whose handler records the running greenlet and walks the stack into a
-//! buffer allocated in advance, and the monitor symbolizes it (see the `capture`
-//! module for what the handler may and may not do there). A thread that blocks
-//! `SIGURG` is reported without a stack.
+//! it), and neither is time its thread spent waiting for a CPU (an overloaded
+//! machine). The stack is taken on the stalled thread itself: the monitor sends it
+//! `SIGURG` (whose default action is to ignore it, and which programs rarely use; a
+//! handler installed before is still called for signals that are not the monitor's),
+//! whose handler records the running greenlet and walks the stack into a buffer
+//! allocated in advance, and the monitor symbolizes it on its own thread. The walk is
+//! libgcc's unwinder, as for std's backtraces: it allocates nothing and, with glibc
+//! 2.35 or later and libgcc 12 or later, takes no lock; on older systems it goes
+//! through the dynamic loader's lock, which a stall inside `dlopen` would hold. It runs
+//! only with 16 KiB of stack to spare (threads with greenlets get a 64 KiB alternate
+//! signal stack); otherwise, and for a thread that blocks `SIGURG`, the stall is
+//! reported without a stack.
 //!
 //! A forked child has neither the monitor thread nor its parent's hubs: it starts a
 //! monitor of its own if it wants one.
