@@ -125,33 +125,46 @@ impl Backtrace {
             })
             .collect();
         if self.skip_own {
-            let own = |n: &str| {
-                n.starts_with("backtrace::") || n.starts_with("greenweave_runtime::dump::")
-            };
-            if let Some(last) = frames.iter().rposition(|f| f.is_in(own)) {
-                frames.drain(..=last);
-            }
+            skip_own_frames(&mut frames);
         }
         cut_at_root(&mut frames);
         frames
     }
 }
 
+/// Leaves out the frames of the `backtrace` crate and of greenweave's dump code. In
+/// the outermost of them, the functions its code was inlined into (listed after it,
+/// with debug info) are the caller's and stay.
+fn skip_own_frames(frames: &mut Vec<Frame>) {
+    let own = |n: &str| n.starts_with("backtrace::") || n.starts_with("greenweave_runtime::dump::");
+    let Some(last) = frames.iter().rposition(|f| f.is_in(own)) else {
+        return;
+    };
+    let symbols = &frames[last].symbols;
+    let outermost_own = symbols
+        .iter()
+        .rposition(|s| s.name.as_deref().is_some_and(own))
+        .expect("the frame is in one of ours");
+    let callers = symbols[outermost_own + 1..].to_vec();
+    if callers.is_empty() {
+        frames.drain(..=last);
+    } else {
+        frames[last].symbols = callers;
+        frames.drain(..last);
+    }
+}
+
 /// Ends a stack at the greenlet's (or the thread's) own first frame. Below it come
 /// the runtime's start of a greenlet and, as corosensei links stacks for unwinding,
 /// the frames of the greenlets that resumed it, which belong to them rather than to
-/// it; or std's start of a thread, which its backtraces leave out too.
+/// it; or std's start of a thread, which its backtraces leave out too. The
+/// `catch_unwind` and closure calls around the greenlet's function go as well.
 fn cut_at_root(frames: &mut Vec<Frame>) {
     let is_root = |name: &str| {
         name.starts_with("greenweave_runtime::spawn::run_task")
             || name.starts_with("greenweave_greenlet::switch::new_coroutine")
             || name.contains("__rust_begin_short_backtrace")
     };
-    let Some(root) = frames.iter().position(|f| f.is_in(is_root)) else {
-        return;
-    };
-    frames.truncate(root);
-    // The `catch_unwind` and closure calls around the greenlet's function.
     let is_wrapper = |name: &str| {
         name.starts_with("std::panicking::")
             || name.starts_with("std::panic::")
@@ -159,8 +172,32 @@ fn cut_at_root(frames: &mut Vec<Frame>) {
             || name.starts_with("<core::panic::unwind_safe::AssertUnwindSafe")
             || name.starts_with("core::ops::function::FnOnce::call_once")
     };
+    let Some(root) = frames.iter().position(|f| f.is_in(is_root)) else {
+        return;
+    };
+    // Functions of the greenlet inlined into the root's frame come before the root's
+    // symbol (innermost first, shown with debug info only): they stay, up to the
+    // first wrapper.
+    let inlined: Vec<Symbol> = frames[root]
+        .symbols
+        .iter()
+        .take_while(|s| {
+            !s.name
+                .as_deref()
+                .is_some_and(|n| is_root(n) || is_wrapper(n))
+        })
+        .cloned()
+        .collect();
+    let root_ip = frames[root].ip;
+    frames.truncate(root);
     while frames.last().is_some_and(|f| f.is_in(is_wrapper)) {
         frames.pop();
+    }
+    if !inlined.is_empty() {
+        frames.push(Frame {
+            ip: root_ip,
+            symbols: inlined,
+        });
     }
 }
 
@@ -193,5 +230,103 @@ impl fmt::Display for Backtrace {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame with these functions, innermost (inlined) first.
+    fn frame(ip: usize, names: &[&str]) -> Frame {
+        let symbols = names
+            .iter()
+            .map(|n| Symbol {
+                name: Some(n.to_string()),
+                file: None,
+                line: None,
+            })
+            .collect();
+        Frame { ip, symbols }
+    }
+
+    fn names(frames: &[Frame]) -> Vec<Vec<&str>> {
+        frames
+            .iter()
+            .map(|f| {
+                f.symbols
+                    .iter()
+                    .map(|s| s.name.as_deref().unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_callers_inlined_around_the_dump_code_stay() {
+        let mut frames = vec![
+            frame(1, &["backtrace::trace_unsynchronized"]),
+            frame(
+                2,
+                &[
+                    "greenweave_runtime::dump::dump",
+                    "app::report",
+                    "app::handler",
+                ],
+            ),
+            frame(3, &["app::main"]),
+        ];
+        skip_own_frames(&mut frames);
+        assert_eq!(
+            names(&frames),
+            [vec!["app::report", "app::handler"], vec!["app::main"]]
+        );
+        assert_eq!(frames[0].ip, 2);
+
+        let mut frames = vec![
+            frame(1, &["greenweave_runtime::dump::dump"]),
+            frame(2, &["app::main"]),
+        ];
+        skip_own_frames(&mut frames);
+        assert_eq!(names(&frames), [vec!["app::main"]]);
+    }
+
+    #[test]
+    fn a_stack_ends_with_the_greenlets_function_even_when_inlined_into_its_start() {
+        let start = "greenweave_runtime::spawn::run_task";
+        let call_once = "core::ops::function::FnOnce::call_once";
+        let mut frames = vec![
+            frame(1, &["app::spin"]),
+            frame(
+                2,
+                &[
+                    "app::worker::{{closure}}",
+                    call_once,
+                    "std::panicking::try",
+                    start,
+                ],
+            ),
+            frame(3, &["app::other_greenlet"]),
+        ];
+        cut_at_root(&mut frames);
+        assert_eq!(
+            names(&frames),
+            [vec!["app::spin"], vec!["app::worker::{{closure}}"]]
+        );
+        assert_eq!(frames[1].ip, 2);
+
+        let mut frames = vec![
+            frame(1, &["app::spin"]),
+            frame(2, &["app::worker::{{closure}}"]),
+            frame(3, &[call_once]),
+            frame(4, &["std::panicking::try"]),
+            frame(5, &[start]),
+            frame(6, &["app::other_greenlet"]),
+        ];
+        cut_at_root(&mut frames);
+        assert_eq!(
+            names(&frames),
+            [vec!["app::spin"], vec!["app::worker::{{closure}}"]]
+        );
     }
 }
