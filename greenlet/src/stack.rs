@@ -14,11 +14,29 @@
 //! one mapping plus one `mprotect` guard per stack) moves out of the way. On older
 //! kernels the guard falls back to `mprotect`.
 //!
+//! # Memory policy
+//!
 //! A stack whose greenlet finished goes back on its size class's free list (LIFO, so
 //! the hottest stack is reused first): after warm-up a greenlet costs no system call.
-//! Beyond [`HOT_STACKS`] free stacks per class, a returned stack's pages are given back
-//! to the kernel so a burst of greenlets does not pin its memory for ever. Slabs are
-//! unmapped when the thread exits and their last stack is gone.
+//! Three tiers keep what a burst of greenlets left behind from pinning memory:
+//!
+//! 1. **Warm set.** The [`HOT_STACKS`] most recently returned free stacks per size
+//!    class keep every page they touched: spawn + join never faults.
+//! 2. **Returned past the warm set.** A stack returned while the free list already
+//!    holds [`HOT_STACKS`] gives back all but its top 8 KiB at once (one `madvise`),
+//!    so a shallow greenlet reusing it soon faults no page in.
+//! 3. **Idle.** [`trim`](StackPool::trim), called from outside (the runtime's hub
+//!    does so while idle, at most every 250 ms), releases the free stacks beyond the
+//!    warm set that no greenlet took since the previous call: a slab all of whose
+//!    stacks are then free is unmapped, and the other stacks give back every page and
+//!    wait on a *cold* list, used only when the free list is empty. The free list is
+//!    a stack, so "not taken since the previous call" is exactly its bottom
+//!    `low_water` entries (the fewest it held meanwhile): the pop path only updates
+//!    that mark, and all the work happens in `trim`.
+//!
+//! When the thread exits, the pool releases everything the same way: slabs whose
+//! stacks are all back are unmapped, and a slab still holding a live greenlet's stack
+//! (one abandoned at exit) keeps only that stack's pages.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -75,7 +93,22 @@ struct Slot {
     limit: usize,
     /// Highest address of the stack (where it starts growing down from).
     base: usize,
-    _slab: Rc<Slab>,
+    /// Keeps the mapping alive: every stack carved from a slab, free or in use, holds
+    /// one reference, and the size class one more while it carves the slab.
+    slab: Rc<Slab>,
+}
+
+impl Slot {
+    /// Gives back the RAM behind the usable part of the stack, keeping the top `keep`
+    /// bytes resident.
+    fn release_pages(&self, keep: usize) {
+        let size = self.base - self.limit - GUARD_SIZE;
+        let keep = keep.min(size);
+        // SAFETY: the range lies in the stack's usable part, between its guard and the
+        // kept top pages, both page aligned; the stack is free (in the pool or being
+        // put there), so nothing on it is needed.
+        unsafe { sys::release_pages((self.limit + GUARD_SIZE) as *mut u8, size - keep) };
+    }
 }
 
 /// A stack taken from the current thread's pool; dropping it gives it back.
@@ -134,7 +167,15 @@ unsafe impl Stack for PooledStack {
 /// Stacks of one usable size.
 struct SizeClass {
     size: usize,
+    /// Free stacks, the most recently returned last: the last [`HOT_STACKS`] are the
+    /// warm set (see the module docs).
     free: Vec<Slot>,
+    /// The fewest entries `free` held since the last [`trim`](Self::trim): its bottom
+    /// `low_water` entries were not taken since.
+    low_water: usize,
+    /// Free stacks whose pages were all given back, in slabs that still hold stacks
+    /// in use or in the warm set. Taken only when `free` is empty.
+    cold: Vec<Slot>,
     /// The slab being carved, and how many of its stacks are handed out so far.
     carving: Option<(Rc<Slab>, usize)>,
     stacks_per_slab: usize,
@@ -143,6 +184,69 @@ struct SizeClass {
 impl SizeClass {
     fn stride(&self) -> usize {
         self.size + GUARD_SIZE
+    }
+
+    /// A stack when the free list is empty: a cold one, or a new one carved.
+    #[cold]
+    fn refill(&mut self) -> io::Result<Slot> {
+        match self.cold.pop() {
+            Some(slot) => Ok(slot),
+            None => self.carve(),
+        }
+    }
+
+    /// Releases the free stacks beyond the warm set that were not taken since the
+    /// last call (see the module docs).
+    fn trim(&mut self) {
+        let idle = self
+            .low_water
+            .min(self.free.len())
+            .saturating_sub(HOT_STACKS);
+        if idle > 0 {
+            let aged: Vec<Slot> = self.free.drain(..idle).collect();
+            self.release(aged);
+        }
+        self.low_water = self.free.len();
+    }
+
+    /// Gives back the memory of `fresh`, free stacks of this class taken off `free`:
+    /// a slab all of whose stacks are among them and the cold ones is unmapped (its
+    /// stacks dropped; the carving slab too, once every stack carved from it is back);
+    /// the other stacks release every page and join `cold`.
+    fn release(&mut self, fresh: Vec<Slot>) {
+        let mut slots: Vec<(Slot, bool)> = std::mem::take(&mut self.cold)
+            .into_iter()
+            .map(|slot| (slot, true))
+            .chain(fresh.into_iter().map(|slot| (slot, false)))
+            .collect();
+        slots.sort_unstable_by_key(|(slot, _)| Rc::as_ptr(&slot.slab) as usize);
+        let mut slots = slots.into_iter().peekable();
+        while let Some(first) = slots.next() {
+            let slab = Rc::as_ptr(&first.0.slab);
+            let mut group = vec![first];
+            while let Some(next) = slots.next_if(|(slot, _)| Rc::as_ptr(&slot.slab) == slab) {
+                group.push(next);
+            }
+            let carving = self
+                .carving
+                .as_ref()
+                .is_some_and(|(c, _)| Rc::as_ptr(c) == slab);
+            let holders = Rc::strong_count(&group[0].0.slab) - usize::from(carving);
+            if group.len() == holders {
+                // Every stack of the slab is here: dropping them unmaps it.
+                if carving {
+                    self.carving = None;
+                }
+                drop(group);
+            } else {
+                for (slot, released) in group {
+                    if !released {
+                        slot.release_pages(0);
+                    }
+                    self.cold.push(slot);
+                }
+            }
+        }
     }
 
     fn carve(&mut self) -> io::Result<Slot> {
@@ -167,7 +271,7 @@ impl SizeClass {
         let slot = Slot {
             limit: limit as usize,
             base: limit as usize + stride,
-            _slab: slab.clone(),
+            slab: slab.clone(),
         };
         self.carving = Some((slab, used + 1));
         Ok(slot)
@@ -196,6 +300,8 @@ impl StackPool {
                 self.classes.push(SizeClass {
                     size,
                     free: Vec::new(),
+                    low_water: 0,
+                    cold: Vec::new(),
                     carving: None,
                     stacks_per_slab,
                 });
@@ -203,8 +309,15 @@ impl StackPool {
             }
         };
         let slot = match class.free.pop() {
-            Some(slot) => slot,
-            None => class.carve()?,
+            Some(slot) => {
+                // All the bookkeeping `trim` needs from this path (see the module docs).
+                let left = class.free.len();
+                if left < class.low_water {
+                    class.low_water = left;
+                }
+                slot
+            }
+            None => class.refill()?,
         };
         Ok(PooledStack { slot: Some(slot) })
     }
@@ -219,17 +332,47 @@ impl StackPool {
             // Give back what a deep call chain dirtied, but keep the top pages that every
             // greenlet touches, so reusing this stack for a shallow greenlet costs no
             // page fault (a fault on fresh memory costs microseconds on VMs).
-            let keep = KEEP_RESIDENT.min(size);
-            // SAFETY: the range lies in the stack's usable part, between its guard and
-            // the kept top pages; its greenlet is finished, so nothing on it is needed.
-            unsafe { sys::release_pages((slot.limit + GUARD_SIZE) as *mut u8, size - keep) };
+            slot.release_pages(KEEP_RESIDENT);
         }
         class.free.push(slot);
     }
 
     /// Number of free stacks held, over all size classes.
     pub(crate) fn free_stacks(&self) -> usize {
-        self.classes.iter().map(|c| c.free.len()).sum()
+        self.classes
+            .iter()
+            .map(|c| c.free.len() + c.cold.len())
+            .sum()
+    }
+
+    /// Free stacks beyond the warm set, over all size classes, whose memory is not
+    /// given back yet: what later [`trim`](Self::trim) calls may release.
+    pub(crate) fn surplus(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.free.len().saturating_sub(HOT_STACKS))
+            .sum()
+    }
+
+    /// Releases the free stacks beyond the warm set that no greenlet took since the
+    /// previous call, in every size class (see the module docs). Returns
+    /// [`surplus`](Self::surplus) afterwards.
+    pub(crate) fn trim(&mut self) -> usize {
+        for class in &mut self.classes {
+            class.trim();
+        }
+        self.surplus()
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        // Thread exit: unmap every slab whose stacks are all back, and release the
+        // pages of the free stacks in the others (kept mapped by a live stack).
+        for class in &mut self.classes {
+            let free = std::mem::take(&mut class.free);
+            class.release(free);
+        }
     }
 }
 

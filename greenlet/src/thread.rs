@@ -1,4 +1,19 @@
 //! Per-OS-thread state: the running greenlet, the main greenlet, the stack pool.
+//!
+//! # Thread exit
+//!
+//! `THREAD` is destroyed with the thread's other thread-locals. From then on no
+//! greenlet can be switched to (`LIFE` is `GONE`), a suspended greenlet whose last
+//! handle drops is force-unwound in place, and a stack returned afterwards is simply
+//! dropped (its slab is unmapped with its last stack). The pool's own drop unmaps the
+//! slabs whose stacks are all back.
+//!
+//! Thread-local destructors run in the reverse order of the thread-locals' first use
+//! (glibc's `__call_tls_dtors` and std's fallback list both pop the newest first). A
+//! runtime that needs greenlets during its own teardown (greenweave's hub kills and
+//! unwinds the greenlets still parked at thread exit) therefore makes sure this
+//! state exists (e.g. with [`current`](crate::current)) *before* its own thread-local
+//! is first used: its destructor then runs while this state is still alive.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
@@ -160,4 +175,44 @@ pub fn default_stack_size() -> usize {
 /// How many finished greenlets' stacks this thread keeps ready for reuse.
 pub fn pooled_stacks() -> usize {
     THREAD.with(|t| t.pool.borrow().free_stacks())
+}
+
+/// Gives back to the kernel the memory of this thread's pooled stacks that no greenlet
+/// took since the previous call, beyond the warm set of [`HOT_STACKS`](crate::HOT_STACKS)
+/// per stack size: a slab all of whose stacks are free is unmapped, other stacks
+/// release all their pages (they stay pooled, mapped, and are reused after the warm
+/// ones). Returns [`surplus_stacks`] afterwards.
+///
+/// Call it periodically while the thread is idle (greenweave's hub does, at most
+/// every 250 ms): a stack has to go unused for a whole period to be released, so a
+/// load that goes up and down keeps its stacks. Costs nothing on spawn or switch;
+/// a call with nothing to release is a few loads. Does nothing during thread exit.
+///
+/// ```
+/// use greenweave_greenlet::{Greenlet, HOT_STACKS, pooled_stacks, surplus_stacks, trim_stack_pool};
+///
+/// // A burst: 300 greenlets alive at once, all finished.
+/// let burst: Vec<Greenlet> = (0..300).map(|_| Greenlet::new(|_| ())).collect();
+/// for g in &burst {
+///     g.switch(());
+/// }
+/// drop(burst);
+/// assert_eq!(surplus_stacks(), 300 - HOT_STACKS);
+/// trim_stack_pool(); // the stacks were in use since the last call: nothing aged yet
+/// assert_eq!(trim_stack_pool(), 0); // unused for a whole period: released
+/// assert!(pooled_stacks() >= HOT_STACKS);
+/// ```
+pub fn trim_stack_pool() -> usize {
+    THREAD
+        .try_with(|t| t.pool.try_borrow_mut().map_or(0, |mut pool| pool.trim()))
+        .unwrap_or(0)
+}
+
+/// Pooled stacks beyond the warm set whose memory is not given back yet (over all
+/// stack sizes): what [`trim_stack_pool`] may release once they have gone unused for
+/// a whole period. Zero during thread exit.
+pub fn surplus_stacks() -> usize {
+    THREAD
+        .try_with(|t| t.pool.try_borrow().map_or(0, |pool| pool.surplus()))
+        .unwrap_or(0)
 }

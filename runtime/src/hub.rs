@@ -38,7 +38,7 @@
 //! monkey layer's futex waits) count as wakeable by other threads, so they are reported
 //! only when the process has no other thread.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
@@ -73,9 +73,9 @@ struct HubStop;
 
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
-    ready: RunQueue,
+    pub(crate) ready: RunQueue,
     pub(crate) timers: RefCell<Timers>,
-    tasks: RefCell<Slab<Rc<Task>>>,
+    pub(crate) tasks: RefCell<Slab<Rc<Task>>>,
     pub(crate) poll: RefCell<Poll>,
     events: RefCell<Events>,
     /// Greenlets waiting for fd readiness.
@@ -83,7 +83,12 @@ pub(crate) struct Hub {
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
-    spare_tasks: RefCell<Vec<Rc<Task>>>,
+    pub(crate) spare_tasks: RefCell<Vec<Rc<Task>>>,
+    /// When memory is next given back (see `trim`).
+    pub(crate) trim: crate::trim::Trim,
+    /// The process the hub was made in: a forked child's copy must not end greenlets
+    /// (their waits are registered in the parent's epoll instance).
+    pub(crate) pid: u32,
     /// Greenlets parked in shielded waits that any thread may end (futex waits of the
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
@@ -92,13 +97,35 @@ pub(crate) struct Hub {
 }
 
 thread_local! {
-    static HUB: OnceCell<Hub> = const { OnceCell::new() };
+    /// Owns this thread's hub and tears it down when the thread exits.
+    static HUB: HubOwner = const { HubOwner(Cell::new(std::ptr::null_mut())) };
 
-    /// The address of this thread's hub inside `HUB` while it exists (null before it is
-    /// made and from the start of its teardown). It has no destructor, so every
-    /// blocking call reaches the hub with one plain thread-local read instead of the
-    /// registration checks of a thread-local with a destructor.
+    /// The address of this thread's hub while it exists (null before it is made and
+    /// once its teardown is over). It has no destructor, so every blocking call
+    /// reaches the hub with one plain thread-local read instead of the registration
+    /// checks of a thread-local with a destructor.
     static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The hub, boxed (its address never changes) and owned by the `HUB` thread-local.
+struct HubOwner(Cell<*mut Hub>);
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        let hub = self.0.replace(std::ptr::null_mut());
+        if hub.is_null() {
+            return;
+        }
+        // The greenlet layer's thread state is still alive (see `first_use`), and
+        // `HUB_PTR` still points at the hub, so the greenlets ending now can use it.
+        // SAFETY: made by `Box::into_raw` in `first_use` and owned by this value only.
+        let ending = crate::thread_exit::shut_down(unsafe { &*hub });
+        HUB_PTR.set(std::ptr::null());
+        // SAFETY: as above; nothing can reach the hub any more (`HUB_PTR` is null and
+        // the thread's own code is over), except the stacks of abandoned greenlets,
+        // which are never resumed: `release` keeps whatever they refer to.
+        crate::thread_exit::release(unsafe { Box::from_raw(hub) }, ending);
+    }
 }
 
 /// Runs `f` with this thread's hub, creating it on first use.
@@ -143,12 +170,29 @@ fn existing() -> Option<&'static Hub> {
 #[cold]
 #[track_caller]
 fn first_use() -> &'static Hub {
-    HUB.with(|cell| {
-        let hub: *const Hub = cell.get_or_init(Hub::new);
-        HUB_PTR.set(hub);
-        // SAFETY: as in `existing`.
-        unsafe { &*hub }
-    })
+    // The greenlet layer's thread state comes first, so it is destroyed after the hub
+    // (thread-local destructors run newest first): the hub's teardown at thread exit
+    // still switches to greenlets to end them (see `thread_exit`).
+    drop(greenlet::current());
+    let hub = HUB
+        .try_with(|owner| {
+            if owner.0.get().is_null() {
+                owner.0.set(Box::into_raw(Box::new(Hub::new())));
+            }
+            owner.0.get()
+        })
+        .ok()
+        .filter(|hub| !hub.is_null())
+        .unwrap_or_else(|| {
+            panic!(
+                "greenweave: this thread's hub is gone: the thread is exiting, and code that \
+                 runs after greenweave's teardown (a later thread-local destructor) cannot \
+                 block or spawn greenlets"
+            )
+        });
+    HUB_PTR.set(hub);
+    // SAFETY: as in `existing`.
+    unsafe { &*hub }
 }
 
 /// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
@@ -210,6 +254,8 @@ impl Hub {
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
             spare_tasks: RefCell::new(Vec::new()),
+            trim: crate::trim::Trim::new(),
+            pid: std::process::id(),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
         }
@@ -255,9 +301,10 @@ impl Hub {
         let task = Task::new_rc(g, None);
         self.register(&task);
         task.attach();
-        // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed.
-        ManuallyDrop::new(task)
+        // The registry and the greenlet's context (set by `attach`) own the task from
+        // here on: hand it out borrowed, as for a spawned one.
+        drop(task);
+        Task::current_borrowed().expect("`attach` tagged the current greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -386,6 +433,28 @@ impl Hub {
         drop(next);
     }
 
+    /// Ends the hub loop (at thread exit, from the main greenlet), so the hub
+    /// greenlet's stack goes back to the pool.
+    pub(crate) fn stop_loop(&self) {
+        if self.greenlet.is_active() {
+            self.greenlet.switch(HubStop);
+        }
+    }
+
+    /// Shrinks the buffers a burst of greenlets grew, once they are mostly empty (a
+    /// trim pass; see `trim`). The registry keeps every key in use: only its vacant
+    /// tail goes.
+    pub(crate) fn shrink_buffers(&self) {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            if crate::trim::oversized(tasks.capacity(), tasks.len()) {
+                tasks.shrink_to_fit();
+            }
+        }
+        self.ready.shrink();
+        self.io.borrow_mut().shrink();
+    }
+
     /// Snapshot of the registered tasks.
     pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
         self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect()
@@ -444,11 +513,12 @@ impl Hub {
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
             // no `epoll_wait`.
+            self.trim.busy_pass(self);
             return;
         }
         let mut now = Instant::now();
         self.fire_timers(now);
-        let timeout = if !self.ready.is_empty() || !may_block {
+        let mut timeout = if !self.ready.is_empty() || !may_block {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
@@ -460,7 +530,10 @@ impl Hub {
         };
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
+            timeout = self.trim.before_sleep(self, now, timeout);
             self.run_maintenance_hook(Maintenance::BeforeSleep);
+        } else {
+            self.trim.busy_pass(self);
         }
         self.poll(timeout);
         if sleeps {
@@ -544,30 +617,6 @@ fn run_hub() {
         });
         if !keep_going {
             return;
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        HUB_PTR.set(std::ptr::null());
-        // Greenlets still blocked when their thread exits are abandoned, not unwound:
-        // their stacks may hold references into this hub, which is going away.
-        for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
-            std::mem::forget(task);
-        }
-        self.ready.abandon();
-        // Finished records too: dropping their dead greenlets' parent handles could be
-        // the last handle of the hub greenlet, whose stack must not be unwound here.
-        std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
-        std::mem::forget(std::mem::replace(
-            &mut *self.timers.borrow_mut(),
-            Timers::new(),
-        ));
-        std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
-        if self.greenlet.is_active() && greenlet::thread_alive() {
-            // Let the hub loop return so its stack goes back to the pool.
-            self.greenlet.switch(HubStop);
         }
     }
 }

@@ -100,10 +100,12 @@ pub mod sync;
 mod sys;
 #[allow(unsafe_code)]
 mod task;
+mod thread_exit;
 pub mod threadpool;
 mod time;
 mod timeout;
 mod timer;
+mod trim;
 mod workers;
 
 pub use hub::MAINTENANCE_INTERVAL;
