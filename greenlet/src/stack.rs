@@ -65,7 +65,9 @@ const GUARD_SIZE: usize = 16 * 1024;
 const SLAB_BYTES: usize = 8 << 20;
 
 /// Free stacks kept fully warm per size class; returned stacks past this give their
-/// memory back to the kernel, all but their top 8 KiB.
+/// memory back to the kernel, all but their top 8 KiB at once, and entirely once they
+/// have gone unused for a whole period of [`trim_stack_pool`](crate::trim_stack_pool)
+/// calls.
 pub const HOT_STACKS: usize = 256;
 
 /// Bytes at the top of a pooled stack that stay resident when the rest is released:

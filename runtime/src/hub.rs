@@ -29,6 +29,13 @@
 //! clock when no timer is pending and `epoll_wait` when no greenlet waits for an fd
 //! and no other thread holds a way to wake one.
 //!
+//! # Memory and thread exit
+//!
+//! Maintenance also gives memory back after a burst of greenlets (see `trim`): pooled
+//! stacks that stayed unused, the spare capacity of the registry and the run queue.
+//! When the thread exits, the hub's thread-local destructor ends the greenlets still
+//! alive and releases everything (see `thread_exit`).
+//!
 //! # Deadlock
 //!
 //! When nothing is ready and no timer, I/O wait or cross-thread work could ever wake
@@ -162,8 +169,8 @@ fn existing() -> Option<&'static Hub> {
     let ptr = HUB_PTR.get();
     // The `'static` below never outlives the callers' stack frames, which end before
     // the thread (and so the thread-local hub) does.
-    // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
-    // stays put until thread exit; `Hub::drop` nulls it before any teardown.
+    // SAFETY: a non-null HUB_PTR points at the hub `HUB` owns (boxed, so it stays
+    // put), which is freed only after `HubOwner::drop` has nulled the pointer.
     unsafe { ptr.as_ref() }
 }
 
