@@ -11,8 +11,7 @@
 //!    does: the kill is delivered once, at its blocking point (`GreenletExit`, or
 //!    `ECANCELED` inside a libc hook), and its destructors run; they may block, and
 //!    the hub runs (timers, I/O, other threads' wake-ups) until each has died, or
-//!    until [`EXIT_GRACE`] has passed, or until nothing could ever wake them (a
-//!    deadlock). Greenlets spawned meanwhile are killed too, as soon as the exit sees
+//!    until [`EXIT_GRACE`] has passed. Greenlets spawned meanwhile are killed too, as soon as the exit sees
 //!    them: one that has not started by then never runs, one that has runs up to its
 //!    first blocking point, where the kill reaches it (spawning stays free of checks).
 //! 3. The hub loop returns, so the hub greenlet's stack goes back to the pool.
@@ -107,8 +106,7 @@ impl Describe for ExitWait<'_> {
 }
 
 /// Kills every spawned greenlet still alive (and those spawned meanwhile) and waits for
-/// them to die; `false` if some are still alive after [`EXIT_GRACE`] or could never
-/// die (a deadlock).
+/// them to die; `false` if some are still alive after [`EXIT_GRACE`].
 fn kill_and_wait(hub: &Hub) -> bool {
     let deadline = Instant::now() + EXIT_GRACE;
     let mut killed = HashSet::new();
@@ -132,7 +130,10 @@ fn kill_and_wait(hub: &Hub) -> bool {
                     return false;
                 }
                 if task.joiners.wait(&ExitWait(task), Some(deadline)).is_err() {
-                    // A deadlock report: nothing can wake the greenlets still alive.
+                    // An interrupt of the main greenlet itself. None is expected (no
+                    // handle can kill it, its `Timeout`s are gone with its frames, and
+                    // the deadline's timer rules out a deadlock report), but if one
+                    // comes, waiting is over.
                     return false;
                 }
             }
