@@ -25,19 +25,22 @@
 //! 2. **Returned past the warm set.** A stack returned while the free list already
 //!    holds [`HOT_STACKS`] gives back all but its top 8 KiB at once (one `madvise`),
 //!    so a shallow greenlet reusing it soon faults no page in.
-//! 3. **Idle.** [`trim`](StackPool::trim), called from outside (the runtime's hub
-//!    does so while idle, at most every 250 ms), releases the free stacks beyond the
-//!    warm set that no greenlet took since the previous call: a slab all of whose
-//!    stacks are then free is unmapped, and the other stacks give back every page and
-//!    wait on a *cold* list, used only when the free list is empty. The free list is
-//!    a stack, so "not taken since the previous call" is exactly its bottom
-//!    `low_water` entries (the fewest it held meanwhile): the pop path only updates
-//!    that mark, and all the work happens in `trim`.
+//! 3. **Idle.** [`mark_idle`](StackPool::mark_idle), called periodically from outside
+//!    (the runtime's hub does, at most every 250 ms), moves the free stacks beyond the
+//!    warm set that no greenlet took since the previous call to a release queue, and
+//!    [`release`](StackPool::release) gives their memory back a bounded number at a
+//!    time (see `release`): a slab whose stacks are then all free is unmapped, the
+//!    other stacks give back every page and become *cold*. Queued stacks are still
+//!    handed out (after the free ones) until released; cold ones after that, before a
+//!    new slab is carved. The free list is a stack, so "not taken since the previous
+//!    call" is exactly its bottom `low_water` entries (the fewest it held meanwhile):
+//!    the pop path only updates that mark, and all the work happens out of line.
 //!
 //! When the thread exits, the pool releases everything the same way: slabs whose
 //! stacks are all back are unmapped, and a slab still holding a live greenlet's stack
 //! (one abandoned at exit) keeps only that stack's pages.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
@@ -67,24 +70,31 @@ const SLAB_BYTES: usize = 8 << 20;
 /// Free stacks kept fully warm per size class; returned stacks past this give their
 /// memory back to the kernel, all but their top 8 KiB at once, and entirely once they
 /// have gone unused for a whole period of [`trim_stack_pool`](crate::trim_stack_pool)
-/// calls.
+/// calls and [`release_idle_stacks`](crate::release_idle_stacks) got to them.
 pub const HOT_STACKS: usize = 256;
 
 /// Bytes at the top of a pooled stack that stay resident when the rest is released:
 /// what a greenlet that does not recurse deeply uses.
 const KEEP_RESIDENT: usize = 8 * 1024;
 
+mod release;
+
 /// One mapping holding `count` stacks of one size class.
 struct Slab {
     base: *mut u8,
     len: usize,
+    /// The `limit`s of this slab's cold stacks: free, pages given back, and holding no
+    /// reference to the slab (the size class's `cold_slabs` entry holds one for all).
+    cold: RefCell<Vec<usize>>,
+    /// This slab's index in its size class's `cold_slabs` while `cold` is not empty.
+    cold_index: Cell<usize>,
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `map_stacks` with this length, and every
-        // stack carved from it held an `Rc<Slab>`: the last one is gone, so nothing
-        // runs on or points into it any more.
+        // stack carved from it held an `Rc<Slab>` (a cold one through `cold_slabs`):
+        // the last one is gone, so nothing runs on or points into it any more.
         unsafe { sys::unmap(self.base, self.len) };
     }
 }
@@ -96,7 +106,8 @@ struct Slot {
     /// Highest address of the stack (where it starts growing down from).
     base: usize,
     /// Keeps the mapping alive: every stack carved from a slab, free or in use, holds
-    /// one reference, and the size class one more while it carves the slab.
+    /// one reference (cold ones excepted, see [`Slab::cold`]), and the size class one
+    /// more while it carves the slab.
     slab: Rc<Slab>,
 }
 
@@ -172,12 +183,15 @@ struct SizeClass {
     /// Free stacks, the most recently returned last: the last [`HOT_STACKS`] are the
     /// warm set (see the module docs).
     free: Vec<Slot>,
-    /// The fewest entries `free` held since the last [`trim`](Self::trim): its bottom
-    /// `low_water` entries were not taken since.
+    /// The fewest entries `free` held since the last
+    /// [`mark_idle`](StackPool::mark_idle): its bottom `low_water` entries were not
+    /// taken since.
     low_water: usize,
-    /// Free stacks whose pages were all given back, in slabs that still hold stacks
-    /// in use or in the warm set. Taken only when `free` is empty.
-    cold: Vec<Slot>,
+    /// Free stacks that went unused for a whole period, waiting for
+    /// [`release`](StackPool::release); handed out when `free` is empty.
+    idle: Vec<Slot>,
+    /// Slabs holding cold stacks (see [`Slab::cold`]), one reference each.
+    cold_slabs: Vec<Rc<Slab>>,
     /// The slab being carved, and how many of its stacks are handed out so far.
     carving: Option<(Rc<Slab>, usize)>,
     stacks_per_slab: usize,
@@ -188,66 +202,16 @@ impl SizeClass {
         self.size + GUARD_SIZE
     }
 
-    /// A stack when the free list is empty: a cold one, or a new one carved.
+    /// A stack when the free list is empty: an idle one not released yet, else a cold
+    /// one, else a new one carved.
     #[cold]
     fn refill(&mut self) -> io::Result<Slot> {
-        match self.cold.pop() {
+        if let Some(slot) = self.idle.pop() {
+            return Ok(slot);
+        }
+        match self.take_cold() {
             Some(slot) => Ok(slot),
             None => self.carve(),
-        }
-    }
-
-    /// Releases the free stacks beyond the warm set that were not taken since the
-    /// last call (see the module docs).
-    fn trim(&mut self) {
-        let idle = self
-            .low_water
-            .min(self.free.len())
-            .saturating_sub(HOT_STACKS);
-        if idle > 0 {
-            let aged: Vec<Slot> = self.free.drain(..idle).collect();
-            self.release(aged);
-        }
-        self.low_water = self.free.len();
-    }
-
-    /// Gives back the memory of `fresh`, free stacks of this class taken off `free`:
-    /// a slab all of whose stacks are among them and the cold ones is unmapped (its
-    /// stacks dropped; the carving slab too, once every stack carved from it is back);
-    /// the other stacks release every page and join `cold`.
-    fn release(&mut self, fresh: Vec<Slot>) {
-        let mut slots: Vec<(Slot, bool)> = std::mem::take(&mut self.cold)
-            .into_iter()
-            .map(|slot| (slot, true))
-            .chain(fresh.into_iter().map(|slot| (slot, false)))
-            .collect();
-        slots.sort_unstable_by_key(|(slot, _)| Rc::as_ptr(&slot.slab) as usize);
-        let mut slots = slots.into_iter().peekable();
-        while let Some(first) = slots.next() {
-            let slab = Rc::as_ptr(&first.0.slab);
-            let mut group = vec![first];
-            while let Some(next) = slots.next_if(|(slot, _)| Rc::as_ptr(&slot.slab) == slab) {
-                group.push(next);
-            }
-            let carving = self
-                .carving
-                .as_ref()
-                .is_some_and(|(c, _)| Rc::as_ptr(c) == slab);
-            let holders = Rc::strong_count(&group[0].0.slab) - usize::from(carving);
-            if group.len() == holders {
-                // Every stack of the slab is here: dropping them unmaps it.
-                if carving {
-                    self.carving = None;
-                }
-                drop(group);
-            } else {
-                for (slot, released) in group {
-                    if !released {
-                        slot.release_pages(0);
-                    }
-                    self.cold.push(slot);
-                }
-            }
         }
     }
 
@@ -258,7 +222,13 @@ impl SizeClass {
             _ => {
                 let len = stride * self.stacks_per_slab;
                 let base = sys::map_stacks(len)?;
-                (Rc::new(Slab { base, len }), 0)
+                let slab = Slab {
+                    base,
+                    len,
+                    cold: RefCell::new(Vec::new()),
+                    cold_index: Cell::new(0),
+                };
+                (Rc::new(slab), 0)
             }
         };
         let offset = used * stride;
@@ -303,7 +273,8 @@ impl StackPool {
                     size,
                     free: Vec::new(),
                     low_water: 0,
-                    cold: Vec::new(),
+                    idle: Vec::new(),
+                    cold_slabs: Vec::new(),
                     carving: None,
                     stacks_per_slab,
                 });
@@ -339,16 +310,19 @@ impl StackPool {
         class.free.push(slot);
     }
 
-    /// Number of free stacks held, over all size classes.
+    /// Number of free stacks held, over all size classes (warm, idle and cold).
     pub(crate) fn free_stacks(&self) -> usize {
         self.classes
             .iter()
-            .map(|c| c.free.len() + c.cold.len())
+            .map(|c| {
+                let cold: usize = c.cold_slabs.iter().map(|s| s.cold.borrow().len()).sum();
+                c.free.len() + c.idle.len() + cold
+            })
             .sum()
     }
 
-    /// Free stacks beyond the warm set, over all size classes, whose memory is not
-    /// given back yet: what later [`trim`](Self::trim) calls may release.
+    /// Free stacks beyond the warm set, over all size classes, not yet marked idle:
+    /// what later [`mark_idle`](Self::mark_idle) calls may queue for release.
     pub(crate) fn surplus(&self) -> usize {
         self.classes
             .iter()
@@ -356,14 +330,22 @@ impl StackPool {
             .sum()
     }
 
-    /// Releases the free stacks beyond the warm set that no greenlet took since the
-    /// previous call, in every size class (see the module docs). Returns
-    /// [`surplus`](Self::surplus) afterwards.
-    pub(crate) fn trim(&mut self) -> usize {
+    /// Queues for release the free stacks beyond the warm set that no greenlet took
+    /// since the previous call, in every size class; returns how many wait.
+    pub(crate) fn mark_idle(&mut self) -> usize {
+        self.classes.iter_mut().map(SizeClass::mark_idle).sum()
+    }
+
+    /// Gives back the memory of up to `max` queued stacks (whole slabs at a time where
+    /// they are all free); returns how many still wait.
+    pub(crate) fn release(&mut self, max: usize) -> usize {
+        let mut budget = max;
+        let mut waiting = 0;
         for class in &mut self.classes {
-            class.trim();
+            budget -= class.release(budget);
+            waiting += class.idle.len();
         }
-        self.surplus()
+        waiting
     }
 }
 
@@ -372,8 +354,7 @@ impl Drop for StackPool {
         // Thread exit: unmap every slab whose stacks are all back, and release the
         // pages of the free stacks in the others (kept mapped by a live stack).
         for class in &mut self.classes {
-            let free = std::mem::take(&mut class.free);
-            class.release(free);
+            class.release_all();
         }
     }
 }

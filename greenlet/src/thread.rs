@@ -177,19 +177,22 @@ pub fn pooled_stacks() -> usize {
     THREAD.with(|t| t.pool.borrow().free_stacks())
 }
 
-/// Gives back to the kernel the memory of this thread's pooled stacks that no greenlet
-/// took since the previous call, beyond the warm set of [`HOT_STACKS`](crate::HOT_STACKS)
-/// per stack size: a slab all of whose stacks are free is unmapped, other stacks
-/// release all their pages (they stay pooled, mapped, and are reused after the warm
-/// ones). Returns [`surplus_stacks`] afterwards.
+/// Queues for release the memory of this thread's pooled stacks that no greenlet took
+/// since the previous call, beyond the warm set of [`HOT_STACKS`](crate::HOT_STACKS)
+/// per stack size; returns how many stacks wait for [`release_idle_stacks`]. Makes no
+/// system call: a queued stack is still handed out (after the warm ones) until it is
+/// released.
 ///
-/// Call it periodically while the thread is idle (greenweave's hub does, at most
-/// every 250 ms): a stack has to go unused for a whole period to be released, so a
-/// load that goes up and down keeps its stacks. Costs nothing on spawn or switch;
-/// a call with nothing to release is a few loads. Does nothing during thread exit.
+/// Call it periodically (greenweave's hub does, at most every 250 ms), then release
+/// the queue a bounded number at a time while the thread is idle: a stack has to go
+/// unused for a whole period to be queued, so a load that goes up and down keeps its
+/// stacks. Costs nothing on spawn or switch. Does nothing during thread exit.
 ///
 /// ```
-/// use greenweave_greenlet::{Greenlet, HOT_STACKS, pooled_stacks, surplus_stacks, trim_stack_pool};
+/// use greenweave_greenlet::{
+///     Greenlet, HOT_STACKS, pooled_stacks, release_idle_stacks, surplus_stacks,
+///     trim_stack_pool,
+/// };
 ///
 /// // A burst: 300 greenlets alive at once, all finished.
 /// let burst: Vec<Greenlet> = (0..300).map(|_| Greenlet::new(|_| ())).collect();
@@ -198,19 +201,41 @@ pub fn pooled_stacks() -> usize {
 /// }
 /// drop(burst);
 /// assert_eq!(surplus_stacks(), 300 - HOT_STACKS);
-/// trim_stack_pool(); // the stacks were in use since the last call: nothing aged yet
-/// assert_eq!(trim_stack_pool(), 0); // unused for a whole period: released
+/// assert_eq!(trim_stack_pool(), 0); // in use since the last call: nothing is idle yet
+/// assert_eq!(trim_stack_pool(), 300 - HOT_STACKS); // unused for a whole period
+/// assert_eq!(release_idle_stacks(usize::MAX), 0); // memory given back, none waits
+/// assert_eq!(surplus_stacks(), 0);
 /// assert!(pooled_stacks() >= HOT_STACKS);
 /// ```
 pub fn trim_stack_pool() -> usize {
     THREAD
-        .try_with(|t| t.pool.try_borrow_mut().map_or(0, |mut pool| pool.trim()))
+        .try_with(|t| {
+            t.pool
+                .try_borrow_mut()
+                .map_or(0, |mut pool| pool.mark_idle())
+        })
         .unwrap_or(0)
 }
 
-/// Pooled stacks beyond the warm set whose memory is not given back yet (over all
-/// stack sizes): what [`trim_stack_pool`] may release once they have gone unused for
-/// a whole period. Zero during thread exit.
+/// Gives back to the kernel the memory of up to `max` stacks queued by
+/// [`trim_stack_pool`]: a slab whose stacks are then all free is unmapped, the other
+/// stacks release every page (they stay pooled and mapped, and are handed out when
+/// no warm or queued stack is left). Returns how many stacks still wait. The work is
+/// proportional to `max` (a few hundred stacks take about a millisecond): release in
+/// small batches between other work. Does nothing during thread exit.
+pub fn release_idle_stacks(max: usize) -> usize {
+    THREAD
+        .try_with(|t| {
+            t.pool
+                .try_borrow_mut()
+                .map_or(0, |mut pool| pool.release(max))
+        })
+        .unwrap_or(0)
+}
+
+/// Pooled stacks beyond the warm set that are not queued for release yet (over all
+/// stack sizes): what [`trim_stack_pool`] may queue once they have gone unused for a
+/// whole period. Zero during thread exit.
 pub fn surplus_stacks() -> usize {
     THREAD
         .try_with(|t| t.pool.try_borrow().map_or(0, |pool| pool.surplus()))

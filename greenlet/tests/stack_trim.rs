@@ -1,7 +1,8 @@
 //! The stack pool gives memory back: free stacks beyond the warm set that went unused
-//! for a whole period of `trim_stack_pool` calls are released (slabs whose stacks are
-//! all free are unmapped, the others wait on a cold list that is still reused), and a
-//! thread's exit unmaps every slab.
+//! for a whole period of `trim_stack_pool` calls are queued, and `release_idle_stacks`
+//! releases them a bounded number at a time (slabs whose stacks are all free are
+//! unmapped, the other stacks go cold and are still reused); a thread's exit unmaps
+//! every slab.
 //!
 //! One test in this file: it checks which addresses are mapped, so no other test of the
 //! process may map memory meanwhile.
@@ -9,7 +10,8 @@
 use std::hint::black_box;
 
 use greenweave_greenlet::{
-    Builder, Greenlet, HOT_STACKS, current, pooled_stacks, surplus_stacks, trim_stack_pool,
+    Builder, Greenlet, HOT_STACKS, current, pooled_stacks, release_idle_stacks, surplus_stacks,
+    trim_stack_pool,
 };
 
 const SIZE: usize = 64 * 1024;
@@ -68,21 +70,29 @@ fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
 
         assert_eq!(
             trim_stack_pool(),
-            BURST - HOT_STACKS,
-            "stacks used since the previous pass (here: since the start) are kept"
+            0,
+            "stacks used since the previous pass (here: since the start) are not queued"
         );
         // Ten stacks are used during this period: the ten on top of the free list.
         finish(park(10));
-        let released = BURST - 10 - HOT_STACKS;
+        let queued = BURST - 10 - HOT_STACKS;
         assert_eq!(
             trim_stack_pool(),
-            10,
-            "the bottom {released} went unused for a whole period and are released"
+            queued,
+            "the bottom {queued} went unused for a whole period"
         );
+        assert_eq!(surplus_stacks(), 10);
+        assert!(
+            addrs.iter().all(|&a| mapped(a)),
+            "queuing makes no system call"
+        );
+        assert_eq!(release_idle_stacks(100), queued - 100, "a bounded step");
+        assert_eq!(release_idle_stacks(usize::MAX), 0);
 
         // The oldest stacks went back first, so they are the released ones: the slabs
-        // they fill entirely are unmapped, the next one only gives back pages.
-        let unmapped_slabs = released / PER_SLAB;
+        // they fill entirely are unmapped (also the one split between the two steps),
+        // the next one only gives back pages.
+        let unmapped_slabs = queued / PER_SLAB;
         let kept = BURST - unmapped_slabs * PER_SLAB;
         for (i, &addr) in addrs.iter().enumerate() {
             assert_eq!(
@@ -93,13 +103,31 @@ fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
             );
         }
         assert_eq!(pooled_stacks(), kept, "warm, surplus and cold stacks");
-        assert_eq!(trim_stack_pool(), 0, "the surplus of ten went unused too");
+        assert_eq!(trim_stack_pool(), 10, "the surplus of ten went unused too");
+        assert_eq!(release_idle_stacks(usize::MAX), 0);
+        assert_eq!(
+            pooled_stacks(),
+            kept,
+            "their slab holds warm stacks: they went cold"
+        );
 
         // Cold stacks are reused once the warm ones are taken.
         let again = park(kept);
         let reused = again.iter().filter(|(_, a)| addrs.contains(a)).count();
         assert_eq!(reused, kept, "every pooled stack was reused");
         finish(again);
+
+        // A queued stack is still handed out until it is released.
+        trim_stack_pool();
+        let waiting = trim_stack_pool();
+        assert_eq!(waiting, kept - HOT_STACKS);
+        let busy = park(HOT_STACKS + 5);
+        assert_eq!(
+            release_idle_stacks(0),
+            waiting - 5,
+            "five came off the queue"
+        );
+        finish(busy);
         addrs
     })
     .join()

@@ -535,18 +535,20 @@ impl Hub {
             crate::deadlock::deliver(self);
             return;
         };
+        if timeout == Some(Duration::ZERO) {
+            self.trim.busy_pass(self);
+        } else {
+            // Idle: give memory back first, a bounded step at a time (see `trim`); a
+            // step that leaves work makes this a look at the reactor, not a sleep.
+            timeout = self.trim.before_sleep(self, now, timeout);
+        }
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
-            timeout = self.trim.before_sleep(self, now, timeout);
             self.run_maintenance_hook(Maintenance::BeforeSleep);
-        } else {
-            self.trim.busy_pass(self);
         }
         self.poll(timeout);
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
-        }
-        if timeout != Some(Duration::ZERO) {
             now = Instant::now();
             self.fire_timers(now);
         }

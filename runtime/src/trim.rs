@@ -3,12 +3,18 @@
 //!
 //! A *trim pass* runs at most every [`TRIM_PERIOD`]: when the hub is about to sleep,
 //! and every [`BUSY_CHECK`] maintenance passes of a hub that never sleeps (one clock
-//! read then). A pooled stack is released only once it went unused for a whole period
-//! (see `greenweave_greenlet::trim_stack_pool`), so a load that rises and falls keeps
-//! its stacks warm, while a sleeping hub that still pools stacks beyond the warm set
-//! cuts its sleep short for the next pass: the memory of a burst comes back within two
-//! periods of the hub going idle, even if nothing else happens. Buffers are shrunk at
-//! each pass when they hold less than a quarter of their capacity.
+//! read then). It queues the pooled stacks that went unused for a whole period (see
+//! `greenweave_greenlet::trim_stack_pool`), so a load that rises and falls keeps its
+//! stacks warm, and shrinks buffers holding less than a quarter of their capacity.
+//!
+//! The queued stacks' memory goes back in bounded steps, since unmapping and
+//! releasing pages is kernel work of a few microseconds per stack: an idle hub
+//! releases [`IDLE_STEP`] stacks (about a millisecond), then looks at its reactor
+//! without sleeping and goes on, so an event that arrives meanwhile waits at most one
+//! step; a busy hub releases [`BUSY_STEP`] every [`BUSY_CHECK`] maintenance passes. A
+//! sleeping hub that still pools stacks beyond the warm set cuts its sleep short for
+//! the next pass, so the memory of a burst comes back within about two periods of the
+//! hub going idle, even if nothing else happens.
 //!
 //! None of this is on the spawn, join or switch paths: a maintenance pass that does not
 //! sleep costs one counter update here.
@@ -26,6 +32,12 @@ pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(250);
 
 /// Maintenance passes without a sleep between two looks at the clock for a trim pass.
 const BUSY_CHECK: u32 = 1024;
+
+/// Queued stacks released per step by an idle hub: about a millisecond of work.
+const IDLE_STEP: usize = 512;
+
+/// Queued stacks released every [`BUSY_CHECK`] maintenance passes by a busy hub.
+const BUSY_STEP: usize = 64;
 
 /// A buffer is shrunk when its capacity is above this many slots and more than four
 /// times what it holds.
@@ -51,7 +63,7 @@ impl Trim {
     }
 
     /// A maintenance pass that does not sleep: every [`BUSY_CHECK`]-th one runs a trim
-    /// pass if one is due.
+    /// pass if one is due and releases a few queued stacks.
     #[inline]
     pub(crate) fn busy_pass(&self, hub: &Hub) {
         let passes = self.busy_passes.get() + 1;
@@ -61,11 +73,13 @@ impl Trim {
         }
         self.busy_passes.set(0);
         self.run_if_due(hub, Instant::now());
+        greenlet::release_idle_stacks(BUSY_STEP);
     }
 
     /// The hub is about to sleep for `timeout` (`None`: until woken): runs a trim pass if
-    /// one is due, and returns the timeout, cut short to the next pass while stacks
-    /// beyond the warm set are still pooled.
+    /// one is due and a release step; returns the timeout, zero while queued stacks
+    /// remain (a look at the reactor, then the next step), cut short to the next pass
+    /// while stacks beyond the warm set are still pooled.
     pub(crate) fn before_sleep(
         &self,
         hub: &Hub,
@@ -73,6 +87,9 @@ impl Trim {
         timeout: Option<Duration>,
     ) -> Option<Duration> {
         self.run_if_due(hub, now);
+        if greenlet::release_idle_stacks(IDLE_STEP) > 0 {
+            return Some(Duration::ZERO);
+        }
         if greenlet::surplus_stacks() == 0 {
             return timeout;
         }
