@@ -78,10 +78,10 @@
 //!
 //! While a hub is idle, memory left behind by a burst of greenlets goes back to the
 //! kernel: pooled stacks unused for a whole 250 ms period beyond the warm set of
-//! `HOT_STACKS` per stack size (their slabs unmapped when wholly free), and the task
-//! registry's and run queue's spare capacity. A hub that keeps busy does the same,
-//! checking every few thousand maintenance passes. Spawn, join and switch do none of
-//! this work.
+//! `HOT_STACKS` per stack size (their slabs unmapped when wholly free), in steps of
+//! under a millisecond between looks at the reactor, and the task registry's and run
+//! queue's spare capacity. A hub that keeps busy does the same in smaller steps,
+//! every thousand-odd maintenance passes. Spawn, join and switch do none of this work.
 //!
 //! # `panic = "unwind"` only
 //!
