@@ -119,6 +119,7 @@ mod poll;
 mod process;
 mod real;
 mod rw;
+mod signal;
 mod sock;
 mod splice;
 mod state;
@@ -142,6 +143,7 @@ pub mod original {
     pub use crate::poll::real::*;
     pub use crate::process::real::*;
     pub use crate::rw::real::*;
+    pub use crate::signal::real::*;
     pub use crate::sock::real::*;
     pub use crate::splice::real::*;
     pub use crate::time::real::*;
@@ -164,6 +166,7 @@ fn link_hooks() {
         poll::HOOKS,
         process::HOOKS,
         rw::HOOKS,
+        signal::HOOKS,
         sock::HOOKS,
         splice::HOOKS,
         time::HOOKS,

@@ -52,6 +52,7 @@ use slab::Slab;
 
 use crate::coop::Maintenance;
 use crate::remote;
+use crate::signals;
 use crate::run_queue::RunQueue;
 use crate::task::{Task, TaskState, Wake};
 use crate::timer::{Action, Timers};
@@ -89,6 +90,10 @@ pub(crate) struct Hub {
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// Greenlets parked in waits that a signal handler may end (see `signals`).
+    pub(crate) signal_waits: Cell<usize>,
+    /// The thread's signal-handler counts at the last maintenance pass.
+    signals_seen: Cell<signals::Handled>,
 }
 
 thread_local! {
@@ -131,7 +136,7 @@ pub(crate) fn get() -> &'static Hub {
 
 /// The hub, if this thread has one that is not being torn down.
 #[inline]
-fn existing() -> Option<&'static Hub> {
+pub(crate) fn existing() -> Option<&'static Hub> {
     let ptr = HUB_PTR.get();
     // The `'static` below never outlives the callers' stack frames, which end before
     // the thread (and so the thread-local hub) does.
@@ -149,6 +154,16 @@ fn first_use() -> &'static Hub {
         // SAFETY: as in `existing`.
         unsafe { &*hub }
     })
+}
+
+/// Wakes this thread's hub, from a signal handler running on it: its next
+/// `epoll_wait` returns at once (or the one it is in, if the signal did not end it).
+/// Async-signal-safe: a read of a destructor-free thread-local and one raw `write`.
+/// Nothing to do on a thread without a hub, or while it is made or torn down.
+pub(crate) fn signal_wake() {
+    if let Some(hub) = existing() {
+        hub.remote.wake_from_signal_handler();
+    }
 }
 
 /// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
@@ -212,6 +227,8 @@ impl Hub {
             spare_tasks: RefCell::new(Vec::new()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            signal_waits: Cell::new(0),
+            signals_seen: Cell::new(signals::Handled::default()),
         }
     }
 
@@ -440,6 +457,7 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
+        signals::end_interrupted_waits(self, &self.signals_seen);
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
@@ -465,6 +483,9 @@ impl Hub {
         self.poll(timeout);
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
+            // A handler that ran during the sleep ended it (the signal, or the hub's
+            // waker written by `signal_handled`).
+            signals::end_interrupted_waits(self, &self.signals_seen);
         }
         if timeout != Some(Duration::ZERO) {
             now = Instant::now();
@@ -478,12 +499,20 @@ impl Hub {
         }
     }
 
-    /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
-    /// another thread may wake one of ours.
+    /// Whether anything can arrive through the reactor: a greenlet waits for an fd,
+    /// another thread may wake one of ours, or a signal may end a wait (when signal
+    /// handlers that say so are installed; see `signals`).
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
             || self.remote.outstanding() > 0
             || self.external_waits.get() > 0
+            || self.signal_may_wake()
+    }
+
+    /// Whether a greenlet waits in a wait a signal may end, and handlers that end such
+    /// waits are installed.
+    fn signal_may_wake(&self) -> bool {
+        self.signal_waits.get() > 0 && signals::expected()
     }
 
     /// Whether the only hope left is an external wait (a futex) that no other thread
@@ -492,6 +521,7 @@ impl Hub {
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
             && self.remote.outstanding() == 0
+            && !self.signal_may_wake()
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
     }

@@ -95,8 +95,10 @@ mod report;
 #[allow(unsafe_code)]
 mod run_queue;
 pub mod server;
+mod signals;
 mod spawn;
 pub mod sync;
+#[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]
 mod task;

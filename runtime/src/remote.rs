@@ -3,17 +3,19 @@
 //! A [`RemoteWaker`] is the `Send` form of a wait token. It goes to another thread
 //! (a thread-pool job, a callback from a C library); its [`wake`](RemoteWaker::wake)
 //! queues the token for the hub and wakes the hub's `epoll_wait` through a
-//! `mio::Waker`. While a `RemoteWaker` exists the hub counts it as outstanding work, so a
+//! waker (an eventfd; see `sys::EventFd`). While a `RemoteWaker` exists the hub counts it as outstanding work, so a
 //! greenlet waiting for another thread is never reported as deadlocked.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mio::{Poll, Token, Waker};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
 
 use crate::hub::Hub;
 use crate::park::{WaitToken, make_ready};
+use crate::sys::EventFd;
 use crate::task::{TaskState, Wake};
 
 /// The mio token of the hub's waker.
@@ -28,15 +30,19 @@ struct RemoteToken {
 }
 
 pub(crate) struct Shared {
-    waker: Waker,
+    /// Wakes the hub's `epoll_wait` (registered edge-triggered as [`WAKER_TOKEN`]).
+    waker: EventFd,
     queue: Mutex<Vec<RemoteToken>>,
     outstanding: AtomicUsize,
 }
 
 impl Shared {
     pub(crate) fn new(poll: &Poll) -> io::Result<Shared> {
+        let waker = EventFd::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&waker.raw()), WAKER_TOKEN, Interest::READABLE)?;
         Ok(Shared {
-            waker: Waker::new(poll.registry(), WAKER_TOKEN)?,
+            waker,
             queue: Mutex::new(Vec::new()),
             outstanding: AtomicUsize::new(0),
         })
@@ -54,9 +60,12 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(token);
-        if let Err(err) = self.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+        self.waker.wake();
+    }
+
+    /// Wakes the hub from a signal handler on its thread (async-signal-safe).
+    pub(crate) fn wake_from_signal_handler(&self) {
+        self.waker.wake();
     }
 
     /// Runs the wake-ups other threads queued (on the hub's thread).
@@ -112,7 +121,7 @@ impl Drop for RemoteWaker {
         if self.armed {
             self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
             // Let the hub re-check whether anything can still wake its greenlets.
-            let _ = self.shared.waker.wake();
+            self.shared.waker.wake();
         }
     }
 }
