@@ -343,3 +343,59 @@ fn a_pause_with_poll_waits_for_a_signal_instead_of_reporting_a_deadlock() {
     assert_eq!((rc, err), (-1, libc::EINTR));
     assert!(runs(sig) >= 1);
 }
+
+#[test]
+fn an_interrupted_connect_goes_on_and_a_second_connect_waits_for_it() {
+    greenweave_monkey::patch_all();
+    let sig = rt(8);
+    install(sig, count_address(), 0);
+    // A listener that never accepts, with the smallest backlog: once its queue is full
+    // the kernel drops further SYNs, and a connect waits for a retransmission.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // SAFETY: listen again on our own bound socket, with another backlog.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(conn) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+        queued.push(conn);
+        assert!(queued.len() < 16, "the backlog never filled up");
+    }
+    let connector = spawn(move || {
+        // SAFETY: plain arguments.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: a valid address of the length given.
+        let connect = || unsafe { libc::connect(fd, (&raw const to).cast(), len) };
+        let first = (connect(), errno());
+        let rc = connect();
+        let second = (rc, if rc < 0 { errno() } else { 0 });
+        (fd, first, second)
+    });
+    until_parked(&[connector.id()]);
+    from_another_thread(sig);
+    // Interrupted: the first connect says EINTR, the connection goes on; the second
+    // waits for it. Room in the backlog lets the next SYN retransmission through.
+    until_parked(&[connector.id()]);
+    let waiting = queued.len();
+    let accepted = spawn(move || {
+        // The queued connections first, then the one the connect made.
+        (0..=waiting).try_for_each(|_| listener.accept().map(|_| ()))
+    });
+    let (fd, first, second) = connector
+        .join_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("the second connect never completed"));
+    assert_eq!(first, (-1, libc::EINTR));
+    assert_eq!(second, (0, 0), "the second connect waits for the first");
+    finished(accepted, "accept").unwrap();
+    // SAFETY: our socket.
+    unsafe { libc::close(fd) };
+    assert_eq!(runs(sig), 1);
+}
