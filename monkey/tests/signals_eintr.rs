@@ -334,7 +334,9 @@ fn a_pause_with_poll_waits_for_a_signal_instead_of_reporting_a_deadlock() {
             std::thread::sleep(Duration::from_millis(20));
         }
     });
-    // Nothing else on this hub could ever wake the main greenlet.
+    // The main greenlet parks (this thread has a hub), and nothing else on the hub
+    // could ever wake it.
+    spawn(|| ()).join().unwrap();
     // SAFETY: no fds, no timeout: the `pause` idiom.
     let rc = unsafe { libc::poll(std::ptr::null_mut(), 0, -1) };
     let err = errno();
