@@ -153,7 +153,9 @@ fn sa_restart_keeps_transfers_waiting(sig: c_int, handler_runs: impl Fn() -> usi
     let (a, mut b) = UnixStream::pair().unwrap();
     let (c, _d) = UnixStream::pair().unwrap();
     let (timed, _e) = UnixStream::pair().unwrap();
-    timed.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    timed
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
 
@@ -178,7 +180,13 @@ fn sa_restart_keeps_transfers_waiting(sig: c_int, handler_runs: impl Fn() -> usi
         };
         // SAFETY: a valid set and timeout.
         let rc = unsafe {
-            libc::select(cfd + 1, &mut set, std::ptr::null_mut(), std::ptr::null_mut(), &mut tv)
+            libc::select(
+                cfd + 1,
+                &mut set,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut tv,
+            )
         };
         (rc, errno(), tv.tv_sec)
     });
@@ -200,7 +208,10 @@ fn sa_restart_keeps_transfers_waiting(sig: c_int, handler_runs: impl Fn() -> usi
     assert_eq!((rc, err), (-1, libc::EINTR));
     assert!(left > Duration::from_secs(5), "rem {left:?}");
     let (left_secs, _) = finished(seconds, "sleep");
-    assert!((25..=30).contains(&left_secs), "sleep(30) returned {left_secs}");
+    assert!(
+        (25..=30).contains(&left_secs),
+        "sleep(30) returned {left_secs}"
+    );
     let (rc, err, tv_left) = finished(selecter, "select");
     assert_eq!((rc, err), (-1, libc::EINTR));
     assert!((20..30).contains(&tv_left), "select left {tv_left} s");
@@ -286,7 +297,10 @@ fn a_signal_handled_on_another_thread_interrupts_only_that_threads_greenlets() {
     assert_eq!((rc, err), (-1, libc::EINTR));
     assert_eq!(runs(sig), 1);
     sleep(Duration::from_millis(1)); // a maintenance pass here, after the signal
-    assert!(!reader.is_finished(), "a read on this thread was interrupted");
+    assert!(
+        !reader.is_finished(),
+        "a read on this thread was interrupted"
+    );
     b.write_all(b"ok").unwrap();
     assert_eq!(finished(reader, "read"), (2, 0));
 }

@@ -14,7 +14,8 @@ use libc::{c_int, c_void, siginfo_t};
 fn kernel(sig: c_int) -> libc::sigaction {
     let mut old = empty_action();
     // SAFETY: a null action only queries; a valid out-pointer.
-    assert_eq!(unsafe { original::sigaction(sig, std::ptr::null(), &mut old) }, 0);
+    let rc = unsafe { original::sigaction(sig, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0);
     old
 }
 
@@ -27,7 +28,10 @@ extern "C" fn with_info(sig: c_int, info: *mut siginfo_t, _context: *mut c_void)
     let info = unsafe { &*info };
     SEEN_SIGNO.store(info.si_signo, Ordering::SeqCst);
     // SAFETY: the signal was queued with a value (pthread_sigqueue).
-    SEEN_VALUE.store(unsafe { info.si_value() }.sival_ptr as usize, Ordering::SeqCst);
+    SEEN_VALUE.store(
+        unsafe { info.si_value() }.sival_ptr as usize,
+        Ordering::SeqCst,
+    );
     assert_eq!(sig, info.si_signo);
 }
 
@@ -56,19 +60,31 @@ fn oldact_reports_the_users_handler_and_flags_while_the_kernel_holds_the_trampol
 
     let now = current(sig);
     assert_eq!(now.sa_sigaction, with_info_address());
-    assert_eq!(now.sa_flags & (libc::SA_SIGINFO | libc::SA_RESTART), libc::SA_SIGINFO | libc::SA_RESTART);
+    assert_eq!(
+        now.sa_flags & (libc::SA_SIGINFO | libc::SA_RESTART),
+        libc::SA_SIGINFO | libc::SA_RESTART
+    );
     // SAFETY: a valid mask.
     assert_eq!(unsafe { libc::sigismember(&now.sa_mask, libc::SIGUSR2) }, 1);
     let real = kernel(sig);
-    assert_ne!(real.sa_sigaction, with_info_address(), "the kernel calls the trampoline");
-    assert_eq!(real.sa_flags & libc::SA_RESTART, libc::SA_RESTART, "with the user's flags");
+    assert_ne!(
+        real.sa_sigaction,
+        with_info_address(),
+        "the kernel calls the trampoline"
+    );
+    assert_eq!(
+        real.sa_flags & libc::SA_RESTART,
+        libc::SA_RESTART,
+        "with the user's flags"
+    );
 
     // The handler gets its three arguments.
     let value = libc::sigval {
         sival_ptr: 0x5eed as *mut c_void,
     };
     // SAFETY: this thread, a handler installed.
-    assert_eq!(unsafe { libc::pthread_sigqueue(libc::pthread_self(), sig, value) }, 0);
+    let rc = unsafe { libc::pthread_sigqueue(libc::pthread_self(), sig, value) };
+    assert_eq!(rc, 0);
     assert_eq!(SEEN_SIGNO.load(Ordering::SeqCst), sig);
     assert_eq!(SEEN_VALUE.load(Ordering::SeqCst), 0x5eed);
 
@@ -78,13 +94,17 @@ fn oldact_reports_the_users_handler_and_flags_while_the_kernel_holds_the_trampol
     assert_eq!(old.sa_sigaction, with_info_address());
     assert_ne!(old.sa_flags & libc::SA_SIGINFO, 0);
     let now = current(sig);
-    assert_eq!((now.sa_sigaction, now.sa_flags & libc::SA_SIGINFO), (count_address(), 0));
+    assert_eq!(
+        (now.sa_sigaction, now.sa_flags & libc::SA_SIGINFO),
+        (count_address(), 0)
+    );
     raise(sig);
     assert_eq!(runs(sig), 1);
 
     // Restoring what oldact gave restores the handler.
     // SAFETY: an action read above.
-    assert_eq!(unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) }, 0);
+    let rc = unsafe { libc::sigaction(sig, &old, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
     assert_eq!(current(sig).sa_sigaction, with_info_address());
 }
 
@@ -95,7 +115,11 @@ fn sig_ign_and_sig_dfl_pass_straight_through_and_signal_returns_the_users_handle
     // SAFETY: `count` is a valid handler.
     assert_eq!(unsafe { libc::signal(sig, count_address()) }, libc::SIG_DFL);
     let bsd = current(sig);
-    assert_ne!(bsd.sa_flags & libc::SA_RESTART, 0, "signal() has BSD semantics");
+    assert_ne!(
+        bsd.sa_flags & libc::SA_RESTART,
+        0,
+        "signal() has BSD semantics"
+    );
     // SAFETY: a valid mask.
     assert_eq!(unsafe { libc::sigismember(&bsd.sa_mask, sig) }, 1);
     // SAFETY: SIG_IGN is a valid disposition.
@@ -168,7 +192,8 @@ fn fault_signal_handlers_are_not_wrapped() {
     let old = install(libc::SIGSYS, count_address(), 0);
     assert_eq!(kernel(libc::SIGSYS).sa_sigaction, count_address());
     // SAFETY: the action read above.
-    assert_eq!(unsafe { libc::sigaction(libc::SIGSYS, &old, std::ptr::null_mut()) }, 0);
+    let rc = unsafe { libc::sigaction(libc::SIGSYS, &old, std::ptr::null_mut()) };
+    assert_eq!(rc, 0);
 }
 
 #[test]

@@ -51,8 +51,13 @@ fn unpatched_a_greenlets_read_blocks_the_thread_and_the_kernel_interrupts_it() {
     install(sig, count_address(), 0);
     let mut real = common::signals::empty_action();
     // SAFETY: a null action only queries.
-    assert_eq!(unsafe { original::sigaction(sig, std::ptr::null(), &mut real) }, 0);
-    assert_ne!(real.sa_sigaction, count_address(), "the hook wrapped the handler");
+    let rc = unsafe { original::sigaction(sig, std::ptr::null(), &mut real) };
+    assert_eq!(rc, 0);
+    assert_ne!(
+        real.sa_sigaction,
+        count_address(),
+        "the hook wrapped the handler"
+    );
     assert_eq!(current(sig).sa_sigaction, count_address());
 
     let (a, _b) = UnixStream::pair().unwrap();

@@ -42,8 +42,8 @@ use crate::task::{Describe, Interrupt, Wake};
 
 pub use crate::io::notify_closed;
 pub use crate::remote::ThreadWaker;
-pub use crate::signals::{Eintr, expect_signals, signal_handled};
 use crate::signals::Interruptible;
+pub use crate::signals::{Eintr, expect_signals, signal_handled};
 
 /// Whether a blocking call made here should park the current greenlet instead of
 /// blocking the OS thread: this thread has a hub (it has used greenweave) and the
@@ -83,7 +83,10 @@ impl Describe for Sleeping {
 /// Parks until `deadline` (`None`: until interrupted), or until a signal handler
 /// that `eintr` names runs on this thread (inner `Err` with `EINTR`).
 #[track_caller]
-pub fn sleep_until(deadline: Option<Instant>, eintr: Eintr) -> Result<std::io::Result<()>, Interrupt> {
+pub fn sleep_until(
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<std::io::Result<()>, Interrupt> {
     let _signals = Interruptible::enter(eintr);
     loop {
         match park::park(&Sleeping, deadline, |_| {})? {

@@ -52,8 +52,8 @@ use slab::Slab;
 
 use crate::coop::Maintenance;
 use crate::remote;
-use crate::signals;
 use crate::run_queue::RunQueue;
+use crate::signals;
 use crate::task::{Task, TaskState, Wake};
 use crate::timer::{Action, Timers};
 

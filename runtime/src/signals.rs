@@ -61,6 +61,15 @@ pub(crate) struct SignalWait {
 }
 
 impl SignalWait {
+    /// A wait of class `eintr` started now (for tests of the records that hold one).
+    #[cfg(test)]
+    pub(crate) fn marked(eintr: Eintr) -> SignalWait {
+        SignalWait {
+            eintr,
+            since: handled_here(),
+        }
+    }
+
     /// Whether a handler counted in `now` (and not in the wait's start) ends it.
     fn ended_by(self, now: Handled) -> bool {
         match self.eintr {

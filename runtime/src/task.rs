@@ -386,6 +386,7 @@ mod tests {
         Option<Rc<str>>,
         Option<&'static Location<'static>>,
         u64,
+        SignalWait,
     );
 
     fn fresh_parts(task: &Task) -> Fresh {
@@ -400,6 +401,7 @@ mod tests {
             task.name.clone(),
             task.location,
             task.id(),
+            task.signal_wait.get(),
         )
     }
 
@@ -418,6 +420,9 @@ mod tests {
         record.interrupted.set(true);
         record.key.set(7);
         record.generation.set(5);
+        record
+            .signal_wait
+            .set(SignalWait::marked(crate::coop::Eintr::Always));
 
         let g = Greenlet::builder().name("new").build(|_| ());
         let new = Task::new(g.clone(), Some(old_at));

@@ -32,7 +32,10 @@
 //! Unpatched, or in the child of a `fork`, the trampoline only calls the handler.
 //! `sigaction`'s `oldact` always reports the user's handler and flags, never the
 //! trampoline, so chaining to the previous handler (signal-hook, ctrlc) and restoring
-//! it work as before. `SIG_DFL` and `SIG_IGN` pass straight through.
+//! it work as before. `SIG_DFL` and `SIG_IGN` pass straight through. Installing a
+//! handler makes the hubs treat a greenlet parked in a wait some signal can end as
+//! something the system may wake (`expect_signals`), so a `pause` is not reported as
+//! a deadlock.
 //!
 //! Not wrapped: the fault signals (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGTRAP`,
 //! `SIGSYS`), which the instruction that runs raises, in the running greenlet, never a

@@ -51,7 +51,8 @@ pub fn install(sig: c_int, handler: usize, flags: c_int) -> libc::sigaction {
 pub fn current(sig: c_int) -> libc::sigaction {
     let mut old = empty_action();
     // SAFETY: a null action only queries; a valid out-pointer.
-    assert_eq!(unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) }, 0);
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+    assert_eq!(rc, 0);
     old
 }
 
