@@ -212,3 +212,42 @@ fn installing_the_same_handler_again_and_again_uses_no_more_room() {
     raise(sig);
     assert_eq!(runs(sig), 1);
 }
+
+/// Whether the last run of [`note_can_park`] could have parked, and the fd it writes to.
+static COULD_PARK: AtomicI32 = AtomicI32::new(-1);
+static SELF_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn note_can_park(_sig: c_int) {
+    COULD_PARK.store(
+        i32::from(greenweave_runtime::coop::can_park()),
+        Ordering::SeqCst,
+    );
+    // The self-pipe pattern: the hooked `write`, passing straight through here.
+    let fd = SELF_PIPE.load(Ordering::SeqCst);
+    // SAFETY: a valid one-byte buffer; `write` is async-signal-safe.
+    unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+}
+
+#[test]
+fn a_handler_interrupting_a_greenlet_makes_the_real_calls_never_parks() {
+    use std::io::Read;
+    greenweave_monkey::patch_all();
+    let sig = rt(17);
+    install(sig, note_can_park as *const () as usize, 0);
+    let (mut reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+    SELF_PIPE.store(std::os::fd::AsRawFd::as_raw_fd(&writer), Ordering::SeqCst);
+    let raised = greenweave_runtime::spawn(move || {
+        let before = greenweave_runtime::coop::can_park();
+        raise(sig);
+        (before, greenweave_runtime::coop::can_park())
+    });
+    assert_eq!(raised.join().unwrap(), (true, true));
+    assert_eq!(
+        COULD_PARK.load(Ordering::SeqCst),
+        0,
+        "a greenlet could park in the handler"
+    );
+    let mut byte = [0];
+    reader.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"!");
+}

@@ -13,7 +13,7 @@
 //!
 //! Signal handlers end waits too, as they end system calls: a wait started with an
 //! [`Eintr`] class other than `Never` comes back with an inner `Err` of kind
-//! `Interrupted` (`EINTR`) when a handler that calls [`signal_handled`] ran on this
+//! `Interrupted` (`EINTR`) when a handler run by [`run_signal_handler`] ran on this
 //! thread while it was parked, and the class says that handler interrupts it (see
 //! [`Eintr`]). That is no interrupt in the sense above: nothing is pending afterwards.
 //!
@@ -33,6 +33,7 @@
 //! ```
 
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::hub;
@@ -43,14 +44,18 @@ use crate::task::{Describe, Interrupt, Wake};
 pub use crate::io::notify_closed;
 pub use crate::remote::ThreadWaker;
 use crate::signals::Interruptible;
-pub use crate::signals::{Eintr, expect_signals, signal_handled};
+pub use crate::signals::{Eintr, expect_signals, run_signal_handler};
 
 /// Whether a blocking call made here should park the current greenlet instead of
-/// blocking the OS thread: this thread has a hub (it has used greenweave) and the
-/// caller is not the hub itself. Two thread-local reads.
+/// blocking the OS thread: this thread has a hub (it has used greenweave), the caller
+/// is not the hub itself, nor a signal handler run by [`run_signal_handler`]. Two
+/// thread-local reads and a load.
 #[inline]
 pub fn can_park() -> bool {
-    hub::try_with_existing(|hub| !hub.greenlet.is_current()).unwrap_or(false)
+    hub::try_with_existing(|hub| {
+        !hub.greenlet.is_current() && hub.signal_handlers_running.load(Ordering::Relaxed) == 0
+    })
+    .unwrap_or(false)
 }
 
 /// Parks until `fd` is readable (or writable), the deadline passes (inner

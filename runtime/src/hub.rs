@@ -44,6 +44,7 @@ use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use greenweave_greenlet::{self as greenlet, Greenlet};
@@ -92,6 +93,9 @@ pub(crate) struct Hub {
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
     /// Greenlets parked in waits that a signal handler may end (see `signals`).
     pub(crate) signal_waits: Cell<usize>,
+    /// Signal handlers running on this thread now (see `signals`); an atomic, as
+    /// handlers change it between any two instructions of the code they interrupt.
+    pub(crate) signal_handlers_running: AtomicU32,
     /// The thread's signal-handler counts at the last maintenance pass.
     signals_seen: Cell<signals::Handled>,
 }
@@ -156,16 +160,6 @@ fn first_use() -> &'static Hub {
     })
 }
 
-/// Wakes this thread's hub, from a signal handler running on it: its next
-/// `epoll_wait` returns at once (or the one it is in, if the signal did not end it).
-/// Async-signal-safe: a read of a destructor-free thread-local and one raw `write`.
-/// Nothing to do on a thread without a hub, or while it is made or torn down.
-pub(crate) fn signal_wake() {
-    if let Some(hub) = existing() {
-        hub.remote.wake_from_signal_handler();
-    }
-}
-
 /// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
 /// none or the thread is exiting.
 #[inline]
@@ -228,6 +222,7 @@ impl Hub {
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
             signal_waits: Cell::new(0),
+            signal_handlers_running: AtomicU32::new(0),
             signals_seen: Cell::new(signals::Handled::default()),
         }
     }
@@ -484,7 +479,7 @@ impl Hub {
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
             // A handler that ran during the sleep ended it (the signal, or the hub's
-            // waker written by `signal_handled`).
+            // waker written by `run_signal_handler`).
             signals::end_interrupted_waits(self, &self.signals_seen);
         }
         if timeout != Some(Duration::ZERO) {

@@ -7,8 +7,9 @@
 //! patched call is in no system call, so the monkey layer reproduces that rule with
 //! two halves that meet here:
 //!
-//! - its signal handlers call [`signal_handled`] (async-signal-safe): the delivery is
-//!   counted on the thread it ran on, and that thread's hub is woken;
+//! - its signal handlers run the user's handler through [`run_signal_handler`]
+//!   (async-signal-safe): the delivery is counted on the thread it runs on, and that
+//!   thread's hub is woken;
 //! - its hooks park with an [`Eintr`] class saying which handlers end the wait
 //!   (`coop::wait_fd`, `coop::sleep_until`).
 //!
@@ -20,6 +21,13 @@
 //! for another reason between the handler and the pass completes normally, as a
 //! system call that finished before the signal would. Handlers run on other threads
 //! interrupt nothing here, as with the kernel.
+//!
+//! While a handler runs through [`run_signal_handler`], no greenlet of its thread can
+//! park ([`can_park`](crate::coop::can_park) says no): a libc call the handler makes
+//! (`write` to a self-pipe, `close`) is the real, async-signal-safe one, never a hook
+//! that would switch greenlets, or touch the hub the signal interrupted. A handler that
+//! leaves by `siglongjmp` leaves its thread in that state until the hub's next
+//! maintenance pass, which only ever runs outside handlers.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -87,25 +95,40 @@ thread_local! {
     static HANDLED: [AtomicU32; 2] = const { [AtomicU32::new(0), AtomicU32::new(0)] };
 }
 
-/// Set once handlers that call [`signal_handled`] exist (see [`expect_signals`]).
+/// Set once handlers run through [`run_signal_handler`] exist (see [`expect_signals`]).
 static EXPECTED: AtomicBool = AtomicBool::new(false);
 
-/// Says that a signal handler runs on this thread now (`restarting`: it was installed
-/// with `SA_RESTART`): greenlets of this thread parked in waits of a matching
-/// [`Eintr`] class end them with `EINTR` at the hub's next maintenance pass, which
-/// this makes happen soon (the hub's waker is written, so a hub asleep in
-/// `epoll_wait`, or about to be, wakes up).
+/// Runs `handler`, a signal handler that the signal being handled on this thread calls
+/// (`restarting`: it was installed with `SA_RESTART`), and returns what it returns.
+/// Greenlets of this thread parked in waits of a matching [`Eintr`] class end them
+/// with `EINTR` at the hub's next maintenance pass, which this makes happen soon (the
+/// hub's waker is written, so a hub asleep in `epoll_wait`, or about to be, wakes up).
+/// While `handler` runs, no greenlet of this thread parks (see the module docs).
 ///
-/// Async-signal-safe, and meant to be called from signal handlers: it touches only an
-/// atomic in a destructor-free thread-local and makes one `write` system call (the raw
-/// instruction, never a libc hook; `errno` is left alone). On a thread without a hub it
-/// only counts.
-pub fn signal_handled(restarting: bool) {
+/// Async-signal-safe, and meant to be called from signal handlers: it touches only
+/// atomics (in a destructor-free thread-local and in the hub) and makes one `write`
+/// system call (the raw instruction, never a libc hook; `errno` is left alone). On a
+/// thread without a hub it only counts. The count comes first: a handler that never
+/// returns (`siglongjmp`, `_exit`) still ends the waits it would have.
+pub fn run_signal_handler<R>(restarting: bool, handler: impl FnOnce() -> R) -> R {
     HANDLED.with(|counts| counts[usize::from(restarting)].fetch_add(1, Ordering::Relaxed));
-    hub::signal_wake();
+    let Some(hub) = hub::existing() else {
+        return handler();
+    };
+    hub.remote.wake_from_signal_handler();
+    hub.signal_handlers_running.fetch_add(1, Ordering::Relaxed);
+    let result = handler();
+    // Saturating: a maintenance pass may have reset it meanwhile (a handler that
+    // misused the runtime and parked).
+    let _ = hub
+        .signal_handlers_running
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
+    result
 }
 
-/// Says that handlers calling [`signal_handled`] are installed in this process. From
+/// Says that handlers run through [`run_signal_handler`] are installed in this process. From
 /// then on a greenlet parked in a wait some signal can end counts as something the
 /// operating system may wake, as a thread in `pause` does: with nothing else to wait
 /// for, its hub sleeps until a signal comes instead of reporting a deadlock.
@@ -163,6 +186,9 @@ impl Drop for Interruptible {
 /// The hub's side, at each maintenance pass: ends the waits that handlers run on this
 /// thread since the last pass interrupt (see the module docs).
 pub(crate) fn end_interrupted_waits(hub: &Hub, seen: &Cell<Handled>) {
+    // No handler is running: the hub runs only when a greenlet switched to it, which
+    // none does inside a handler. One that left by `siglongjmp` is over.
+    hub.signal_handlers_running.store(0, Ordering::Relaxed);
     let now = handled_here();
     if seen.replace(now) == now || hub.signal_waits.get() == 0 {
         return;

@@ -1,6 +1,6 @@
-//! The runtime's half of signal interruption: `coop::signal_handled` ends the waits of
-//! the matching `Eintr` class that were parked when it was called, on its own thread
-//! only. (The monkey crate's tests send real signals through its hooks.)
+//! The runtime's half of signal interruption: `coop::run_signal_handler` ends the
+//! waits of the matching `Eintr` class that were parked when it was called, on its own
+//! thread only. (The monkey crate's tests send real signals through its hooks.)
 
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
@@ -35,7 +35,9 @@ fn a_reported_handler_ends_the_parked_waits_of_its_class_and_no_others() {
     yield_now(); // all three park
 
     // An SA_RESTART handler, reported from a running greenlet: only `Always` ends.
-    spawn(|| coop::signal_handled(true)).join().unwrap();
+    spawn(|| coop::run_signal_handler(true, || ()))
+        .join()
+        .unwrap();
     let slept = always.join_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(kind(&slept), Some(ErrorKind::Interrupted));
     assert!(!unless_restarted.is_finished());
@@ -43,7 +45,7 @@ fn a_reported_handler_ends_the_parked_waits_of_its_class_and_no_others() {
     // A wait that begins after the report is not ended by it.
     let late = spawn(move || coop::sleep_until(soon, Eintr::Always));
     // A handler without SA_RESTART ends `UnlessRestarted` too.
-    coop::signal_handled(false);
+    coop::run_signal_handler(false, || ());
     let read = unless_restarted
         .join_timeout(Duration::from_secs(5))
         .unwrap();
@@ -61,7 +63,7 @@ fn a_handler_reported_on_another_thread_ends_nothing_here() {
     let soon = Some(Instant::now() + Duration::from_millis(100));
     let sleeper = spawn(move || coop::sleep_until(soon, Eintr::Always));
     yield_now();
-    std::thread::spawn(|| coop::signal_handled(false))
+    std::thread::spawn(|| coop::run_signal_handler(false, || ()))
         .join()
         .unwrap();
     assert!(

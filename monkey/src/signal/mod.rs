@@ -10,8 +10,10 @@
 //! - The `sigaction` hook installs a handler as the user gave it (mask, flags), except
 //!   that the kernel calls a *trampoline*, which calls the user's handler (one- or
 //!   three-argument form, as `SA_SIGINFO` says) and, in a patched process, tells the
-//!   hub of the thread it ran on
-//!   ([`signal_handled`](greenweave_runtime::coop::signal_handled)).
+//!   hub of the thread it runs on
+//!   ([`run_signal_handler`](greenweave_runtime::coop::run_signal_handler)), which
+//!   also keeps the handler's own libc calls (a self-pipe `write`) from parking: they
+//!   are the real, async-signal-safe ones.
 //! - At its next maintenance pass (at once if it was asleep) that hub ends with `EINTR`
 //!   the wait of every greenlet that was parked, when the handler ran, in a patched
 //!   call the kernel would interrupt (see the table in the crate docs). Each hook

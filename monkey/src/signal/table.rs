@@ -118,11 +118,12 @@ pub(super) fn restore_entry(sig: c_int, previous: Option<Handler>) {
 }
 
 /// The kernel handler of every wrapped signal (installed with `SA_SIGINFO` whatever
-/// the user's flags, so it always has the three arguments to pass on): counts the
-/// delivery for the hub of this thread when the process is patched (see
-/// `greenweave_runtime::coop::signal_handled`), then calls the user's handler in the
-/// form its flags name. Async-signal-safe and `errno`-neutral itself: an atomic read,
-/// an atomic add in a thread-local and one raw `write` system call.
+/// the user's flags, so it always has the three arguments to pass on): calls the
+/// user's handler in the form its flags name, through
+/// `greenweave_runtime::coop::run_signal_handler` when the process is patched (which
+/// tells the hub of this thread, and keeps the handler's libc calls from parking).
+/// Async-signal-safe and `errno`-neutral itself: atomics and one raw `write` system
+/// call.
 pub(super) extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     let Some(handler) = usize::try_from(sig)
         .ok()
@@ -133,11 +134,17 @@ pub(super) extern "C" fn trampoline(sig: c_int, info: *mut siginfo_t, context: *
         // cleared. There is no handler to call.
         return;
     };
+    let call = || call_user(handler, sig, info, context);
     if crate::state::any_patched() {
-        // Counted first: a handler that never returns (`siglongjmp`, `_exit`) still
-        // interrupts the waits it would have.
-        greenweave_runtime::coop::signal_handled(handler.flags & libc::SA_RESTART != 0);
+        let restarting = handler.flags & libc::SA_RESTART != 0;
+        greenweave_runtime::coop::run_signal_handler(restarting, call);
+    } else {
+        call();
     }
+}
+
+/// Calls the user's handler in the form its flags name.
+fn call_user(handler: Handler, sig: c_int, info: *mut siginfo_t, context: *mut c_void) {
     if handler.flags & libc::SA_SIGINFO != 0 {
         type Action = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
         // SAFETY: the user installed this value as an `SA_SIGINFO` handler, a function
