@@ -107,6 +107,8 @@
 mod handle;
 mod map;
 mod offload;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod pool;
 
 pub use handle::BlockingHandle;
