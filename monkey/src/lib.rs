@@ -122,6 +122,7 @@ mod rw;
 mod sock;
 mod splice;
 mod state;
+mod thread_sync;
 mod time;
 mod wait;
 
