@@ -105,10 +105,10 @@
 //! (or drops, on the pool thread) afterwards: see [`Offload`].
 
 mod handle;
-mod map;
-mod offload;
 #[cfg(all(test, loom))]
 mod loom_tests;
+mod map;
+mod offload;
 mod pool;
 
 pub use handle::BlockingHandle;
