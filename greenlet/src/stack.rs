@@ -21,9 +21,10 @@
 //! unmapped when the thread exits and their last stack is gone.
 //!
 //! Each carved stack is registered with Valgrind (`VALGRIND_STACK_REGISTER`, through
-//! corosensei's own client request) until its slot is dropped, so memcheck follows
+//! corosensei's own client request) until its slab is unmapped, so memcheck follows
 //! switches between greenlets as stack switches.
 
+use std::cell::RefCell;
 use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
@@ -63,10 +64,18 @@ const KEEP_RESIDENT: usize = 8 * 1024;
 struct Slab {
     base: *mut u8,
     len: usize,
+    /// The usable range of each stack carved so far, registered as a stack with
+    /// Valgrind for as long as the mapping exists, so that memcheck takes a switch onto
+    /// it for a stack switch rather than a huge frame. Outside Valgrind the client
+    /// request is a few no-op instructions, made once per carved stack (kept here, not
+    /// in the slot, so the slot that every spawn moves stays small).
+    valgrind: RefCell<Vec<ValgrindStackRegistration>>,
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
+        // Deregistered before the memory goes.
+        self.valgrind.get_mut().clear();
         // SAFETY: the mapping was made by `map_stacks` with this length, and every
         // stack carved from it held an `Rc<Slab>`: the last one is gone, so nothing
         // runs on or points into it any more.
@@ -80,12 +89,6 @@ struct Slot {
     limit: usize,
     /// Highest address of the stack (where it starts growing down from).
     base: usize,
-    /// The usable range, registered as a stack with Valgrind for as long as the slot
-    /// exists (in use or free), so that memcheck takes a switch onto it for a stack
-    /// switch rather than a huge frame. Outside Valgrind the client request is a
-    /// no-op sequence of a few instructions, made once per carved stack.
-    _valgrind: ValgrindStackRegistration,
-    /// Declared last: the registration ends before the mapping can go.
     _slab: Rc<Slab>,
 }
 
@@ -163,7 +166,15 @@ impl SizeClass {
             _ => {
                 let len = stride * self.stacks_per_slab;
                 let base = sys::map_stacks(len)?;
-                (Rc::new(Slab { base, len }), 0)
+                let valgrind = RefCell::new(Vec::with_capacity(self.stacks_per_slab));
+                (
+                    Rc::new(Slab {
+                        base,
+                        len,
+                        valgrind,
+                    }),
+                    0,
+                )
             }
         };
         let offset = used * stride;
@@ -176,10 +187,12 @@ impl SizeClass {
             return Err(err);
         }
         let usable = limit as usize + GUARD_SIZE;
+        slab.valgrind
+            .borrow_mut()
+            .push(ValgrindStackRegistration::new(usable as *mut u8, self.size));
         let slot = Slot {
             limit: limit as usize,
             base: limit as usize + stride,
-            _valgrind: ValgrindStackRegistration::new(usable as *mut u8, self.size),
             _slab: slab.clone(),
         };
         self.carving = Some((slab, used + 1));
