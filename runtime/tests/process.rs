@@ -62,10 +62,12 @@ fn fifty_greenlets_running_status_overlap_and_each_gets_its_exit_code() {
     }
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "50 x 0.3 s took {elapsed:?}: serial is 15 s"
-    );
+    if !valgrind::skip_under_valgrind("the 1.5 s bound on fifty overlapping children") {
+        assert!(
+            elapsed < Duration::from_millis(1500),
+            "50 x 0.3 s took {elapsed:?}: serial is 15 s"
+        );
+    }
     assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
     t.kill();
 }
@@ -124,10 +126,12 @@ fn output_of_children_that_close_their_streams_early_overlaps_across_greenlets()
         }
     }
     let elapsed = start.elapsed();
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "20 x 0.3 s took {elapsed:?}"
-    );
+    if !valgrind::skip_under_valgrind("the 1.5 s bound on twenty overlapping children") {
+        assert!(
+            elapsed < Duration::from_millis(1500),
+            "20 x 0.3 s took {elapsed:?}"
+        );
+    }
     assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
     t.kill();
 }

@@ -118,6 +118,9 @@ impl<T, W: Waiter> Drop for ClearWaiter<'_, T, W> {
 /// A job's outcome: its value, or how it failed.
 type Outcome<T> = Result<T, JoinError>;
 
+/// The slot a job's outcome goes to, shared by its completer and its waiter.
+pub(crate) type OutcomeSlot<T, W> = Arc<Slot<Outcome<T>, W>>;
+
 /// A new one-shot result slot: complete it on the worker, join the handle anywhere.
 pub(crate) fn oneshot<T>() -> (Completer<T>, BlockingHandle<T>) {
     let (completer, slot) = completion();
@@ -125,7 +128,7 @@ pub(crate) fn oneshot<T>() -> (Completer<T>, BlockingHandle<T>) {
 }
 
 /// A [`Completer`] and the slot it fills, for any kind of waiter.
-pub(crate) fn completion<T, W: Waiter>() -> (Completer<T, W>, Arc<Slot<Outcome<T>, W>>) {
+pub(crate) fn completion<T, W: Waiter>() -> (Completer<T, W>, OutcomeSlot<T, W>) {
     let slot = Arc::new(Slot::new());
     (
         Completer {
@@ -138,7 +141,7 @@ pub(crate) fn completion<T, W: Waiter>() -> (Completer<T, W>, Arc<Slot<Outcome<T
 /// The sending half. Dropping it without completing reports [`JoinError::Killed`]
 /// (the work was discarded), so a waiter is never left parked for ever.
 pub(crate) struct Completer<T, W: Waiter = RemoteWaker> {
-    slot: Option<Arc<Slot<Outcome<T>, W>>>,
+    slot: Option<OutcomeSlot<T, W>>,
 }
 
 impl<T, W: Waiter> Completer<T, W> {
@@ -181,7 +184,7 @@ where
 }
 
 /// `f` as a [`Job`], and the slot its outcome goes to, for any kind of waiter.
-pub(crate) fn job_for<F, T, W>(f: F) -> (Box<dyn Job>, Arc<Slot<Outcome<T>, W>>)
+pub(crate) fn job_for<F, T, W>(f: F) -> (Box<dyn Job>, OutcomeSlot<T, W>)
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -242,7 +245,7 @@ where
 /// assert_eq!(handle.join().unwrap(), 3_628_800);
 /// ```
 pub struct BlockingHandle<T> {
-    slot: Arc<Slot<Outcome<T>, RemoteWaker>>,
+    slot: OutcomeSlot<T, RemoteWaker>,
 }
 
 impl<T> BlockingHandle<T> {
@@ -290,8 +293,7 @@ impl<T> BlockingHandle<T> {
     /// either way, so a caller that was interrupted can wait again later.
     #[track_caller]
     pub(crate) fn wait_or_interrupt(&self) -> Result<(), crate::task::Interrupt> {
-        self.slot
-            .wait(|register| park_for_thread(|waker| register(waker)))
+        self.slot.wait(|register| park_for_thread(register))
     }
 
     /// Whether the job has finished (returned or panicked); [`join`](Self::join)
