@@ -79,17 +79,16 @@ fn futex_wake(table: &Table<Event>, word: &AtomicU32, max: usize) -> usize {
         .0
 }
 
-/// One waiter, one waker that changes the word (as std's `Mutex::unlock` does, with
-/// a release swap) and then wakes: the waiter either sees the change or is woken,
-/// never parked for ever.
-#[test]
-fn a_wake_racing_a_wait_is_never_lost() {
-    loom::model(|| {
+/// One waiter (which times out at once if `times_out`) and one waker that changes the
+/// word, as std's `Mutex::unlock` does with a release swap, and then wakes: the wake's
+/// count says whether it ended the wait.
+fn one_waiter_and_a_wake(times_out: bool) {
+    loom::model(move || {
         let table = Arc::new(Table::<Event>::new());
         let word = Arc::new(AtomicU32::new(0));
         let waiter = {
             let (table, word) = (table.clone(), word.clone());
-            thread::spawn(move || futex_wait(&table, &word, 0, false))
+            thread::spawn(move || futex_wait(&table, &word, 0, times_out))
         };
         word.swap(1, Ordering::Release);
         let woken = futex_wake(&table, &word, 1);
@@ -98,22 +97,18 @@ fn a_wake_racing_a_wait_is_never_lost() {
     });
 }
 
+/// The waiter either sees the change or is woken, never parked for ever (loom reports
+/// a thread blocked for ever as a deadlock).
+#[test]
+fn a_wake_racing_a_wait_is_never_lost() {
+    one_waiter_and_a_wake(false);
+}
+
 /// A wait that times out while a wake comes: exactly one of them takes it off the
 /// table, and the wake's count says whether it did.
 #[test]
 fn a_timed_out_wait_and_a_wake_agree_on_who_ended_it() {
-    loom::model(|| {
-        let table = Arc::new(Table::<Event>::new());
-        let word = Arc::new(AtomicU32::new(0));
-        let waiter = {
-            let (table, word) = (table.clone(), word.clone());
-            thread::spawn(move || futex_wait(&table, &word, 0, true))
-        };
-        word.swap(1, Ordering::Release);
-        let woken = futex_wake(&table, &word, 1);
-        let waited = waiter.join().unwrap();
-        assert_eq!(woken, usize::from(waited == Waited::Woken), "{waited:?}");
-    });
+    one_waiter_and_a_wake(true);
 }
 
 /// Two waiters on one word (one bucket, so its lock is contended and may sleep in the
