@@ -157,6 +157,7 @@ mod signal;
 mod sock;
 mod splice;
 mod state;
+mod thread_sync;
 mod time;
 mod wait;
 

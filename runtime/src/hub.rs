@@ -152,6 +152,10 @@ pub(crate) fn existing() -> Option<&'static Hub> {
 #[cold]
 #[track_caller]
 fn first_use() -> &'static Hub {
+    // Thread-locals are destroyed in the reverse order of their first use: touching
+    // the greenlet layer's thread state first makes it outlive the hub, whose teardown
+    // can then still stop the hub loop and free its records.
+    drop(greenlet::current());
     HUB.with(|cell| {
         let hub: *const Hub = cell.get_or_init(Hub::new);
         HUB_PTR.set(hub);
@@ -268,8 +272,9 @@ impl Hub {
         self.register(&task);
         task.attach();
         // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed.
-        ManuallyDrop::new(task)
+        // a spawned one: hand it out borrowed, giving our own count back.
+        drop(task);
+        Task::current_borrowed().expect("the task was just attached to the running greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -576,23 +581,39 @@ fn run_hub() {
 impl Drop for Hub {
     fn drop(&mut self) {
         HUB_PTR.set(std::ptr::null());
-        // Greenlets still blocked when their thread exits are abandoned, not unwound:
-        // their stacks may hold references into this hub, which is going away.
-        for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
-            std::mem::forget(task);
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        if self.greenlet.is_active() && !greenlet::thread_alive() {
+            // Cannot happen while `first_use` orders the thread-locals: the hub loop
+            // cannot be stopped, and dropping a record whose greenlet names it as parent
+            // could unwind its stack here. Abandon everything.
+            std::mem::forget(tasks);
+            self.ready.abandon();
+            std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
+            std::mem::forget(self.timers.replace(Timers::new()));
+            std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
+            return;
         }
-        self.ready.abandon();
-        // Finished records too: dropping their dead greenlets' parent handles could be
-        // the last handle of the hub greenlet, whose stack must not be unwound here.
-        std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
-        std::mem::forget(std::mem::replace(
-            &mut *self.timers.borrow_mut(),
-            Timers::new(),
-        ));
-        std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
-        if self.greenlet.is_active() && greenlet::thread_alive() {
-            // Let the hub loop return so its stack goes back to the pool.
+        if self.greenlet.is_active() {
+            // Let the hub loop return, so its stack goes back to the pool and the
+            // records of finished greenlets (which may name it as parent) can go.
             self.greenlet.switch(HubStop);
+        }
+        for (_, task) in tasks {
+            if task.state.get() == TaskState::Done {
+                drop(task);
+            } else if task.is_thread_main() {
+                // Running this teardown; its context owns its record, which holds the
+                // greenlet: break that cycle.
+                task.detach();
+            } else {
+                // Still parked (or ready but never resumed) as the thread exits: the
+                // greenlet is abandoned, not unwound, since its stack may hold
+                // references into this hub. Its record is never dropped, so nothing
+                // resumes or unwinds it; what else the hub holds (timers, I/O waits,
+                // the run queue, spare records) only holds counted references to it and
+                // is freed with the hub.
+                std::mem::forget(task);
+            }
         }
     }
 }

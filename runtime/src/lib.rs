@@ -83,8 +83,11 @@ pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
 mod hub;
+mod injector;
 pub mod io;
 pub mod local;
+#[cfg(all(test, loom))]
+mod loom_model;
 pub mod net;
 #[allow(unsafe_code)]
 mod park;
@@ -103,6 +106,7 @@ pub mod sync;
 mod sys;
 #[allow(unsafe_code)]
 mod task;
+mod thread_sync;
 pub mod threadpool;
 mod time;
 mod timeout;
