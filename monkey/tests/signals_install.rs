@@ -3,7 +3,7 @@
 //! through, handlers get their arguments and chain as before.
 
 mod common;
-use common::signals::{count_address, current, empty_action, errno, install, rt, runs};
+use common::signals::{PATIENCE, count_address, current, empty_action, errno, install, rt, runs};
 
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -85,6 +85,11 @@ fn oldact_reports_the_users_handler_and_flags_while_the_kernel_holds_the_trampol
     // SAFETY: this thread, a handler installed.
     let rc = unsafe { libc::pthread_sigqueue(libc::pthread_self(), sig, value) };
     assert_eq!(rc, 0);
+    // Delivered before the call returns (Valgrind delivers it a little later).
+    let start = std::time::Instant::now();
+    while SEEN_SIGNO.load(Ordering::SeqCst) == 0 && start.elapsed() < PATIENCE {
+        std::thread::yield_now();
+    }
     assert_eq!(SEEN_SIGNO.load(Ordering::SeqCst), sig);
     assert_eq!(SEEN_VALUE.load(Ordering::SeqCst), 0x5eed);
 
