@@ -61,6 +61,12 @@ fn finish(parked: Vec<(Greenlet, usize)>) {
 
 #[test]
 fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
+    if std::env::var_os("RUNNING_UNDER_VALGRIND").is_some() {
+        // Valgrind keeps its own view of the address space: /proc/self/maps tells
+        // nothing about the program's unmapped slabs under it.
+        eprintln!("skipped under Valgrind: which addresses are mapped");
+        return;
+    }
     std::thread::spawn(|| {
         let burst = park(BURST);
         let addrs: Vec<usize> = burst.iter().map(|(_, a)| *a).collect();

@@ -51,6 +51,7 @@ use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use greenweave_greenlet::{self as greenlet, Greenlet};
@@ -60,6 +61,7 @@ use slab::Slab;
 use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
+use crate::signals;
 use crate::task::{Task, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
@@ -101,11 +103,18 @@ pub(crate) struct Hub {
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// Greenlets parked in waits that a signal handler may end (see `signals`).
+    pub(crate) signal_waits: Cell<usize>,
+    /// Signal handlers running on this thread now (see `signals`); an atomic, as
+    /// handlers change it between any two instructions of the code they interrupt.
+    pub(crate) signal_handlers_running: AtomicU32,
+    /// The thread's signal-handler counts at the last maintenance pass.
+    signals_seen: Cell<signals::Handled>,
 }
 
 mod owner;
 
-pub(crate) use owner::{get, try_with_existing, with};
+pub(crate) use owner::{existing, get, try_with_existing, with};
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
 ///
@@ -163,6 +172,9 @@ impl Hub {
             pid: std::process::id(),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            signal_waits: Cell::new(0),
+            signal_handlers_running: AtomicU32::new(0),
+            signals_seen: Cell::new(signals::Handled::default()),
         }
     }
 
@@ -414,6 +426,7 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
+        signals::end_interrupted_waits(self, &self.signals_seen);
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
@@ -447,6 +460,9 @@ impl Hub {
         self.poll(timeout);
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
+            // A handler that ran during the sleep ended it (the signal, or the hub's
+            // waker written by `run_signal_handler`).
+            signals::end_interrupted_waits(self, &self.signals_seen);
             now = Instant::now();
             self.fire_timers(now);
         }
@@ -458,12 +474,20 @@ impl Hub {
         }
     }
 
-    /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
-    /// another thread may wake one of ours.
+    /// Whether anything can arrive through the reactor: a greenlet waits for an fd,
+    /// another thread may wake one of ours, or a signal may end a wait (when signal
+    /// handlers that say so are installed; see `signals`).
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
             || self.remote.outstanding() > 0
             || self.external_waits.get() > 0
+            || self.signal_may_wake()
+    }
+
+    /// Whether a greenlet waits in a wait a signal may end, and handlers that end such
+    /// waits are installed.
+    fn signal_may_wake(&self) -> bool {
+        self.signal_waits.get() > 0 && signals::expected()
     }
 
     /// Whether the only hope left is an external wait (a futex) that no other thread
@@ -472,6 +496,7 @@ impl Hub {
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
             && self.remote.outstanding() == 0
+            && !self.signal_may_wake()
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
     }

@@ -106,8 +106,11 @@ pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
 mod hub;
+mod injector;
 pub mod io;
 pub mod local;
+#[cfg(all(test, loom))]
+mod loom_model;
 pub mod net;
 #[allow(unsafe_code)]
 mod park;
@@ -119,12 +122,15 @@ mod report;
 #[allow(unsafe_code)]
 mod run_queue;
 pub mod server;
+mod signals;
 mod spawn;
 pub mod sync;
+#[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]
 mod task;
 mod thread_exit;
+mod thread_sync;
 pub mod threadpool;
 mod time;
 mod timeout;

@@ -13,6 +13,14 @@ use greenweave_runtime::queue::Queue;
 use greenweave_runtime::sync::Event;
 use greenweave_runtime::{sleep, spawn, yield_now};
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
+/// Whether time bounds hold: not under Valgrind, which runs everything 20-50x slower.
+fn timed() -> bool {
+    !valgrind::skip_under_valgrind("a time bound on the thread's exit")
+}
+
 /// Sets its flag when dropped: proves a greenlet's stack was unwound.
 struct SetOnDrop(Arc<AtomicBool>);
 
@@ -88,7 +96,10 @@ fn greenlets_parked_at_thread_exit_are_killed_and_unwound() {
         !ran.load(Ordering::SeqCst),
         "an unstarted greenlet ran at exit"
     );
-    assert!(took < Duration::from_millis(900), "exit took {took:?}");
+    assert!(
+        !timed() || took < Duration::from_millis(900),
+        "exit took {took:?}"
+    );
 }
 
 /// Blocks in its destructor: sleeps, then spawns and joins a greenlet.
@@ -159,7 +170,10 @@ fn a_greenlet_spawned_during_the_exit_is_killed_at_its_blocking_point() {
         unwound.load(Ordering::SeqCst),
         "then it was killed and unwound"
     );
-    assert!(took < Duration::from_millis(900), "exit took {took:?}");
+    assert!(
+        !timed() || took < Duration::from_millis(900),
+        "exit took {took:?}"
+    );
 }
 
 #[test]
@@ -185,7 +199,11 @@ fn a_greenlet_that_survives_its_kill_is_abandoned_after_the_grace_period() {
         "it was abandoned, not unwound"
     );
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
+        took >= Duration::from_millis(900),
+        "the exit waited the grace period"
+    );
+    assert!(
+        !timed() || took < Duration::from_secs(10),
         "the exit waited the grace period (1 s), not {took:?}"
     );
     // The process goes on: other threads use greenlets as before.
@@ -219,7 +237,12 @@ fn a_forked_child_that_exits_leaves_the_parents_waits_alone() {
     let mut status = 0;
     // SAFETY: waiting for our own child.
     assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    // Under Valgrind the child's leak check of what it abandoned sets its exit status.
+    assert!(libc::WIFEXITED(status));
+    assert!(
+        libc::WEXITSTATUS(status) == 0
+            || valgrind::skip_under_valgrind("the forked child's exit status")
+    );
     // SAFETY: writing from a live buffer.
     assert_eq!(unsafe { libc::write(w, b"after".as_ptr().cast(), 5) }, 5);
     assert_eq!(reader.join().unwrap(), 5, "the parent's reader was woken");

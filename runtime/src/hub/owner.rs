@@ -70,7 +70,7 @@ pub(crate) fn get() -> &'static Hub {
 
 /// The hub, if this thread has one that is not being torn down.
 #[inline]
-fn existing() -> Option<&'static Hub> {
+pub(crate) fn existing() -> Option<&'static Hub> {
     let ptr = HUB_PTR.get();
     // The `'static` below never outlives the callers' stack frames, which end before
     // the thread (and so the thread-local hub) does.
