@@ -112,7 +112,10 @@ fn a_plain_os_thread_blocks_in_read_as_usual() {
     // for rather than timed: a loaded machine may run the 1 ms ticker rarely).
     let start = std::time::Instant::now();
     while ticks.get() < 3 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the ticker stopped");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the ticker stopped"
+        );
         sleep(Duration::from_millis(5));
     }
     assert!(
