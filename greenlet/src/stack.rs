@@ -26,7 +26,7 @@
 //!    holds [`HOT_STACKS`] gives back all but its top 8 KiB at once (one `madvise`),
 //!    so a shallow greenlet reusing it soon faults no page in.
 //! 3. **Idle.** [`mark_idle`](StackPool::mark_idle), called periodically from outside
-//!    (the runtime's hub does, at most every 250 ms), moves the free stacks beyond the
+//!    (the runtime's hub does, at most every 200 ms), moves the free stacks beyond the
 //!    warm set that no greenlet took since the previous call to a release queue, and
 //!    [`release`](StackPool::release) gives their memory back a bounded number at a
 //!    time (see `release`): a slab whose stacks are then all free is unmapped, the

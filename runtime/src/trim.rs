@@ -28,7 +28,7 @@ use crate::hub::Hub;
 
 /// The shortest time between two trim passes, and so how long a pooled stack must go
 /// unused before its memory is given back (one to two periods).
-pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(250);
+pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(200);
 
 /// Maintenance passes without a sleep between two looks at the clock for a trim pass.
 const BUSY_CHECK: u32 = 1024;
