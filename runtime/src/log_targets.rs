@@ -10,7 +10,7 @@
 //!
 //! | target | level | what |
 //! |---|---|---|
-//! | `greenweave::hub` | error | the hub's reactor failed (`epoll_wait`, its cross-thread waker) |
+//! | `greenweave::hub` | error | the hub's reactor failed (`epoll_wait`, its cross-thread waker); ending a thread's greenlets at its exit panicked |
 //! | `greenweave::monitor` | warn | a stall of the blocking monitor, and its end; a bad `GREENWEAVE_MONITOR` |
 //! | `greenweave::net` | error | a server loop ended with an error; a handler panicked (its connection is closed); a handler could not be spawned |
 //! | `greenweave::net` | warn | `accept`/`recv` ran out of a resource (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the server backs off and retries |

@@ -60,6 +60,12 @@ pub(crate) struct Registration(Arc<HubEntry>);
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if self.0.pid != std::process::id() {
+            // A forked child's copy of a parent's hub (dropped at the child's exit):
+            // nothing lists it here, and the registry lock may have been held by a
+            // parent thread at the fork, which the child does not have to unlock it.
+            return;
+        }
         hubs().retain(|entry| !Arc::ptr_eq(entry, &self.0));
         // A dump asked of this hub will never come: its requester's receiver sees the
         // senders dropped and stops waiting.
