@@ -94,6 +94,10 @@ fn drop_adopted_locals(hub: &Hub) {
 struct ExitWait<'a>(&'a Task);
 
 impl Describe for ExitWait<'_> {
+    fn kind(&self) -> crate::stats::ParkKind {
+        crate::stats::ParkKind::Join
+    }
+
     fn describe(&self, out: &mut String) {
         out.push_str(&format!("the end of {}, killed at thread exit", self.0));
     }

@@ -11,6 +11,10 @@ use greenweave_runtime::net::TcpStream;
 use greenweave_runtime::server::StreamServer;
 use greenweave_runtime::{Builder, sleep, spawn};
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::spin_without_yielding;
+
 const CHILD_ENV: &str = "GREENWEAVE_LOGGING_CHILD";
 
 struct Capture(Mutex<Vec<(log::Level, String, String)>>);
@@ -75,28 +79,6 @@ fn a_handler_panic_and_the_server_life_cycle_are_logged_on_greenweave_net() {
     );
 }
 
-/// Burns `d` of CPU time without reaching a blocking point.
-#[inline(never)]
-fn spin_in_child(d: Duration) {
-    // CPU time: the monitor does not count time the thread waits for a CPU.
-    let start = thread_cpu_time();
-    while thread_cpu_time() - start < d {
-        std::hint::black_box(());
-    }
-}
-
-/// The calling thread's CPU time.
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 /// The child: no logger; `GREENWEAVE_MONITOR` as the parent set it.
 #[test]
 fn child_stalls_under_the_environment_monitor() {
@@ -106,7 +88,7 @@ fn child_stalls_under_the_environment_monitor() {
     let waiting = spawn(|| sleep(Duration::from_millis(1)));
     Builder::new()
         .name("child-spinner")
-        .spawn(|| spin_in_child(Duration::from_millis(300)))
+        .spawn(|| spin_without_yielding(Duration::from_millis(300)))
         .join()
         .unwrap();
     waiting.join().unwrap();
@@ -149,7 +131,7 @@ fn greenweave_monitor_reports_on_stderr_without_a_logger() {
         "{stderr}"
     );
     assert!(stderr.contains("greenlet 'child-spinner'"), "{stderr}");
-    assert!(stderr.contains("spin_in_child"), "{stderr}");
+    assert!(stderr.contains("spin_without_yielding"), "{stderr}");
     assert!(stderr.contains("ended after about"), "{stderr}");
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Everything platform-specific in this crate lives here: anonymous mappings, guard
 //! regions (`MADV_GUARD_INSTALL`, with an `mprotect` fallback), the per-thread alternate
-//! signal stack, the `SIGSEGV` handler installation, and a raw `write` system call for
-//! reports made where a libc hook must not run (a signal handler, a fatal error path).
+//! signal stack, the installation of greenweave's own signal handlers (past any libc
+//! hook), and a raw `write` system call for reports made where a libc hook must not
+//! run (a signal handler, a fatal error path).
 
 use std::io;
 use std::ptr;
@@ -175,9 +176,33 @@ pub fn ensure_altstack() -> Option<AltStack> {
 /// Signature of a `SA_SIGINFO` handler.
 pub type SigInfoHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
 
+/// The C library's own `sigaction`.
+type SigactionFn =
+    unsafe extern "C" fn(libc::c_int, *const libc::sigaction, *mut libc::sigaction) -> libc::c_int;
+
+/// The C library's `sigaction`, never a function of that name linked into the program
+/// itself: greenweave-monkey's hook would wrap the handler so that it ends the waits
+/// of the thread's parked greenlets with `EINTR`, which greenweave's own handlers must
+/// not do (they are not the program's, and the program expects no signal).
+fn libc_sigaction() -> SigactionFn {
+    static REAL: std::sync::OnceLock<SigactionFn> = std::sync::OnceLock::new();
+    *REAL.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT looks past the calling object
+        // (the program, with any hook) into the libraries after it.
+        let found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) };
+        if found.is_null() {
+            libc::sigaction
+        } else {
+            // SAFETY: libc's `sigaction` has exactly this signature.
+            unsafe { std::mem::transmute::<*mut libc::c_void, SigactionFn>(found) }
+        }
+    })
+}
+
 /// Installs `handler` for `signal` (run on the alternate signal stack if the thread
 /// has one; with `restart`, interrupted system calls restart) and returns the action
-/// it replaced, so the handler can pass signals that are not its own on.
+/// it replaced, so the handler can pass signals that are not its own on. Installed with
+/// the C library's `sigaction`, past any hook of that name (see [`libc_sigaction`]).
 pub fn install_handler(
     signal: libc::c_int,
     handler: SigInfoHandler,
@@ -196,7 +221,7 @@ pub fn install_handler(
     let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid; the handler is an extern "C" fn with the
     // SA_SIGINFO signature.
-    if unsafe { libc::sigaction(signal, &action, &mut previous) } != 0 {
+    if unsafe { libc_sigaction()(signal, &action, &mut previous) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(previous)

@@ -40,6 +40,15 @@
 //! signal stack); otherwise, and for a thread that blocks `SIGURG`, the stall is
 //! reported without a stack.
 //!
+//! The handler is installed with `SA_RESTART`, through the C library's own
+//! `sigaction` (past greenweave-monkey's hook): in a patched process it ends no parked
+//! greenlet's wait with `EINTR`, as a handler of the program's would. A stall that is
+//! a real blocking system call the hooks do not cover is another matter: the kernel
+//! restarts most calls after the handler, but `poll`, `select`, `epoll_wait`, the
+//! sleeps and socket calls with a timeout fail with `EINTR` after any handler
+//! (signal(7)), as with any program that takes signals. Code that retries on `EINTR`,
+//! as std does, sees nothing.
+//!
 //! A forked child has neither the monitor thread nor its parent's hubs: it starts a
 //! monitor of its own if it wants one.
 //!
@@ -318,6 +327,12 @@ fn unresponsive(entry: &Arc<registry::HubEntry>) -> HubDump {
 /// (`libc::SIGQUIT`, what `Ctrl-\` sends, is the usual choice; the JVM does the same).
 /// A thread of its own waits for the signal and makes the dump, so it works even when
 /// every hub is stuck. Installing the same signal again does nothing.
+///
+/// The handler is installed as the program's own would be (signal-hook's, through
+/// `sigaction`): in a process patched by greenweave-monkey, the thread that receives
+/// the signal has its parked greenlets' interruptible calls (`poll`, the sleeps, ...)
+/// fail with `EINTR`, as signal(7) says for any handler. A program that must avoid
+/// that blocks the signal in its hub threads, so that another thread takes it.
 ///
 /// # Errors
 ///

@@ -82,13 +82,11 @@ impl<T, W: Waiter> Slot<T, W> {
     /// woken (or spuriously; the loop re-checks). An `Err` from `park` ends the wait.
     /// Either way no waiter of ours stays registered afterwards (a stale
     /// [`RemoteWaker`] would count as outstanding work for its hub until the job ends).
-    pub(crate) fn wait<E>(
-        &self,
-        mut park: impl FnMut(&mut dyn FnMut(W)) -> Result<(), E>,
-    ) -> Result<(), E> {
+    #[track_caller]
+    pub(crate) fn wait<E>(&self, mut park: impl Park<W, E>) -> Result<(), E> {
         while !self.is_complete() {
             let _clear = ClearWaiter(self);
-            park(&mut |waiter| self.register(waiter))?;
+            park.park(&mut |waiter| self.register(waiter))?;
         }
         Ok(())
     }
@@ -102,6 +100,35 @@ impl<T, W: Waiter> Slot<T, W> {
         } else {
             state.waiter = Some(waiter);
         }
+    }
+}
+
+/// How [`Slot::wait`] parks: makes a waiter, hands it to `register`, and returns once
+/// it is woken (or spuriously). A trait rather than a closure so that the greenlet's
+/// park records the line of the blocking call it serves (`#[track_caller]` goes through
+/// a method, not through a closure); any such closure is one too (the loom tests').
+pub(crate) trait Park<W, E> {
+    /// One round of the wait.
+    #[track_caller]
+    fn park(&mut self, register: &mut dyn FnMut(W)) -> Result<(), E>;
+}
+
+impl<W, E, F: FnMut(&mut dyn FnMut(W)) -> Result<(), E>> Park<W, E> for F {
+    fn park(&mut self, register: &mut dyn FnMut(W)) -> Result<(), E> {
+        self(register)
+    }
+}
+
+/// A greenlet parks on its hub until its [`RemoteWaker`] is woken.
+struct ParkGreenlet;
+
+impl Park<RemoteWaker, crate::task::Interrupt> for ParkGreenlet {
+    #[track_caller]
+    fn park(
+        &mut self,
+        register: &mut dyn FnMut(RemoteWaker),
+    ) -> Result<(), crate::task::Interrupt> {
+        park_for_thread(register)
     }
 }
 
@@ -293,7 +320,7 @@ impl<T> BlockingHandle<T> {
     /// either way, so a caller that was interrupted can wait again later.
     #[track_caller]
     pub(crate) fn wait_or_interrupt(&self) -> Result<(), crate::task::Interrupt> {
-        self.slot.wait(|register| park_for_thread(register))
+        self.slot.wait(ParkGreenlet)
     }
 
     /// Whether the job has finished (returned or panicked); [`join`](Self::join)
