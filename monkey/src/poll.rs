@@ -37,7 +37,9 @@ use greenweave_runtime::coop;
 use libc::{c_int, c_short, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use crate::errno::set_errno;
-use crate::wait::{Stop, back_off, cooperative_socket, interrupt_errno, preserving_errno, wait_fd};
+use crate::wait::{
+    Stop, back_off, cooperative_socket, interrupt_errno, preserving_errno, wait_fd, wait_fd_once,
+};
 
 /// The real functions.
 pub mod real {
@@ -385,7 +387,8 @@ impl Waiter {
                 return coop::sleep_until(deadline).map_err(|i| interrupt_errno(&i));
             }
             Waiter::One { fd, writable } => wait_fd(fd, writable, deadline),
-            Waiter::Epoll(epfd) => wait_fd(epfd, false, deadline),
+            // Its own epoll fd, closed with the waiter behind the `close` hook.
+            Waiter::Epoll(epfd) => wait_fd_once(epfd, false, deadline),
             Waiter::BackOff(ref mut step) => back_off(step, deadline),
         };
         match outcome {

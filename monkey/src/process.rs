@@ -57,7 +57,7 @@ use libc::{c_int, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, interrupt_errno, preserving_errno, wait_fd};
+use crate::wait::{Stop, interrupt_errno, preserving_errno, wait_fd_once};
 
 /// The real functions.
 pub mod real {
@@ -155,7 +155,7 @@ fn park_until_reported(
         let until = Instant::now().checked_add(pause);
         pause = (pause * 2).min(longest);
         let woken = match pidfd {
-            Some(fd) => wait_fd(fd, false, until),
+            Some(fd) => wait_fd_once(fd, false, until),
             None => greenweave_runtime::coop::sleep_until(until)
                 .map_err(|i| Stop::Fail(interrupt_errno(&i))),
         };
