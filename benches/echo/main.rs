@@ -89,16 +89,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{
-    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group};
 use greenweave::net::TcpStream;
 use greenweave::server::StreamServer;
 
 mod client;
+mod procs;
+mod reqresp;
 mod servers;
+mod syscalls;
 
 use client::*;
+use procs::{ClientProcess, ServerProcess};
 use servers::*;
 
 /// Size of every server's per-connection read buffer.
@@ -154,6 +156,61 @@ fn accept(c: &mut Criterion) {
     group.finish();
 }
 
+/// The request–response groups: name and connections.
+const REQRESP_GROUPS: [(&str, usize); 2] = [("reqresp_50", 50), ("reqresp_1000", 1000)];
+/// The server every request–response client talks to (in a process of its own).
+const REQRESP_SERVER: &str = "greenweave_1hub";
+
+fn reqresp(c: &mut Criterion) {
+    let server = ServerProcess::start(REQRESP_SERVER);
+    for (name, conns) in REQRESP_GROUPS {
+        let mut group = c.benchmark_group(name);
+        group
+            .throughput(Throughput::Elements(1))
+            .sampling_mode(SamplingMode::Flat);
+        for kind in reqresp::KINDS {
+            let mut client = ClientProcess::start(kind, conns, server.addr, &[]);
+            group.bench_function(kind.name(), |b| b.iter_custom(|iters| client.run(iters)));
+            client.stop();
+        }
+        group.finish();
+    }
+    server.stop();
+    if counting_syscalls() {
+        syscalls::count_and_save(REQRESP_SERVER, &REQRESP_GROUPS);
+    }
+}
+
+/// Whether this run counts system calls: a full `cargo bench` run (not `cargo test
+/// --benches`) whose filter, if any, selects the request–response groups.
+fn counting_syscalls() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    args.iter().any(|a| a == "--bench")
+        && (filters.is_empty() || filters.iter().any(|f| "reqresp".contains(f.as_str()) || f.contains("reqresp")))
+}
+
+/// Echo servers at 10,000 connections, driven by a client in another process.
+fn echo_10k(c: &mut Criterion) {
+    let mut group = c.benchmark_group("echo_10k");
+    group
+        .throughput(Throughput::Elements(1))
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(4));
+    for name in ["greenweave_1hub", "tokio_current_thread"] {
+        let server = ServerProcess::start(name);
+        let kind = reqresp::Kind::GreenweaveNet;
+        let mut client = ClientProcess::start(kind, ECHO_10K_CONNS, server.addr, &[]);
+        group.bench_function(name, |b| b.iter_custom(|iters| client.run(iters)));
+        client.stop();
+        server.stop();
+    }
+    group.finish();
+}
+
+/// Connections of the `echo_10k` group.
+const ECHO_10K_CONNS: usize = 10_000;
+
 fn config() -> Criterion {
     // Defaults for a plain `cargo bench` (20 functions, about a minute in all);
     // command-line flags override them. Each sample takes many iterations, so 10 samples
@@ -167,6 +224,14 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = echo, accept
+    targets = echo, accept, reqresp, echo_10k
 }
-criterion_main!(benches);
+
+fn main() {
+    // A server or client process this bench started (see `procs`).
+    if procs::run_role_if_asked() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

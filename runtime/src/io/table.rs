@@ -37,8 +37,9 @@ pub(super) const WRITABLE: u8 = 2;
 const READ_CLOSED: u8 = 4;
 const WRITE_CLOSED: u8 = 8;
 const ERROR: u8 = 16;
-/// Everything: what an fd whose readiness is unknown is assumed to be.
-const ALL: u8 = READABLE | WRITABLE | READ_CLOSED | WRITE_CLOSED | ERROR;
+/// What an fd whose readiness is unknown is assumed to be: ready both ways (never
+/// closed: those bits are never cleared, so only an event may set them).
+const UNKNOWN: u8 = READABLE | WRITABLE;
 
 /// The bits that let an operation in `direction` proceed (or fail at once).
 pub(super) fn ready_mask(direction: Direction) -> u8 {
@@ -198,7 +199,7 @@ pub(super) fn register(
         fd,
         token,
         epoch: epoch(fd),
-        readiness: Cell::new(ALL & !clear_mask(direction)),
+        readiness: Cell::new(UNKNOWN & !clear_mask(direction)),
         readers: WaitQueue::new(),
         writers: WaitQueue::new(),
         keep: Cell::new(keep),
