@@ -187,7 +187,10 @@ fn counting_syscalls() -> bool {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     args.iter().any(|a| a == "--bench")
-        && (filters.is_empty() || filters.iter().any(|f| "reqresp".contains(f.as_str()) || f.contains("reqresp")))
+        && (filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| "reqresp".contains(f.as_str()) || f.contains("reqresp")))
 }
 
 /// Echo servers at 10,000 connections, driven by a client in another process.

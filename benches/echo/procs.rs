@@ -148,7 +148,11 @@ impl ClientProcess {
     /// `iters` round trips spread over the connections; the time they took.
     pub(super) fn run(&mut self, iters: u64) -> Duration {
         self.peer.send(&format!("run {iters}"));
-        let nanos: u64 = self.peer.line().parse().expect("the client prints nanoseconds");
+        let nanos: u64 = self
+            .peer
+            .line()
+            .parse()
+            .expect("the client prints nanoseconds");
         Duration::from_nanos(nanos)
     }
 

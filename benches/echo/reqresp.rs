@@ -146,11 +146,8 @@ fn connect_in_greenlets<S: 'static>(
 }
 
 /// A greenlet per connection, on this thread's hub.
-fn greenlet_client<S: 'static>(
-    addr: SocketAddr,
-    n: usize,
-    connect: fn(SocketAddr) -> io::Result<S>,
-) where
+fn greenlet_client<S: 'static>(addr: SocketAddr, n: usize, connect: fn(SocketAddr) -> io::Result<S>)
+where
     for<'a> &'a S: Read + Write,
 {
     let conns = connect_in_greenlets(addr, n, connect);
@@ -166,7 +163,9 @@ fn greenlet_client<S: 'static>(
             })
             .collect();
         for result in greenweave::joinall(jobs) {
-            result.expect("client greenlets do not panic").expect("round trip");
+            result
+                .expect("client greenlets do not panic")
+                .expect("round trip");
         }
         start.elapsed()
     });

@@ -83,7 +83,10 @@ fn count_group(addr: SocketAddr, conns: usize) -> serde_json::Value {
             traced_run(kind, conns, addr, k2),
         );
         let per = |name: &str| {
-            let (x, y) = (a.get(name).copied().unwrap_or(0), b.get(name).copied().unwrap_or(0));
+            let (x, y) = (
+                a.get(name).copied().unwrap_or(0),
+                b.get(name).copied().unwrap_or(0),
+            );
             (y as f64 - x as f64) / (k2 - k1) as f64
         };
         let by_call: serde_json::Map<String, serde_json::Value> = b

@@ -352,7 +352,11 @@ pub unsafe extern "C" fn setsockopt(
 /// # Safety
 ///
 /// The kernel accepted `value` (`len` bytes) for `name`.
-unsafe fn timeout_value(name: c_int, value: *const c_void, len: socklen_t) -> Option<Option<Duration>> {
+unsafe fn timeout_value(
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> Option<Option<Duration>> {
     let (sec, usec) = match name {
         libc::SO_RCVTIMEO | libc::SO_SNDTIMEO if len as usize >= size_of::<libc::timeval>() => {
             // SAFETY: as the caller guarantees; read unaligned, as the kernel does.
@@ -369,5 +373,7 @@ unsafe fn timeout_value(name: c_int, value: *const c_void, len: socklen_t) -> Op
     if sec < 0 || (sec == 0 && usec <= 0) {
         return Some(None);
     }
-    Some(Some(Duration::from_secs(sec as u64) + Duration::from_micros(usec.max(0) as u64)))
+    Some(Some(
+        Duration::from_secs(sec as u64) + Duration::from_micros(usec.max(0) as u64),
+    ))
 }

@@ -99,8 +99,7 @@ impl Call {
     /// A read call made with `flags` on a socket: a short read drains a TCP stream
     /// unless it only peeked.
     pub(crate) fn reading_socket(mut self, flags: c_int) -> Call {
-        self.drains =
-            !self.writable && flags & libc::MSG_PEEK == 0 && crate::fd::is_tcp(self.fd);
+        self.drains = !self.writable && flags & libc::MSG_PEEK == 0 && crate::fd::is_tcp(self.fd);
         self
     }
 

@@ -74,7 +74,9 @@ pub(crate) const SO_RCVTIMEO_NEW: c_int = 66;
 pub(crate) const SO_SNDTIMEO_NEW: c_int = 67;
 
 fn encode(timeout: Option<Duration>) -> u64 {
-    timeout.map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1))
+    timeout.map_or(0, |t| {
+        u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1)
+    })
 }
 
 fn decode(micros: u64) -> Option<Duration> {

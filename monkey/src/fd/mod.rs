@@ -135,7 +135,9 @@ pub(crate) fn kind(fd: c_int) -> Kind {
     set_errno(saved);
     match found {
         Some((kind, tcp)) => {
-            update(fd, |old| (old & !(KIND_BITS | TCP)) | kind as u16 | tcp_bit(tcp));
+            update(fd, |old| {
+                (old & !(KIND_BITS | TCP)) | kind as u16 | tcp_bit(tcp)
+            });
             kind
         }
         None => Kind::Plain,
@@ -198,7 +200,10 @@ pub(crate) fn copy(from: c_int, to: c_int) {
     reported_new(to);
     let from_word = word(from);
     let Some(slot) = slot(to) else { return };
-    slot.store(flags::copied(from, from_word, to) | (from_word & (KIND_BITS | TCP)), Ordering::Relaxed);
+    slot.store(
+        flags::copied(from, from_word, to) | (from_word & (KIND_BITS | TCP)),
+        Ordering::Relaxed,
+    );
 }
 
 /// A call found `fd`'s entry stale (closed and reused behind the hooks' back): forgets
@@ -255,7 +260,10 @@ fn classify(fd: c_int) -> Option<(Kind, bool)> {
         return None;
     }
     Some(match st.st_mode & libc::S_IFMT {
-        libc::S_IFSOCK => match (int_option(fd, libc::SO_TYPE), int_option(fd, libc::SO_DOMAIN)) {
+        libc::S_IFSOCK => match (
+            int_option(fd, libc::SO_TYPE),
+            int_option(fd, libc::SO_DOMAIN),
+        ) {
             (Some(ty), domain) => {
                 let kind = Kind::of_socket_type(ty);
                 let inet = matches!(domain, Some(libc::AF_INET | libc::AF_INET6));

@@ -74,8 +74,8 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-pub(crate) use table::{IoTable, dispatch};
 use table::FdEntry;
+pub(crate) use table::{IoTable, dispatch};
 
 use crate::hub::{self, Hub};
 use crate::park::raise;

@@ -102,13 +102,23 @@ impl TcpListener {
     #[track_caller]
     fn accept_until(&self, until: Until) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.sock.run(Direction::Read, until, accept_nonblocking)?;
-        Ok((TcpStream { sock: self.sock.accepted(stream)? }, peer))
+        Ok((
+            TcpStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            peer,
+        ))
     }
 
     /// One `accept4` attempt that never parks: `WouldBlock` when nothing is queued.
     pub(crate) fn accept_now(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, peer) = self.sock.try_once(Direction::Read, accept_nonblocking)?;
-        Ok((TcpStream { sock: self.sock.accepted(stream)? }, peer))
+        Ok((
+            TcpStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            peer,
+        ))
     }
 
     /// An endless iterator of [`accept`](Self::accept)ed connections (without their

@@ -212,7 +212,12 @@ impl UnixListener {
             .sock
             .run(Direction::Read, Until::Deadline(None), |l| l.accept())?;
         stream.set_nonblocking(true)?;
-        Ok((UnixStream { sock: self.sock.accepted(stream)? }, addr))
+        Ok((
+            UnixStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            addr,
+        ))
     }
 
     /// An endless iterator of accepted connections.
