@@ -1,6 +1,8 @@
 //! TCP servers under load: echo round trips and the accept rate, greenweave against
-//! tokio, may and a thread per connection. Only the server differs between the
-//! functions of a group: every server is driven by the same client driver.
+//! tokio, may and a thread per connection (only the server differs between the
+//! functions of those groups: every server is driven by the same client driver); and
+//! request–response clients, greenweave against tokio and OS threads (only the client
+//! differs: every client talks to the same server).
 //!
 //! # The client driver
 //!
@@ -21,6 +23,19 @@
 //!   per second = 1 / time (criterion prints it as `elem/s`).
 //! - `echo_4k`: the same with 4 KiB messages.
 //! - `echo_1000conns`: the same with 64-byte messages over 1,000 connections.
+//! - `reqresp_50`, `reqresp_1000`: request–response *clients* (issue 15): 50 or 1,000
+//!   connections, each its own client sending a 64-byte request and reading the
+//!   response before the next, against one `greenweave_1hub` echo server in a process
+//!   of its own; the client, written four ways (see `reqresp.rs`: unmodified `std::net`
+//!   after `patch_all`, `greenweave::net`, tokio `current_thread`, an OS thread per
+//!   connection), runs in a process of its own too, started once per function and
+//!   driven over a pipe (see `procs.rs`). One iteration is one round trip; the time is
+//!   the client's, from its first write to its last read. After the groups, a full
+//!   `cargo bench` run counts each client's system calls per round trip with
+//!   `strace -f -c` (see `syscalls.rs`) into `target/reqresp_syscalls.json`.
+//! - `echo_10k`: 10,000 connections, 64-byte echo round trips against the
+//!   `greenweave_1hub` and `tokio_current_thread` servers, each in a process of its
+//!   own, driven by the `greenweave_net` request–response client in another.
 //! - `accept`: one iteration is one connection: connect, wait until the server has
 //!   accepted it and closed it (the client reads end-of-file), then close with
 //!   `SO_LINGER` 0 (a reset, so that neither side keeps the 4-tuple in `TIME_WAIT` and
@@ -68,11 +83,15 @@
 //!
 //! Goals (see BENCHMARKS.md, `cargo run --release -p xtask -- bench-report`): `echo`
 //! `greenweave_1hub` ≥ 1.0× `tokio_current_thread`; `greenweave_workers2` ≥ 1.6×
-//! `greenweave_1hub`.
+//! `greenweave_1hub`; the request–response clients `std_net_patched` and
+//! `greenweave_net` ≥ 1.0× `tokio_current_thread` at 50 and 1,000 connections, ≥ 2×
+//! `os_threads` at 1,000, with no more system calls per round trip than tokio's;
+//! `echo_10k` `greenweave_1hub` ≥ 1.0× `tokio_current_thread`.
 //!
-//! Run with `cargo bench --bench echo` (about a minute: 20 functions, each with 0.5 s of
-//! warm-up and 10 samples over 2 s, plus server setup; criterion's `--warm-up-time`,
-//! `--measurement-time` and `--sample-size` flags override these defaults).
+//! Run with `cargo bench --bench echo` (a few minutes: 30 functions, each with 0.5 s of
+//! warm-up and 10 samples over 2 s (4 s at 10,000 connections), plus setup and the
+//! `strace` counts; criterion's `--warm-up-time`, `--measurement-time` and
+//! `--sample-size` flags override these defaults).
 
 // `criterion_group!` and `criterion_main!` generate public items without doc comments,
 // which the workspace's `missing_docs = "deny"` would reject.

@@ -352,6 +352,7 @@ pub unsafe extern "C" fn setsockopt(
 /// # Safety
 ///
 /// The kernel accepted `value` (`len` bytes) for `name`.
+#[allow(clippy::useless_conversion)] // `time_t` and `suseconds_t` are `i64` on 64-bit Linux only
 unsafe fn timeout_value(
     name: c_int,
     value: *const c_void,
@@ -361,7 +362,7 @@ unsafe fn timeout_value(
         libc::SO_RCVTIMEO | libc::SO_SNDTIMEO if len as usize >= size_of::<libc::timeval>() => {
             // SAFETY: as the caller guarantees; read unaligned, as the kernel does.
             let tv = unsafe { value.cast::<libc::timeval>().read_unaligned() };
-            (tv.tv_sec as i64, tv.tv_usec as i64)
+            (i64::from(tv.tv_sec), i64::from(tv.tv_usec))
         }
         fd::SO_RCVTIMEO_NEW | fd::SO_SNDTIMEO_NEW if len as usize >= size_of::<[i64; 2]>() => {
             // SAFETY: as above (`struct __kernel_sock_timeval`).

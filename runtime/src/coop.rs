@@ -57,7 +57,7 @@ fn direction(writable: bool) -> Direction {
 /// `Err(TimedOut)`), or an interrupt arrives (`Err`). For a caller that has just found
 /// the fd not ready (an `EAGAIN`, a zero-timeout poll): it parks until epoll reports
 /// the fd ready, and the fd stays registered with this thread's hub afterwards, until
-/// [`notify_closed`] reports its close (see [`io`](crate::io) for the rules). An fd
+/// [`notify_closed`] reports its close (see [`io`] for the rules). An fd
 /// whose close nobody will report takes [`wait_fd_once`].
 #[track_caller]
 pub fn wait_fd(

@@ -30,15 +30,23 @@
 //!
 //! Underneath, every socket is always in non-blocking mode. A call tries the system
 //! call; when the kernel says `EWOULDBLOCK` it parks the greenlet until the fd is
-//! readable or writable (see [`io`](crate::io)) and tries again. `EINTR` is retried;
+//! readable or writable (see [`io`](crate::io)) and tries again. The fd is registered
+//! with the hub at its first wait and stays registered until the handle is dropped;
+//! the readiness epoll reported is kept, so a call whose last attempt found nothing
+//! parks before trying again, and a read of a TCP stream shorter than its buffer counts
+//! as having drained it (`net/sock.rs`). `EINTR` is retried;
 //! every other error is returned as the kernel gave it.
 //!
 //! - **Timeouts** are the socket's own `SO_RCVTIMEO`/`SO_SNDTIMEO`, set with
 //!   `set_read_timeout`/`set_write_timeout` as in std: they are shared by
-//!   `try_clone`d handles, survive [`into_std`](TcpStream::into_std) and are looked up
-//!   only when a call is about to park. A call that waits that long fails with
-//!   `ErrorKind::TimedOut` (std gives `WouldBlock` or
-//!   `TimedOut` depending on the platform; greenweave always gives `TimedOut`).
+//!   `try_clone`d handles, survive [`into_std`](TcpStream::into_std), and an accepted
+//!   connection starts with its listener's. The handles remember what they set (read
+//!   from the kernel the first time a call parks, for a socket adopted with its
+//!   options), so a call that parks asks the kernel nothing; a timeout set on the fd
+//!   behind the handles' back (`setsockopt` through [`AsFd`](std::os::fd::AsFd)) is not
+//!   seen. A call that waits that long fails with `ErrorKind::TimedOut` (std gives
+//!   `WouldBlock` or `TimedOut` depending on the platform; greenweave always gives
+//!   `TimedOut`).
 //! - **`set_nonblocking(true)`** makes *that handle* return `WouldBlock` instead of
 //!   parking, as std's does; it is a flag of the handle, not shared with clones.
 //! - **Kills and `Timeout`s** are delivered while a call is parked: it unwinds, and the
