@@ -71,14 +71,17 @@ pub(super) fn client_main(kind: Kind, conns: usize, addr: SocketAddr) {
                 Ok(c)
             });
         }
-        Kind::GreenweaveNet => greenlet_client(addr, conns, |addr| {
-            let c = TcpStream::connect(addr)?;
-            c.set_nodelay(true)?;
-            Ok(c)
-        }),
+        Kind::GreenweaveNet => greenlet_client(addr, conns, greenweave_connect),
         Kind::Tokio => tokio_client(addr, conns),
         Kind::OsThreads => threads_client(addr, conns),
     }
+}
+
+/// A `greenweave::net` connection with `TCP_NODELAY`.
+pub(super) fn greenweave_connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let c = TcpStream::connect(addr)?;
+    c.set_nodelay(true)?;
+    Ok(c)
 }
 
 /// Reads `run N` lines from stdin and answers each with the nanoseconds `run(N)` took.
@@ -121,8 +124,9 @@ where
     Ok(())
 }
 
-/// Opens `n` connections with `connect`, `CONNECTING_AT_ONCE` at a time, in greenlets.
-fn connect_in_greenlets<S: 'static>(
+/// Opens `n` connections with `connect`, `CONNECTING_AT_ONCE` at a time, in greenlets
+/// (connector `j` opens connections `j`, `j + CONNECTING_AT_ONCE`, ...).
+pub(super) fn connect_in_greenlets<S: 'static>(
     addr: SocketAddr,
     n: usize,
     connect: fn(SocketAddr) -> io::Result<S>,
