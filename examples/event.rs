@@ -36,13 +36,13 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenweave::sync::Event;
-use greenweave::{Builder, current, joinall, sleep};
+use greenweave::{Builder, current_info, joinall, sleep};
 
 fn main() {
     let start = Instant::now();
     let event = Rc::new(Event::new());
     let say = move |what: String| {
-        let name = current().name.unwrap_or_default();
+        let name = current_info().name.unwrap_or_default();
         println!("[{:4} ms] <{name}> {what}", start.elapsed().as_millis());
     };
 

@@ -36,7 +36,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenweave::sync::BoundedSemaphore;
-use greenweave::{Builder, current, joinall, sleep};
+use greenweave::{Builder, current_info, joinall, sleep};
 
 fn main() {
     let start = Instant::now();
@@ -54,7 +54,7 @@ fn main() {
                 println!(
                     "[{:4} ms] {} get semaphore ({} running)",
                     start.elapsed().as_millis(),
-                    current().name.unwrap_or_default(),
+                    current_info().name.unwrap_or_default(),
                     running.get()
                 );
                 sleep(Duration::from_millis(100));

@@ -300,6 +300,7 @@ impl Greenlet {
     /// reference count. greenweave's hub keeps the address of the greenlet's task here
     /// while [`context`](Self::context) owns it.
     #[inline]
+    #[doc(hidden)] // runtime plumbing (greenweave's hub), not a user API
     pub fn tag(&self) -> usize {
         self.0.tag.get()
     }
@@ -314,6 +315,7 @@ impl Greenlet {
     /// the tag points at alive until it sets the tag back to 0. (Without such a runtime
     /// on the thread, any value is harmless.)
     #[inline]
+    #[doc(hidden)] // runtime plumbing (greenweave's hub), not a user API
     pub unsafe fn set_tag(&self, tag: usize) {
         self.0.tag.set(tag);
     }
@@ -328,6 +330,7 @@ impl Greenlet {
     /// when that is cheap and through its own loop otherwise, so the chain, which a
     /// switch further down has to walk, stays short.
     #[inline]
+    #[doc(hidden)] // runtime plumbing (greenweave's hub), not a user API
     pub fn is_one_switch_away(&self, max_depth: u32) -> bool {
         // SAFETY: the running greenlet is alive while it runs (see `thread::current_ptr`).
         let depth = unsafe { (*thread::current_ptr()).depth.get() };

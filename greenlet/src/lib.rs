@@ -113,6 +113,7 @@ pub fn current() -> Greenlet {
 /// record here to find it on every blocking call.
 #[inline]
 #[track_caller]
+#[doc(hidden)] // runtime plumbing (greenweave's hub and hooks), not a user API
 pub fn current_tag() -> usize {
     // SAFETY: the running greenlet is alive while it runs (see `thread::current_ptr`).
     unsafe { (*thread::current_ptr()).tag.get() }

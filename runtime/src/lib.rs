@@ -78,6 +78,7 @@ compile_error!(
      remove `panic = \"abort\"` from the Cargo profile (or `-C panic=abort` from RUSTFLAGS)"
 );
 
+#[doc(hidden)] // plumbing for greenweave-monkey, not a user API
 pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
@@ -106,6 +107,7 @@ mod timeout;
 mod timer;
 mod workers;
 
+#[doc(hidden)] // a tuning fact for benches and tests, not a user API
 pub use hub::MAINTENANCE_INTERVAL;
 pub use remote::{RemoteWaker, wait_for_thread};
 pub use spawn::{
@@ -117,10 +119,22 @@ pub use time::{sleep, sleep_until, yield_now};
 pub use timeout::{Elapsed, Timeout, TimeoutFired, with_timeout};
 pub use workers::workers;
 
-/// The running greenlet, as the runtime sees it (`threading.current_thread()`).
+/// A snapshot of the running greenlet, as the runtime sees it
+/// (`threading.current_thread()`): its id, name, spawn site and state at this moment.
+/// For a handle that can be switched to, see `greenweave_greenlet::current`.
+#[track_caller]
+pub fn current_info() -> GreenletInfo {
+    hub::with(|hub| GreenletInfo::of(&hub.current_task()))
+}
+
+/// The old name of [`current_info`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `current_info`: it returns a snapshot, not a handle"
+)]
 #[track_caller]
 pub fn current() -> GreenletInfo {
-    hub::with(|hub| GreenletInfo::of(&hub.current_task()))
+    current_info()
 }
 
 /// Every live greenlet the runtime knows on this thread: spawned ones, plus the main

@@ -387,13 +387,11 @@ impl WaitQueue {
     }
 
     /// Number of greenlets waiting.
-    #[allow(dead_code)] // used by the queue and pool modules
     pub(crate) fn len(&self) -> usize {
         self.len.get()
     }
 
     /// Whether nobody waits.
-    #[allow(dead_code)] // used by the queue and pool modules
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
     }

@@ -35,6 +35,14 @@ impl fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
+impl fmt::Display for TimeoutFired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timeout #{} expired", self.id)
+    }
+}
+
+impl std::error::Error for TimeoutFired {}
+
 static NEXT_TIMEOUT: AtomicU64 = AtomicU64::new(1);
 
 /// A deadline for the current greenlet (gevent's `Timeout`). When it expires, the

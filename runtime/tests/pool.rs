@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::pool::{Group, Pool};
-use greenweave_runtime::{JoinError, current, sleep, yield_now};
+use greenweave_runtime::{JoinError, current_info, sleep, yield_now};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -180,9 +180,9 @@ fn dropping_an_imap_kills_its_outstanding_jobs() {
 #[test]
 fn apply_runs_f_in_a_pool_greenlet_and_returns_its_value() {
     let pool = Pool::new(2);
-    let me = current().id;
+    let me = current_info().id;
     let p = pool.clone();
-    let (value, ran_in, members_seen) = pool.apply(move || (42, current().id, p.len()));
+    let (value, ran_in, members_seen) = pool.apply(move || (42, current_info().id, p.len()));
     assert_eq!(value, 42);
     assert_ne!(ran_in, me);
     assert_eq!(members_seen, 1);
@@ -194,8 +194,8 @@ fn apply_from_a_member_of_a_full_pool_runs_inline() {
     let pool = Pool::new(1);
     let p = pool.clone();
     let h = pool.spawn(move || {
-        let me = current().id;
-        p.apply(move || current().id == me)
+        let me = current_info().id;
+        p.apply(move || current_info().id == me)
     });
     assert!(h.join().unwrap());
 }

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use greenweave_runtime::{
-    Builder, JoinError, JoinHandle, JoinTimeoutError, TaskState, active_count, current, greenlets,
-    iwait, joinall, killall, sleep, spawn, spawn_later, wait_any, yield_now,
+    Builder, JoinError, JoinHandle, JoinTimeoutError, TaskState, active_count, current_info,
+    greenlets, iwait, joinall, killall, sleep, spawn, spawn_later, wait_any, yield_now,
 };
 
 /// Counts drops, to prove destructors ran.
@@ -179,6 +179,40 @@ fn join_timeout_hands_the_handle_back_and_a_later_join_succeeds() {
 }
 
 #[test]
+fn join_timeout_errors_are_std_errors_that_name_the_greenlet() {
+    use std::error::Error as _;
+    let gate = std::rc::Rc::new(greenweave_runtime::sync::Event::new());
+    let g = gate.clone();
+    let h = Builder::new().name("slowpoke").spawn(move || g.wait());
+    let err: Box<dyn std::error::Error> = match h.join_timeout(Duration::from_millis(1)) {
+        Err(e @ JoinTimeoutError::Elapsed(_)) => Box::new(e),
+        other => panic!("expected Elapsed, got {other:?}"),
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("greenlet 'slowpoke'") && msg.contains("still running"),
+        "{msg}"
+    );
+    assert!(
+        err.source().is_none(),
+        "an elapsed join has no underlying cause"
+    );
+    drop(err); // dropping the handle inside detaches the greenlet; it still finishes
+    gate.set();
+
+    let victim = spawn(|| sleep(Duration::from_secs(1000)));
+    yield_now();
+    victim.kill();
+    let err = victim.join_timeout(Duration::from_secs(5)).unwrap_err();
+    assert_eq!(err.to_string(), "greenlet was killed");
+    let source = err.source().expect("a failed join names its cause");
+    assert!(matches!(
+        source.downcast_ref::<JoinError>(),
+        Some(JoinError::Killed)
+    ));
+}
+
+#[test]
 fn joinall_killall_wait_any_and_iwait() {
     let hs: Vec<_> = (0..5).map(|i| spawn(move || i * 10)).collect();
     let values: Vec<i32> = joinall(hs).into_iter().map(Result::unwrap).collect();
@@ -226,7 +260,7 @@ fn spawn_later_runs_after_the_delay_and_never_runs_if_killed_first() {
 #[test]
 fn the_registry_lists_greenlets_with_names_locations_and_waits() {
     // The main greenlet joins the registry once it first uses the runtime.
-    let _ = current();
+    let _ = current_info();
     let before = active_count();
     let h = Builder::new()
         .name("napper")
@@ -241,7 +275,7 @@ fn the_registry_lists_greenlets_with_names_locations_and_waits() {
     assert!(napper.spawned_at.unwrap().file().ends_with("tasks.rs"));
     assert!(napper.waiting_on.as_deref().unwrap().starts_with("sleep"));
     assert_eq!(active_count(), before + 1);
-    let me = current();
+    let me = current_info();
     assert_eq!(me.state, TaskState::Running);
     assert_eq!(me.name.as_deref(), Some("main"));
     h.kill();
@@ -347,7 +381,7 @@ fn a_joined_greenlets_record_is_reused_with_nothing_of_it_left_over() {
         old.kill();
         assert!(matches!(old.join(), Err(JoinError::Killed)));
         let fresh = spawn(|| {
-            let me = current();
+            let me = current_info();
             // Not killed: it blocks and runs on.
             sleep(Duration::from_millis(1));
             (me, MARK.get())

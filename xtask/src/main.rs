@@ -10,7 +10,9 @@
 //!   and renders one table per benchmark group with the ratio of greenweave to each peer
 //!   and the project's goals beside them; the request–response groups also get the
 //!   system calls per round trip the echo bench counted with `strace`
-//!   (`target/reqresp_syscalls.json`, if it was written). It never edits by hand what it wrote: run it
+//!   (`target/reqresp_syscalls.json`, if it was written); and it builds
+//!   `examples/code_size` to report what an inlined `put` + `get` call site costs in
+//!   code. It never edits by hand what it wrote: run it
 //!   again to regenerate. The analysis lives in the hand-written `docs/bench-notes.md`.
 //!
 //! The usual sequence is
@@ -20,6 +22,7 @@
 //! ```
 
 mod chart;
+mod code_size;
 mod data;
 mod machine;
 mod report;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::Options;
 use crate::chart::{self, Bar, format_ratio};
+use crate::code_size::{self, CodeSize};
 use crate::data::{Estimates, memory_table};
 use crate::machine::{Machine, utc};
 use crate::spec::{Check, GOALS, GROUPS, Goal, Group, SYSCALL_GROUPS, Unit};
@@ -34,6 +35,7 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
     }
     let memory = memory_table(root, &target.join("memory_table.json"), options.skip_memory);
     let syscalls = Syscalls::load(&target.join("reqresp_syscalls.json"));
+    let code_size = code_size::measure(root, target);
     let machine = Machine::detect();
 
     let bars = chart_bars(&estimates);
@@ -42,6 +44,7 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
         estimates: &estimates,
         memory: memory.as_ref(),
         syscalls: syscalls.as_ref(),
+        code_size: code_size.as_ref(),
     };
     let markdown = render(&machine, &figures, !bars.is_empty());
     std::fs::write(&options.out, markdown)
@@ -166,11 +169,13 @@ fn format_bytes(b: f64) -> String {
     }
 }
 
-/// Everything measured: criterion's estimates, the memory table, the system calls.
+/// Everything measured: criterion's estimates, the memory table, the system calls,
+/// the code size.
 struct Figures<'a> {
     estimates: &'a Estimates,
     memory: Option<&'a Value>,
     syscalls: Option<&'a Syscalls>,
+    code_size: Result<&'a CodeSize, &'a String>,
 }
 
 /// A goal's measured value (as text) and whether it is met; `None` without data.
@@ -317,6 +322,7 @@ fn render(machine: &Machine, figures: &Figures, has_chart: bool) -> String {
         render_group(w, group, figures);
     }
     render_memory(w, figures.memory);
+    code_size::render(w, figures.code_size);
     md
 }
 

@@ -55,7 +55,7 @@ pub(super) fn report_stall() {
     if others == 0 {
         return;
     }
-    let me = greenweave_runtime::current();
+    let me = greenweave_runtime::current_info();
     log::warn!(
         target: "greenweave::monkey",
         "greenweave-monkey: greenlet {} (id {}) has blocked its thread for {:?} in a wait on a \

@@ -73,3 +73,25 @@ impl<T> fmt::Debug for JoinTimeoutError<T> {
         }
     }
 }
+
+impl<T> fmt::Display for JoinTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinTimeoutError::Elapsed(h) => write!(
+                f,
+                "{} is still running after the join timeout (the error holds its handle)",
+                h.task
+            ),
+            JoinTimeoutError::Join(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl<T> std::error::Error for JoinTimeoutError<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JoinTimeoutError::Elapsed(_) => None,
+            JoinTimeoutError::Join(e) => Some(e),
+        }
+    }
+}
