@@ -188,7 +188,7 @@ fn reqresp(c: &mut Criterion) {
             .throughput(Throughput::Elements(1))
             .sampling_mode(SamplingMode::Flat);
         for kind in reqresp::KINDS {
-            let mut client = ClientProcess::start(kind, conns, server.addr, &[]);
+            let mut client = ClientProcess::start(kind, conns, server.addr);
             group.bench_function(kind.name(), |b| b.iter_custom(|iters| client.run(iters)));
             client.stop();
         }
@@ -222,7 +222,7 @@ fn echo_10k(c: &mut Criterion) {
     for name in ["greenweave_1hub", "tokio_current_thread"] {
         let server = ServerProcess::start(name);
         let kind = reqresp::Kind::GreenweaveNet;
-        let mut client = ClientProcess::start(kind, ECHO_10K_CONNS, server.addr, &[]);
+        let mut client = ClientProcess::start(kind, ECHO_10K_CONNS, server.addr);
         group.bench_function(name, |b| b.iter_custom(|iters| client.run(iters)));
         client.stop();
         server.stop();

@@ -58,18 +58,10 @@ pub(super) struct Peer {
 }
 
 impl Peer {
-    /// Starts this binary in `role`, under `wrapper` (a command such as `strace ...
-    /// --`) if given.
-    pub(super) fn start(role: &str, wrapper: &[String]) -> Peer {
+    /// Starts this binary in `role`.
+    pub(super) fn start(role: &str) -> Peer {
         let exe = std::env::current_exe().expect("the bench binary's path");
-        let mut command = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
+        let mut command = Command::new(exe);
         let mut child = command
             .env(ROLE_ENV, role)
             .stdin(Stdio::piped())
@@ -117,7 +109,7 @@ pub(super) struct ServerProcess {
 
 impl ServerProcess {
     pub(super) fn start(name: &str) -> ServerProcess {
-        let mut peer = Peer::start(&format!("server {name}"), &[]);
+        let mut peer = Peer::start(&format!("server {name}"));
         let addr = peer.line().parse().expect("the server prints its address");
         ServerProcess { peer, addr }
     }
@@ -133,14 +125,9 @@ pub(super) struct ClientProcess {
 }
 
 impl ClientProcess {
-    pub(super) fn start(
-        kind: reqresp::Kind,
-        conns: usize,
-        addr: SocketAddr,
-        wrapper: &[String],
-    ) -> ClientProcess {
+    pub(super) fn start(kind: reqresp::Kind, conns: usize, addr: SocketAddr) -> ClientProcess {
         let role = format!("client {} {conns} {addr}", kind.name());
-        let mut peer = Peer::start(&role, wrapper);
+        let mut peer = Peer::start(&role);
         assert_eq!(peer.line(), "ready", "the client connects first");
         ClientProcess { peer }
     }
@@ -154,6 +141,11 @@ impl ClientProcess {
             .parse()
             .expect("the client prints nanoseconds");
         Duration::from_nanos(nanos)
+    }
+
+    /// The client's process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.peer.child.id()
     }
 
     pub(super) fn stop(self) {

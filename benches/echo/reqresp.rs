@@ -10,6 +10,10 @@
 //!   `current_thread` runtime;
 //! - `os_threads`: blocking `std::net`, an OS thread per connection (no greenweave).
 //!
+//! Each connection's greenlet, task or thread lives as long as the client and waits
+//! for its share of each run on a queue (greenweave's `Queue`, tokio's unbounded
+//! `mpsc`, std's `mpsc`), so a run times the round trips, not spawning.
+//!
 //! Every client reads through a 4 KiB buffered reader (std's `BufReader`, tokio's
 //! `BufReader`) with `read_exact`, so a response is one read of up to 4 KiB that
 //! returns 64 bytes, as in a typical client library. Writes are `write_all` of the
@@ -149,78 +153,96 @@ pub(super) fn connect_in_greenlets<S: 'static>(
         .collect()
 }
 
-/// A greenlet per connection, on this thread's hub.
+/// A greenlet per connection, on this thread's hub, each waiting for its share of a
+/// run on a queue.
 fn greenlet_client<S: 'static>(addr: SocketAddr, n: usize, connect: fn(SocketAddr) -> io::Result<S>)
 where
     for<'a> &'a S: Read + Write,
 {
-    let conns = connect_in_greenlets(addr, n, connect);
+    use greenweave::queue::Queue;
+    let done: Rc<Queue<()>> = Rc::new(Queue::unbounded());
+    let workers: Vec<Rc<Queue<u64>>> = connect_in_greenlets(addr, n, connect)
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let shares: Rc<Queue<u64>> = Rc::new(Queue::unbounded());
+            let (mine, done) = (shares.clone(), done.clone());
+            drop(greenweave::spawn(move || {
+                while let Ok(k) = mine.get() {
+                    round_trips(&*conn, i, k).expect("round trip");
+                    done.put(()).expect("the client's main greenlet waits");
+                }
+            }));
+            shares
+        })
+        .collect();
     serve_commands(|iters| {
         let start = Instant::now();
-        let jobs: Vec<_> = conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, conn)| {
-                let k = share(iters, i, n);
-                let conn = conn.clone();
-                (k > 0).then(|| greenweave::spawn(move || round_trips(&*conn, i, k)))
-            })
-            .collect();
-        for result in greenweave::joinall(jobs) {
-            result
-                .expect("client greenlets do not panic")
-                .expect("round trip");
+        let mut active = 0;
+        for (i, worker) in workers.iter().enumerate() {
+            let k = share(iters, i, n);
+            if k > 0 {
+                worker.put(k).expect("client greenlets live");
+                active += 1;
+            }
+        }
+        for _ in 0..active {
+            done.get().expect("client greenlets live");
         }
         start.elapsed()
     });
 }
 
-/// A task per connection on a `current_thread` runtime.
+/// A task per connection on a `current_thread` runtime, each waiting for its share of
+/// a run on a channel.
 fn tokio_client(addr: SocketAddr, n: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let mut conns: Vec<Option<tokio::net::TcpStream>> = rt.block_on(async {
-        let mut conns = Vec::with_capacity(n);
-        for _ in 0..n {
-            let c = tokio::net::TcpStream::connect(addr)
+    let (done_tx, mut done_rx) = unbounded_channel::<()>();
+    let workers: Vec<UnboundedSender<u64>> = rt.block_on(async {
+        let mut workers = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut conn = tokio::net::TcpStream::connect(addr)
                 .await
                 .expect("connect to the server");
-            c.set_nodelay(true).expect("TCP_NODELAY");
-            conns.push(Some(c));
+            conn.set_nodelay(true).expect("TCP_NODELAY");
+            let (tx, mut shares) = unbounded_channel::<u64>();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = conn.split();
+                let mut reader = tokio::io::BufReader::with_capacity(READ_BUF, r);
+                let req = request(i);
+                let mut resp = [0; MSG];
+                while let Some(k) = shares.recv().await {
+                    for _ in 0..k {
+                        w.write_all(&req).await.expect("write");
+                        reader.read_exact(&mut resp).await.expect("read");
+                        assert_eq!(resp, req, "the server answered other bytes");
+                    }
+                    done.send(()).expect("the client's main task waits");
+                }
+            });
+            workers.push(tx);
         }
-        conns
+        workers
     });
     serve_commands(|iters| {
         rt.block_on(async {
             let start = Instant::now();
-            let mut tasks = Vec::new();
-            for (i, slot) in conns.iter_mut().enumerate() {
+            let mut active = 0;
+            for (i, worker) in workers.iter().enumerate() {
                 let k = share(iters, i, n);
-                if k == 0 {
-                    continue;
+                if k > 0 {
+                    worker.send(k).expect("client tasks live");
+                    active += 1;
                 }
-                let mut conn = slot.take().expect("every connection is home");
-                tasks.push(tokio::spawn(async move {
-                    {
-                        let (r, mut w) = conn.split();
-                        let mut reader = tokio::io::BufReader::with_capacity(READ_BUF, r);
-                        let req = request(i);
-                        let mut resp = [0; MSG];
-                        for _ in 0..k {
-                            w.write_all(&req).await.expect("write");
-                            reader.read_exact(&mut resp).await.expect("read");
-                            assert_eq!(resp, req, "the server answered other bytes");
-                        }
-                    }
-                    (i, conn)
-                }));
             }
-            for task in tasks {
-                let (i, conn) = task.await.expect("client tasks do not panic");
-                conns[i] = Some(conn);
+            for _ in 0..active {
+                done_rx.recv().await.expect("client tasks live");
             }
             start.elapsed()
         })

@@ -1,10 +1,12 @@
 //! System calls per round trip of the request–response clients, counted with
 //! `strace -f -c` (every thread of the client process; the server is not traced).
 //!
-//! Each client is run twice under `strace`, with `k1` and `k2` round trips after the
-//! same setup (start, connections, one command each), and the counts are
-//! differenced: (calls in run 2 − calls in run 1) ÷ (k2 − k1) is what one round trip
-//! costs, setup and start-up cancelling out. Tracing slows every system call, which
+//! Each client is started and warmed up (two round trips per connection, so every
+//! connection has made its first exchange, which registers it, and whose first read
+//! may or may not find the response there yet), then `strace -f -c -p` attaches to all
+//! of its threads for one command of `k` round trips and detaches: calls ÷ `k` is what
+//! a round trip costs (the command's own two lines on the pipe are noise below 0.001
+//! per round trip). Tracing slows every system call, which
 //! changes the timing (more responses are waiting per `epoll_wait`, say), so the
 //! figures are for comparing the clients with each other, as the issue that asked for
 //! them measured. The results go to `target/reqresp_syscalls.json` for
@@ -38,16 +40,38 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Calls by system call name over one traced client run of `iters` round trips.
+/// Calls by system call name over `iters` round trips of a warmed-up client.
 fn traced_run(kind: Kind, conns: usize, addr: SocketAddr, iters: u64) -> BTreeMap<String, u64> {
-    let out = target_dir().join(format!("strace-{}-{conns}-{iters}.txt", kind.name()));
-    let wrapper: Vec<String> = ["strace", "-f", "-c", "-o"]
-        .into_iter()
-        .map(String::from)
-        .chain([out.display().to_string(), "--".to_owned()])
-        .collect();
-    let mut client = ClientProcess::start(kind, conns, addr, &wrapper);
+    use std::io::BufRead;
+    let mut client = ClientProcess::start(kind, conns, addr);
+    client.run(2 * conns as u64);
+    let out = target_dir().join(format!("strace-{}-{conns}.txt", kind.name()));
+    let mut strace = std::process::Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&out)
+        .args(["-p", &client.pid().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting strace");
+    // "Process N attached with M threads": every thread is traced from here on.
+    let mut messages = std::io::BufReader::new(strace.stderr.take().expect("piped stderr"));
+    let mut line = String::new();
+    while !line.contains("attached") {
+        line.clear();
+        let n = messages
+            .read_line(&mut line)
+            .expect("reading strace's messages");
+        assert!(
+            n > 0,
+            "strace exited before attaching (ptrace not allowed here?)"
+        );
+    }
     client.run(iters);
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(strace.id() as libc::pid_t, libc::SIGINT) };
+    // It detaches, writes the summary, and ends by the same signal.
+    strace.wait().expect("waiting for strace");
+    drop(messages);
     client.stop();
     let text = std::fs::read_to_string(&out)
         .unwrap_or_else(|e| panic!("strace wrote no summary to {}: {e}", out.display()));
@@ -74,22 +98,12 @@ fn parse_summary(text: &str) -> BTreeMap<String, u64> {
 /// Counts every client at `conns` connections against the server at `addr`: per
 /// client, calls per round trip, in total and by name (those of at least 0.005).
 fn count_group(addr: SocketAddr, conns: usize) -> serde_json::Value {
-    let k1 = (2 * conns as u64).max(2_000);
-    let k2 = k1 + (20 * conns as u64).max(20_000);
+    let iters = (50 * conns as u64).max(50_000);
     let mut group = serde_json::Map::new();
     for kind in KINDS {
-        let (a, b) = (
-            traced_run(kind, conns, addr, k1),
-            traced_run(kind, conns, addr, k2),
-        );
-        let per = |name: &str| {
-            let (x, y) = (
-                a.get(name).copied().unwrap_or(0),
-                b.get(name).copied().unwrap_or(0),
-            );
-            (y as f64 - x as f64) / (k2 - k1) as f64
-        };
-        let by_call: serde_json::Map<String, serde_json::Value> = b
+        let calls = traced_run(kind, conns, addr, iters);
+        let per = |name: &str| calls.get(name).copied().unwrap_or(0) as f64 / iters as f64;
+        let by_call: serde_json::Map<String, serde_json::Value> = calls
             .keys()
             .filter(|name| *name != "total")
             .map(|name| (name.clone(), per(name)))
