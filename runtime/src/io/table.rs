@@ -136,6 +136,20 @@ impl IoTable {
         self.parked == 0
     }
 
+    /// Gives back the memory of a burst of fds once they are gone (a trim pass): the
+    /// vacant tail of the table goes.
+    pub(crate) fn shrink(&mut self) {
+        let used = self
+            .by_fd
+            .iter()
+            .rposition(Option::is_some)
+            .map_or(0, |i| i + 1);
+        if crate::trim::oversized(self.by_fd.capacity(), used) {
+            self.by_fd.truncate(used);
+            self.by_fd.shrink_to_fit();
+        }
+    }
+
     /// The entry of `fd`, whatever its epoch.
     fn slot(&self, fd: RawFd) -> Option<&Rc<FdEntry>> {
         self.by_fd.get(usize::try_from(fd).ok()?)?.as_ref()
