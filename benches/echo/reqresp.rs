@@ -112,6 +112,31 @@ fn share(iters: u64, i: usize, n: usize) -> u64 {
     iters / n + u64::from((i as u64) < iters % n)
 }
 
+/// One command of `iters` round trips over the `n` workers of a blocking-style client:
+/// `give(i, k)` hands worker `i` its share `k` (those with none get nothing), then
+/// `wait_one` returns once per worker given a share, as each reports it done; the time
+/// from the first share to the last report.
+fn run_shares(
+    iters: u64,
+    n: usize,
+    mut give: impl FnMut(usize, u64),
+    mut wait_one: impl FnMut(),
+) -> Duration {
+    let start = Instant::now();
+    let mut active = 0;
+    for i in 0..n {
+        let k = share(iters, i, n);
+        if k > 0 {
+            give(i, k);
+            active += 1;
+        }
+    }
+    for _ in 0..active {
+        wait_one();
+    }
+    start.elapsed()
+}
+
 /// `k` round trips on a blocking-style connection.
 fn round_trips<S>(conn: &S, i: usize, k: u64) -> io::Result<()>
 where
@@ -177,19 +202,12 @@ where
         })
         .collect();
     serve_commands(|iters| {
-        let start = Instant::now();
-        let mut active = 0;
-        for (i, worker) in workers.iter().enumerate() {
-            let k = share(iters, i, n);
-            if k > 0 {
-                worker.put(k).expect("client greenlets live");
-                active += 1;
-            }
-        }
-        for _ in 0..active {
-            done.get().expect("client greenlets live");
-        }
-        start.elapsed()
+        run_shares(
+            iters,
+            n,
+            |i, k| workers[i].put(k).expect("client greenlets live"),
+            || done.get().expect("client greenlets live"),
+        )
     });
 }
 
@@ -271,18 +289,11 @@ fn threads_client(addr: SocketAddr, n: usize) {
         })
         .collect();
     serve_commands(|iters| {
-        let start = Instant::now();
-        let mut active = 0;
-        for (i, worker) in workers.iter().enumerate() {
-            let k = share(iters, i, n);
-            if k > 0 {
-                worker.send(k).expect("client threads live");
-                active += 1;
-            }
-        }
-        for _ in 0..active {
-            done_rx.recv().expect("client threads live");
-        }
-        start.elapsed()
+        run_shares(
+            iters,
+            n,
+            |i, k| workers[i].send(k).expect("client threads live"),
+            || done_rx.recv().expect("client threads live"),
+        )
     });
 }
