@@ -44,8 +44,9 @@
 //! parked one (and the greenlet crate's stack-overflow handler must stay as it is);
 //! handlers installed past the interning table's room (256 distinct handler and flags
 //! pairs); and dispositions set other than through these four functions (`sigset`,
-//! `sysv_signal`, the raw system call): such handlers run as usual but interrupt no
-//! parked greenlet.
+//! `sysv_signal`, the raw system call, or libc's own `sigaction` found past this hook,
+//! as greenweave installs its stack-overflow and blocking-monitor handlers): such
+//! handlers run as usual but interrupt no parked greenlet.
 //!
 //! A signal sent to the process is handled by any one thread that does not block it,
 //! as ever: send it to the hub's thread (`pthread_kill`), or block it in the others,
