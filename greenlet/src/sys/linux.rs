@@ -202,7 +202,8 @@ fn libc_sigaction() -> SigactionFn {
 /// Installs `handler` for `signal` (run on the alternate signal stack if the thread
 /// has one; with `restart`, interrupted system calls restart) and returns the action
 /// it replaced, so the handler can pass signals that are not its own on. Installed with
-/// the C library's `sigaction`, past any hook of that name (see [`libc_sigaction`]).
+/// the C library's own `sigaction`, past any hook of that name (greenweave-monkey's
+/// would make the handler end parked greenlets' waits with `EINTR`).
 pub fn install_handler(
     signal: libc::c_int,
     handler: SigInfoHandler,
