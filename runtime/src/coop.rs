@@ -34,6 +34,7 @@ use crate::io::{self, Direction};
 use crate::park;
 use crate::task::{Describe, Interrupt, Wake};
 
+pub use crate::fork::on_child as on_fork_child;
 pub use crate::io::notify_closed;
 pub use crate::remote::ThreadWaker;
 
@@ -157,7 +158,7 @@ pub fn park_external(
 ) -> ExternalWake {
     let hub = hub::get();
     hub.external_waits.set(hub.external_waits.get() + 1);
-    let shared = hub.remote.clone();
+    let shared = hub.remote.borrow().clone();
     let woken = park::park_shielded(&DescribeWith(describe), deadline, |token| {
         register(ThreadWaker::new(shared, &token));
     });

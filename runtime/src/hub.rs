@@ -73,22 +73,26 @@ struct HubStop;
 
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
-    ready: RunQueue,
+    pub(crate) ready: RunQueue,
     pub(crate) timers: RefCell<Timers>,
-    tasks: RefCell<Slab<Rc<Task>>>,
+    pub(crate) tasks: RefCell<Slab<Rc<Task>>>,
     pub(crate) poll: RefCell<Poll>,
     events: RefCell<Events>,
     /// Greenlets waiting for fd readiness.
     pub(crate) io: RefCell<crate::io::IoTable>,
-    pub(crate) remote: Arc<remote::Shared>,
+    /// The injector; replaced only in a forked child (see `fork`).
+    pub(crate) remote: RefCell<Arc<remote::Shared>>,
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
-    spare_tasks: RefCell<Vec<Rc<Task>>>,
+    pub(crate) spare_tasks: RefCell<Vec<Rc<Task>>>,
     /// Greenlets parked in shielded waits that any thread may end (futex waits of the
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// In a forked child, the id of the spawned greenlet that forked, which plays the
+    /// part of `main` there (its return ends the process); 0 otherwise (see `fork`).
+    pub(crate) fork_root: Cell<u64>,
 }
 
 thread_local! {
@@ -172,6 +176,7 @@ pub(crate) fn current_task() -> Rc<Task> {
 impl Hub {
     fn new() -> Hub {
         crate::report::install_panic_hook();
+        crate::fork::install();
         let poll = Poll::new()
             .unwrap_or_else(|e| panic!("greenweave: cannot create the hub's epoll instance: {e}"));
         let remote = remote::Shared::new(&poll)
@@ -204,7 +209,7 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             io: RefCell::new(crate::io::IoTable::default()),
-            remote: Arc::new(remote),
+            remote: RefCell::new(Arc::new(remote)),
             // "Maintenance due" from the start: the first switch away from a greenlet
             // goes through the hub loop, which starts the hub greenlet before any task
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
@@ -212,6 +217,7 @@ impl Hub {
             spare_tasks: RefCell::new(Vec::new()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            fork_root: Cell::new(0),
         }
     }
 
@@ -482,7 +488,7 @@ impl Hub {
     /// another thread may wake one of ours.
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
-            || self.remote.outstanding() > 0
+            || self.remote.borrow().outstanding() > 0
             || self.external_waits.get() > 0
     }
 
@@ -491,7 +497,7 @@ impl Hub {
     /// hub waits: any of them may yet release the lock.
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
-            && self.remote.outstanding() == 0
+            && self.remote.borrow().outstanding() == 0
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
     }
@@ -525,7 +531,7 @@ impl Hub {
         for event in events.iter() {
             let token = event.token();
             if token == remote::WAKER_TOKEN {
-                self.remote.run_pending(self);
+                self.remote.borrow().run_pending(self);
             } else {
                 crate::io::dispatch(self, event);
             }

@@ -82,6 +82,8 @@ compile_error!(
 pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
+mod fork;
+#[allow(unsafe_code)]
 mod hub;
 pub mod io;
 pub mod local;

@@ -292,6 +292,20 @@ thread_local! {
     static ADOPTED: AdoptedLocals = const { AdoptedLocals(RefCell::new(Vec::new())) };
 }
 
+/// In a forked child: forgets the adopted greenlets left behind by the fork (all but
+/// `forking`), whose values must never be dropped there (see `fork`).
+pub(crate) fn forget_left_behind(forking: Option<&Rc<Task>>) {
+    let _ = ADOPTED.try_with(|adopted| {
+        for task in std::mem::take(&mut *adopted.0.borrow_mut()) {
+            if forking.is_some_and(|f| Rc::ptr_eq(f, &task)) {
+                adopted.0.borrow_mut().push(task);
+            } else {
+                std::mem::forget(task);
+            }
+        }
+    });
+}
+
 fn drop_at_thread_exit(task: &Rc<Task>) {
     // During thread exit the registry may be gone already; the values then leak, as
     // everything else the hub owned does.

@@ -5,6 +5,11 @@
 //! queues the token for the hub and wakes the hub's `epoll_wait` through a
 //! `mio::Waker`. While a `RemoteWaker` exists the hub counts it as outstanding work, so a
 //! greenlet waiting for another thread is never reported as deadlocked.
+//!
+//! In a forked child, the injectors of the parent's hubs are *defunct*: their hubs'
+//! threads do not exist there (or, on the forking thread, the hub has a new injector),
+//! and their wakers' eventfds are shared with the parent. A wake-up through one does
+//! nothing (see `fork`).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +36,9 @@ pub(crate) struct Shared {
     waker: Waker,
     queue: Mutex<Vec<RemoteToken>>,
     outstanding: AtomicUsize,
+    /// The fork generation it was made in: in a later one (a forked child) it is
+    /// defunct.
+    born: u64,
 }
 
 impl Shared {
@@ -39,7 +47,16 @@ impl Shared {
             waker: Waker::new(poll.registry(), WAKER_TOKEN)?,
             queue: Mutex::new(Vec::new()),
             outstanding: AtomicUsize::new(0),
+            born: crate::fork::generation(),
         })
+    }
+
+    /// Whether this is a parent's injector seen from a forked child: its hub's thread
+    /// does not exist here, its lock may have been held by a thread that does not
+    /// either, and its waker would wake the parent.
+    #[inline]
+    fn defunct(&self) -> bool {
+        self.born != crate::fork::generation()
     }
 
     /// `RemoteWaker`s alive or woken but not yet processed.
@@ -50,6 +67,9 @@ impl Shared {
     /// Queues a wake-up for the hub and wakes its `epoll_wait` (from any thread). The
     /// token must be counted in `outstanding`, which `run_pending` takes it off.
     fn inject(&self, token: RemoteToken) {
+        if self.defunct() {
+            return;
+        }
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -109,7 +129,7 @@ impl RemoteWaker {
 
 impl Drop for RemoteWaker {
     fn drop(&mut self) {
-        if self.armed {
+        if self.armed && !self.shared.defunct() {
             self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
             // Let the hub re-check whether anything can still wake its greenlets.
             let _ = self.shared.waker.wake();
@@ -144,7 +164,7 @@ impl ThreadWaker {
     /// thread, or the hub itself) it goes through the hub's injector.
     pub fn wake(&self) {
         let woken_here = crate::hub::try_with_existing(|hub| {
-            if !Arc::ptr_eq(&hub.remote, &self.shared) || hub.greenlet.is_current() {
+            if !Arc::ptr_eq(&hub.remote.borrow(), &self.shared) || hub.greenlet.is_current() {
                 return false;
             }
             if let Some(task) = hub.try_task_by_key(self.token.key, self.token.id) {
@@ -213,7 +233,7 @@ pub(crate) fn park_for_thread(
 ) -> Result<(), crate::task::Interrupt> {
     let mut start = Some(start);
     crate::hub::with(|hub| {
-        let shared = hub.remote.clone();
+        let shared = hub.remote.borrow().clone();
         crate::park::park(&OtherThread, None, |token| {
             if let Some(start) = start.take() {
                 start(RemoteWaker::new(shared, &token));

@@ -5,16 +5,24 @@
 //! work, the handle stays with the caller. The result is stored under a mutex together
 //! with the [`RemoteWaker`] of whichever greenlet is waiting, so the two sides may meet
 //! in either order and on any threads.
+//!
+//! In a forked child, a slot made before the fork is *orphaned*: the thread that would
+//! complete it does not exist there (see `fork`). Its handle then reports the outcome
+//! if the job had finished before the fork, and `JoinError::Killed` (discarded)
+//! otherwise, without waiting; its lock is only tried, since a thread that does not
+//! exist in the child may have held it.
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use crate::remote::{RemoteWaker, park_for_thread};
 use crate::spawn::JoinError;
 
 struct Slot<T> {
     state: Mutex<State<T>>,
+    /// The fork generation it was made in.
+    born: u64,
 }
 
 struct State<T> {
@@ -25,8 +33,32 @@ struct State<T> {
 }
 
 impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The state, locked; `None` only for an [orphaned](Self::orphaned) slot whose lock
+    /// is held (by a thread that does not exist in this child).
+    fn lock(&self) -> Option<MutexGuard<'_, State<T>>> {
+        if !self.orphaned() {
+            return Some(self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Made before a fork, seen in the child: nobody here will complete it.
+    fn orphaned(&self) -> bool {
+        self.born != crate::fork::generation()
+    }
+
+    /// For an orphaned slot, what its handle reports: the outcome if the job had
+    /// finished before the fork, else `Killed`. `None` for a slot of this process.
+    fn orphan_outcome(&self) -> Option<Result<T, JoinError>> {
+        if !self.orphaned() {
+            return None;
+        }
+        let outcome = self.lock().and_then(|mut state| state.outcome.take());
+        Some(outcome.unwrap_or(Err(JoinError::Killed)))
     }
 }
 
@@ -37,6 +69,7 @@ pub(crate) fn oneshot<T>() -> (Completer<T>, BlockingHandle<T>) {
             outcome: None,
             waiter: None,
         }),
+        born: crate::fork::generation(),
     });
     (
         Completer {
@@ -60,11 +93,13 @@ impl<T> Completer<T> {
 
     fn finish(&mut self, outcome: Result<T, JoinError>) {
         if let Some(slot) = self.slot.take() {
-            let waiter = {
-                let mut state = slot.lock();
-                state.outcome = Some(outcome);
-                state.waiter.take()
+            let Some(mut state) = slot.lock() else {
+                // Orphaned and locked: no one can see it anyway.
+                return;
             };
+            state.outcome = Some(outcome);
+            let waiter = state.waiter.take();
+            drop(state);
             if let Some(waiter) = waiter {
                 waiter.wake();
             }
@@ -183,8 +218,11 @@ impl<T> BlockingHandle<T> {
     /// dropped when done).
     #[track_caller]
     pub(crate) fn join_or_interrupt(self) -> Result<Result<T, JoinError>, crate::task::Interrupt> {
+        if let Some(outcome) = self.slot.orphan_outcome() {
+            return Ok(outcome);
+        }
         loop {
-            if let Some(outcome) = self.slot.lock().outcome.take() {
+            if let Some(outcome) = self.slot.lock().and_then(|mut s| s.outcome.take()) {
                 return Ok(outcome);
             }
             self.wait_or_interrupt()?;
@@ -201,14 +239,9 @@ impl<T> BlockingHandle<T> {
             // behind (a stale one would count as outstanding work for our hub until the
             // job finished).
             let _clear = ClearWaiter(&self.slot);
-            park_for_thread(|waker| {
-                let mut state = self.slot.lock();
-                if state.outcome.is_some() {
-                    drop(state);
-                    waker.wake();
-                } else {
-                    state.waiter = Some(waker);
-                }
+            park_for_thread(|waker| match self.slot.lock() {
+                Some(mut state) if state.outcome.is_none() => state.waiter = Some(waker),
+                _ => waker.wake(),
             })?;
         }
         Ok(())
@@ -226,7 +259,9 @@ impl<T> BlockingHandle<T> {
     /// assert_eq!(handle.join().unwrap(), 5);
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.slot.lock().outcome.is_some()
+        // An orphaned slot (in a forked child) is as good as finished: `join` returns
+        // at once.
+        self.slot.orphaned() || self.slot.lock().is_some_and(|s| s.outcome.is_some())
     }
 }
 
@@ -243,7 +278,7 @@ struct ClearWaiter<'a, T>(&'a Slot<T>);
 
 impl<T> Drop for ClearWaiter<'_, T> {
     fn drop(&mut self) {
-        let waiter = self.0.lock().waiter.take();
+        let waiter = self.0.lock().and_then(|mut s| s.waiter.take());
         drop(waiter);
     }
 }

@@ -1,0 +1,182 @@
+//! `fork` in a program that uses greenweave: POSIX fork-with-threads semantics, with
+//! greenlets in the part of threads.
+//!
+//! POSIX says the child of a multithreaded process has one thread, the one that called
+//! `fork`; the others simply do not exist there. greenweave goes one step further: in
+//! the child, only the *greenlet* that called `fork` goes on, on a fresh hub. The child
+//! must not share anything live with the parent's hub: its `epoll` instance (a copy of
+//! the fd refers to the same kernel object, so a child waiting in it takes the parent's
+//! readiness events), its waker, its timers, its run queue.
+//!
+//! The work is done by `pthread_atfork` handlers, registered when the first hub or
+//! thread pool is made, so a plain `libc::fork()` (or `nix::unistd::fork`) is enough;
+//! nothing needs patching. `posix_spawn` and std's `Command` (which uses it) run no
+//! fork handlers, which is right: the child execs at once. The handlers:
+//!
+//! - **prepare** (in the parent, before the fork): takes the locks of every
+//!   [`ThreadPool`](crate::threadpool::ThreadPool), so no pool is half-changed by a
+//!   thread that will not exist in the child. Released by the **parent** handler.
+//! - **child**, on the forking thread, on whatever greenlet called `fork`, runs the
+//!   resets listed in [`in_child`], in order: the thread pools, this thread's hub, and
+//!   the resets other crates registered with [`on_child`] (the monkey layer's futex
+//!   table and fd state).
+//!
+//! # What the child sees
+//!
+//! - **The forking greenlet** goes on where it was, on a fresh hub of its thread: a new
+//!   epoll instance (the inherited one is closed without any `epoll_ctl` on it: its
+//!   interest list belongs to the parent), a new waker, an empty run queue and no fd
+//!   waits. It may be the thread's main greenlet or a spawned one; either can spawn,
+//!   sleep, use sockets and join the greenlets it spawns in the child. Its
+//!   [`Timeout`](crate::Timeout)s stay armed (a `with_timeout` around code that forks
+//!   still bounds that code in the child); every other timer is dropped.
+//! - **Every other greenlet of the forking thread** is left behind: it is never
+//!   resumed, unwound or dropped in the child (its destructors never run; its memory is
+//!   the child's copy and stays as it was). Its [`JoinHandle`](crate::JoinHandle)
+//!   reports it finished: `join` returns [`JoinError::Killed`](crate::JoinError) and
+//!   `kill` returns at once. It is not listed by [`greenlets`](crate::greenlets). What
+//!   it held stays held, as a lock held by a thread that vanished does: a
+//!   [`sync::Mutex`](crate::sync::Mutex) it owned is never released in the child, a
+//!   [`Pool`](crate::pool::Pool) slot it occupied stays taken.
+//! - **Other threads** do not exist in the child. Their hubs are never touched, and
+//!   waking one of their greenlets from the child does nothing.
+//! - **Thread pools** have no threads in the child; they start new ones as jobs come.
+//!   Jobs that were queued or running at the fork are not run there: a
+//!   [`BlockingHandle`](crate::threadpool::BlockingHandle) of one, joined in the child,
+//!   returns `JoinError::Killed` (discarded) unless the job had finished before the
+//!   fork.
+//! - **A spawned greenlet that forked is the child's main greenlet**: when its function
+//!   returns, the child process exits, as a program does when `main` returns (status
+//!   0; 101 if it panicked, Rust's status for a panicking `main`), whatever greenlets it
+//!   spawned in the child are still running. Join them first. (When the thread's main
+//!   greenlet forked, returning from `main` ends the child as usual.) Most children
+//!   end with `exec` or `std::process::exit` anyway.
+//! - A `fork` from inside the hub itself (a `Drop` the hub runs) leaves every greenlet
+//!   behind; the child exits with status 0 once the hub has nothing left to do.
+//!
+//! Raw greenlets (the greenlet crate's `Greenlet`, switched by hand) are plain objects
+//! to the runtime: they run only where code switches to them, in the child as in the
+//! parent.
+
+mod hub;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// How many forks separate this process from the first one that used greenweave (0 in
+/// it; bumped in every child). Cross-thread handles record it when made, and a handle
+/// from an earlier generation refers to a thread that does not exist here.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The current fork generation (see [`GENERATION`]).
+#[inline]
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Relaxed)
+}
+
+/// Whether this process is the child of a fork made after greenweave was first used.
+pub(crate) fn in_forked_child() -> bool {
+    generation() != 0
+}
+
+static INSTALL: Once = Once::new();
+
+/// Registers the fork handlers (once per process): called when the first hub or
+/// thread pool is made.
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: the three handlers are `extern "C"` functions that never unwind
+        // (`guarded` catches any panic and aborts).
+        let err = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        if err != 0 {
+            log::error!(
+                "greenweave: pthread_atfork failed ({}): a forked child would share its \
+                 parent's hub",
+                std::io::Error::from_raw_os_error(err)
+            );
+        }
+    });
+}
+
+/// Most resets other crates may register with [`on_child`].
+const MAX_RESETS: usize = 16;
+
+/// The registered resets, as `fn()` addresses (0: free). Lock-free, so the child
+/// handler reads it without a lock that a vanished thread might hold.
+static RESETS: [AtomicUsize; MAX_RESETS] = [const { AtomicUsize::new(0) }; MAX_RESETS];
+
+/// Has `reset` run in every forked child, after the runtime's own resets (the hub of
+/// the forking thread is fresh by then). For process-global state of another crate
+/// that names threads or greenlets of the parent, or that a thread which does not
+/// exist in the child may have locked (the monkey layer's futex table, its per-fd
+/// state). `reset` runs inside `fork`, on the forking thread, with no other thread in
+/// the process: it must not block or take a lock, and must not panic (a panic there
+/// aborts the child). Registering the same function again does nothing.
+///
+/// # Panics
+///
+/// If more than 16 different resets are registered.
+#[track_caller]
+pub fn on_child(reset: fn()) {
+    install();
+    let addr = reset as usize;
+    for slot in &RESETS {
+        match slot.compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(taken) if taken == addr => return,
+            Err(_) => {}
+        }
+    }
+    panic!("greenweave: more than {MAX_RESETS} fork resets registered (coop::on_fork_child)");
+}
+
+/// Everything reset in a forked child, in order: the one list of it.
+fn in_child() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    // Pools first: they only need their own locks, which the prepare handler holds.
+    crate::threadpool::fork::in_child();
+    // The forking thread's hub. What it replaced (the inherited epoll and waker fds)
+    // is closed last, once every reset has run and every hook sees fresh state.
+    let replaced = hub::rebuild();
+    for slot in &RESETS {
+        let addr = slot.load(Ordering::Acquire);
+        if addr == 0 {
+            break;
+        }
+        // SAFETY: only `on_child` stores here, and only the address of a `fn()`.
+        let reset: fn() = unsafe { std::mem::transmute::<usize, fn()>(addr) };
+        reset();
+    }
+    drop(replaced);
+}
+
+unsafe extern "C" fn prepare() {
+    guarded("prepare", crate::threadpool::fork::prepare);
+}
+
+unsafe extern "C" fn parent() {
+    guarded("parent", crate::threadpool::fork::release);
+}
+
+unsafe extern "C" fn child() {
+    guarded("child", in_child);
+}
+
+/// Runs a fork handler; a panic cannot unwind through `fork`, so it aborts with a
+/// message instead.
+fn guarded(which: &str, f: fn()) {
+    if panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
+        greenweave_greenlet::raw_write(
+            2,
+            format!("greenweave: the {which} fork handler panicked; aborting\n").as_bytes(),
+        );
+        std::process::abort();
+    }
+}
+
+/// Ends a forked child whose main greenlet (the spawned greenlet that forked) has
+/// returned (`finished_ok`) or died: as a program whose `main` returned or panicked.
+pub(crate) fn exit_child(finished_ok: bool) -> ! {
+    std::process::exit(if finished_ok { 0 } else { 101 })
+}

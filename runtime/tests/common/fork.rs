@@ -1,0 +1,104 @@
+//! Helpers for tests that `fork` (runtime/tests/fork*.rs, monkey/tests/fork.rs): run a
+//! closure in a real forked child that reports through its exit status, and wait for
+//! the child cooperatively, with a deadline, so a hung child fails the test instead
+//! of hanging it.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+/// The exit status of a child whose closure panicked (the message may be lost: the
+/// child writes nothing itself, to stay clear of locks other test threads held at fork).
+pub const CHILD_PANICKED: i32 = 99;
+
+/// How long a child may take before it counts as hung.
+pub const CHILD_DEADLINE: Duration = Duration::from_secs(20);
+
+/// One forked child, in the parent. Dropped without [`wait`](Child::wait) (a failing
+/// test), it kills and reaps the child, so no stray child outlives the test.
+pub struct Child {
+    pub pid: libc::pid_t,
+    pidfd: OwnedFd,
+    reaped: bool,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SAFETY: our own child, not yet reaped.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+                libc::waitpid(self.pid, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
+/// Forks. The child runs `child` and exits with the status it returns (through `_exit`,
+/// so nothing of the parent's, such as the test harness, runs on in the child);
+/// [`CHILD_PANICKED`] if it panics. The parent gets the child's handle.
+pub fn fork_child(child: impl FnOnce() -> i32) -> Child {
+    // SAFETY: the child only runs `child` and then `_exit`s; greenweave's fork handlers
+    // make its hub usable there (what these tests check).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(CHILD_PANICKED);
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    Child::of(pid)
+}
+
+impl Child {
+    /// The handle of child `pid` (ours).
+    pub fn of(pid: libc::pid_t) -> Child {
+        // SAFETY: plain integer arguments.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        // SAFETY: a new fd that nothing else owns.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Child {
+            pid,
+            pidfd,
+            reaped: false,
+        }
+    }
+
+    /// Parks the calling greenlet until the child exits and returns its exit status.
+    ///
+    /// # Panics
+    ///
+    /// If the child is still running after `deadline` (it is killed first) or was
+    /// killed by a signal.
+    pub fn wait(mut self, deadline: Duration) -> i32 {
+        let exited = greenweave_runtime::io::wait_readable(self.pidfd.as_raw_fd(), Some(deadline));
+        if exited.is_err() {
+            // SAFETY: our own child.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+        let mut status = 0;
+        // SAFETY: our own child, which has exited or was just killed.
+        let reaped = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        assert_eq!(
+            reaped,
+            self.pid,
+            "waitpid: {}",
+            std::io::Error::last_os_error()
+        );
+        self.reaped = true;
+        assert!(
+            exited.is_ok(),
+            "the child {} hung: still running after {deadline:?} (killed)",
+            self.pid
+        );
+        assert!(
+            libc::WIFEXITED(status),
+            "the child {} died of signal {}",
+            self.pid,
+            libc::WTERMSIG(status)
+        );
+        libc::WEXITSTATUS(status)
+    }
+}
