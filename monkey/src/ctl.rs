@@ -105,9 +105,8 @@ pub(crate) const HOOKS: &[*const ()] = &[
 /// Wakes this hub's greenlets waiting on `fd`, which is about to be closed.
 fn wake_waiters(fd: c_int) {
     // Only a thread whose hub is not running has greenlets that could wait here; on a
-    // plain thread no hub is made; a forked child's hub copy must not be touched (it
-    // shares the parent's epoll instance).
-    if coop::can_park() && !crate::wait::forked() {
+    // plain thread no hub is made.
+    if coop::can_park() {
         coop::notify_closed(fd);
     }
 }

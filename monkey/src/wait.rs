@@ -5,8 +5,6 @@
 //! `EAGAIN` is the answer, as the kernel gave it) and, for sockets, for the
 //! `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must honour. Then it parks the greenlet until
 //! the fd is ready, and tries again.
-//!
-//! In the child of a `fork` every hook passes straight through (see `state`).
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -19,16 +17,10 @@ use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
 
-/// The first check of every socket-area hook (see [`cooperative`], which also makes
-/// every hook pass straight through in the child of a `fork`).
+/// The first check of every socket-area hook (see [`cooperative`]).
 #[inline]
 pub(crate) fn cooperative_socket() -> bool {
     cooperative(Area::Socket)
-}
-
-/// Whether this process is the child of a `fork` made after patching.
-pub(crate) fn forked() -> bool {
-    crate::state::forked()
 }
 
 /// Why a hook stopped waiting without the fd becoming ready.

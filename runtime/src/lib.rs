@@ -29,7 +29,8 @@
 //!   blocking or CPU-bound work), [`workers`] (one hub per core),
 //!   [`wait_for_thread`] (wake a greenlet from another OS thread).
 //! - Child processes: [`process`] (`status`, `output`, `wait`, `wait_timeout` for
-//!   std's `Command` and `Child`, parking only the calling greenlet).
+//!   std's `Command` and `Child`, parking only the calling greenlet); a plain `fork`
+//!   gives the child a fresh hub (see [Fork](#fork)).
 //!
 //! Kills and timeouts are delivered at blocking points only, and once each, as in
 //! gevent: the blocking call unwinds (with `GreenletExit`, or the [`Timeout`]'s
@@ -59,6 +60,45 @@
 //!   `usize::MAX` is accepted and reserves nothing. [`workers`]`(0, f)` runs nothing and
 //!   returns an empty `Vec`. Releasing a `Semaphore` past `usize::MAX` permits panics at
 //!   the caller's line; a `BoundedSemaphore` returns a `ReleaseError` instead.
+//!
+//! # Fork
+//!
+//! A `fork` (a plain `libc::fork()`; no patching needed) follows POSIX's rule for
+//! threads, with greenlets in the part of threads: in the child, only the greenlet that
+//! called `fork` goes on, on a fresh hub of its thread. No readiness event, timer or
+//! wake-up of one process reaches the other.
+//!
+//! - **The forking greenlet** goes on where it was, with a new epoll instance (the
+//!   inherited one is closed without any `epoll_ctl`: its interest list is the
+//!   parent's), a new waker, an empty run queue and no fd waits. It may be the thread's
+//!   main greenlet or a spawned one; either can spawn, sleep, use sockets and join the
+//!   greenlets it spawns in the child. Its own [`Timeout`]s stay armed (a
+//!   [`with_timeout`] around code that forks still bounds that code in the child);
+//!   every other timer is dropped.
+//! - **Every other greenlet** of the forking thread is left behind: never resumed,
+//!   unwound or dropped in the child (its destructors never run; its memory is the
+//!   child's copy, leaked). Its [`JoinHandle`] reads as finished: `join` returns
+//!   [`JoinError::Killed`] (or the value, if it had finished before the fork), `kill`
+//!   returns at once. [`greenlets`] does not list it, and waking it (setting an
+//!   [`Event`](sync::Event) it waits on, sending to its queue) does nothing. What it
+//!   held stays held, as what a vanished thread held does: a [`sync::Mutex`] it locked
+//!   is never released in the child, a [`pool::Pool`] slot it took stays taken.
+//! - **Other threads** do not exist in the child; their hubs are never touched, and
+//!   waking one of their greenlets from the child does nothing.
+//! - **Thread pools** ([`threadpool`]) lost their threads and start new ones as jobs
+//!   come. Jobs queued or running at the fork are not run in the child: their
+//!   [`BlockingHandle`](threadpool::BlockingHandle)s return `JoinError::Killed`
+//!   (discarded) there, unless the job had finished before the fork.
+//! - **A spawned greenlet that forked is the child's `main`**: when its function
+//!   returns the child process exits, as a program does when `main` returns (status 0,
+//!   or 101 if it panicked), even if greenlets it spawned are still running: join them
+//!   first. Most children end with an `exec` or [`std::process::exit`] anyway.
+//! - A `fork` from inside the hub itself (a `Drop` the hub runs) leaves every greenlet
+//!   behind; the child exits with status 0 once the hub has nothing left to do.
+//!
+//! Raw greenlets of the greenlet crate, switched by hand, run only where code switches
+//! to them, in the child as in the parent. With `greenweave-monkey` patched, the
+//! child's hooks park on its fresh hub like the parent's.
 //!
 //! # `panic = "unwind"` only
 //!

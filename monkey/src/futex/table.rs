@@ -208,6 +208,21 @@ pub(crate) fn requeue(from: usize, to: usize, max: usize) -> usize {
     moved
 }
 
+/// In a forked child: every waiter was a greenlet of the parent (the forking one is not
+/// parked), and a bucket may have been locked, mid-change, by a thread that does not
+/// exist here. Each bucket gets a new, empty list and a free lock; the old lists are
+/// leaked, never read or dropped (their wakers belong to hubs the child does not run).
+pub(crate) fn forget_all_after_fork() {
+    for bucket in &TABLE {
+        // SAFETY: the child has a single thread, running this fork handler, so nothing
+        // else touches the table; the old list is overwritten without being read or
+        // dropped.
+        unsafe { bucket.waiters.get().write(Vec::new()) };
+        bucket.lock.state.store(0, Ordering::Release);
+    }
+    WAITERS.store(0, Ordering::SeqCst);
+}
+
 /// A lock for the buckets that waits in the kernel directly (through libc's real
 /// `syscall`, never the hook), so the table never parks a greenlet on itself. Critical
 /// sections are a few instructions long; it spins briefly before sleeping.

@@ -1,62 +1,28 @@
-//! `fork` in a program that uses greenweave: POSIX fork-with-threads semantics, with
-//! greenlets in the part of threads.
+//! `fork` in a program that uses greenweave: the mechanism behind the crate docs'
+//! "Fork" section (which states what a child sees).
 //!
-//! POSIX says the child of a multithreaded process has one thread, the one that called
-//! `fork`; the others simply do not exist there. greenweave goes one step further: in
-//! the child, only the *greenlet* that called `fork` goes on, on a fresh hub. The child
-//! must not share anything live with the parent's hub: its `epoll` instance (a copy of
-//! the fd refers to the same kernel object, so a child waiting in it takes the parent's
-//! readiness events), its waker, its timers, its run queue.
+//! A forked child must share nothing live with the parent's hubs: a copy of an epoll fd
+//! refers to the same kernel object, so a child waiting in it takes the parent's
+//! readiness events (and the parent the child's); a waker's eventfd is shared the same
+//! way; and the parent's greenlets must never run in the child.
 //!
 //! The work is done by `pthread_atfork` handlers, registered when the first hub or
-//! thread pool is made, so a plain `libc::fork()` (or `nix::unistd::fork`) is enough;
+//! thread pool is made (or a reset is registered), so a plain `libc::fork()` is enough;
 //! nothing needs patching. `posix_spawn` and std's `Command` (which uses it) run no
-//! fork handlers, which is right: the child execs at once. The handlers:
+//! fork handlers, which is right: the child execs at once.
 //!
-//! - **prepare** (in the parent, before the fork): takes the locks of every
-//!   [`ThreadPool`](crate::threadpool::ThreadPool), so no pool is half-changed by a
-//!   thread that will not exist in the child. Released by the **parent** handler.
-//! - **child**, on the forking thread, on whatever greenlet called `fork`, runs the
-//!   resets listed in [`in_child`], in order: the thread pools, this thread's hub, and
-//!   the resets other crates registered with [`on_child`] (the monkey layer's futex
-//!   table and fd state).
+//! - **prepare** (in the parent, before the fork): takes the locks of every thread pool
+//!   (see `threadpool::fork`), so no pool is half-changed by a thread that will not
+//!   exist in the child. The **parent** handler releases them.
+//! - **child**, on the forking thread, on whatever greenlet called `fork`: the resets
+//!   listed in [`in_child`], the one list of them. Other crates add theirs with
+//!   [`on_child`] (`coop::on_fork_child`): the monkey layer resets its futex table, and
+//!   any per-fd state it keeps, there.
 //!
-//! # What the child sees
-//!
-//! - **The forking greenlet** goes on where it was, on a fresh hub of its thread: a new
-//!   epoll instance (the inherited one is closed without any `epoll_ctl` on it: its
-//!   interest list belongs to the parent), a new waker, an empty run queue and no fd
-//!   waits. It may be the thread's main greenlet or a spawned one; either can spawn,
-//!   sleep, use sockets and join the greenlets it spawns in the child. Its
-//!   [`Timeout`](crate::Timeout)s stay armed (a `with_timeout` around code that forks
-//!   still bounds that code in the child); every other timer is dropped.
-//! - **Every other greenlet of the forking thread** is left behind: it is never
-//!   resumed, unwound or dropped in the child (its destructors never run; its memory is
-//!   the child's copy and stays as it was). Its [`JoinHandle`](crate::JoinHandle)
-//!   reports it finished: `join` returns [`JoinError::Killed`](crate::JoinError) and
-//!   `kill` returns at once. It is not listed by [`greenlets`](crate::greenlets). What
-//!   it held stays held, as a lock held by a thread that vanished does: a
-//!   [`sync::Mutex`](crate::sync::Mutex) it owned is never released in the child, a
-//!   [`Pool`](crate::pool::Pool) slot it occupied stays taken.
-//! - **Other threads** do not exist in the child. Their hubs are never touched, and
-//!   waking one of their greenlets from the child does nothing.
-//! - **Thread pools** have no threads in the child; they start new ones as jobs come.
-//!   Jobs that were queued or running at the fork are not run there: a
-//!   [`BlockingHandle`](crate::threadpool::BlockingHandle) of one, joined in the child,
-//!   returns `JoinError::Killed` (discarded) unless the job had finished before the
-//!   fork.
-//! - **A spawned greenlet that forked is the child's main greenlet**: when its function
-//!   returns, the child process exits, as a program does when `main` returns (status
-//!   0; 101 if it panicked, Rust's status for a panicking `main`), whatever greenlets it
-//!   spawned in the child are still running. Join them first. (When the thread's main
-//!   greenlet forked, returning from `main` ends the child as usual.) Most children
-//!   end with `exec` or `std::process::exit` anyway.
-//! - A `fork` from inside the hub itself (a `Drop` the hub runs) leaves every greenlet
-//!   behind; the child exits with status 0 once the hub has nothing left to do.
-//!
-//! Raw greenlets (the greenlet crate's `Greenlet`, switched by hand) are plain objects
-//! to the runtime: they run only where code switches to them, in the child as in the
-//! parent.
+//! Handles that cross threads (a hub's injector, a thread pool job's result slot)
+//! record the fork [`generation`] they were made in; seen from a later generation they
+//! belong to threads that do not exist, and are inert (see `remote` and
+//! `threadpool::handle`).
 
 mod hub;
 

@@ -39,16 +39,28 @@ impl Drop for Child {
 /// so nothing of the parent's, such as the test harness, runs on in the child);
 /// [`CHILD_PANICKED`] if it panics. The parent gets the child's handle.
 pub fn fork_child(child: impl FnOnce() -> i32) -> Child {
-    // SAFETY: the child only runs `child` and then `_exit`s; greenweave's fork handlers
-    // make its hub usable there (what these tests check).
+    match fork() {
+        Some(parent_side) => parent_side,
+        None => child_exits_with(child),
+    }
+}
+
+/// Forks: the child's handle in the parent, `None` in the child (which must end with
+/// [`child_exits_with`]).
+pub fn fork() -> Option<Child> {
+    // SAFETY: the caller ends the child with `child_exits_with`; greenweave's fork
+    // handlers make its hub usable there (what these tests check).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(CHILD_PANICKED);
-        // SAFETY: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
-    }
-    Child::of(pid)
+    (pid != 0).then(|| Child::of(pid))
+}
+
+/// In a child: runs `child` and exits with the status it returns, [`CHILD_PANICKED`]
+/// if it panics.
+pub fn child_exits_with(child: impl FnOnce() -> i32) -> ! {
+    let code = panic::catch_unwind(AssertUnwindSafe(child)).unwrap_or(CHILD_PANICKED);
+    // SAFETY: ends the child without running the parent's exit handlers.
+    unsafe { libc::_exit(code) }
 }
 
 impl Child {
