@@ -83,8 +83,8 @@ fn the_forking_greenlets_timeout_stays_armed_in_the_child() {
     let parent = std::process::id();
     let start = Instant::now();
     let outcome = with_timeout(Duration::from_millis(50), || {
-        // SAFETY: the child leaves through `_exit` below.
-        let pid = unsafe { libc::fork() };
+        // The child leaves through `_exit` below.
+        let pid = forking::raw_fork();
         if pid == 0 {
             // The child goes on inside the same `with_timeout`, which still bounds it.
             sleep(Duration::from_secs(30));
@@ -146,8 +146,8 @@ fn fork_from_a_greenlet_that_returns(fail: bool) -> (i32, String) {
     let (mut theirs, mut ours) = UnixStream::pair().unwrap();
     let parent = std::process::id();
     let forker = spawn(move || {
-        // SAFETY: in the child this greenlet returns (the child then exits) or panics.
-        let pid = unsafe { libc::fork() };
+        // In the child this greenlet returns (the child then exits) or panics.
+        let pid = forking::raw_fork();
         if pid == 0 {
             let helper = spawn(|| {
                 sleep(Duration::from_millis(1));
@@ -193,8 +193,8 @@ static HOOK_FORKED: AtomicI32 = AtomicI32::new(0);
 fn fork_in_the_hub(_: coop::Maintenance) {
     if HOOK_FORKED.load(Ordering::SeqCst) == 0 {
         HOOK_FORKED.store(-1, Ordering::SeqCst);
-        // SAFETY: the child goes on in the hub, which ends it (status 0).
-        let pid = unsafe { libc::fork() };
+        // The child goes on in the hub, which ends it (status 0).
+        let pid = forking::raw_fork();
         HOOK_FORKED.store(pid, Ordering::SeqCst);
     }
 }

@@ -6,6 +6,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The exit status of a child whose closure panicked (the message may be lost: the
@@ -48,11 +49,28 @@ pub fn fork_child(child: impl FnOnce() -> i32) -> Child {
 /// Forks: the child's handle in the parent, `None` in the child (which must end with
 /// [`child_exits_with`]).
 pub fn fork() -> Option<Child> {
-    // SAFETY: the caller ends the child with `child_exits_with`; greenweave's fork
-    // handlers make its hub usable there (what these tests check).
+    let pid = raw_fork();
+    (pid != 0).then(|| Child::of(pid))
+}
+
+/// The status of a child that got back into the test's own code (a greenlet of the
+/// parent resumed there, say) and tried to fork again.
+pub const CHILD_ESCAPED: i32 = 98;
+
+/// `libc::fork()`, from the test process only: a child that somehow runs the test's
+/// code again (a regression resuming the parent's greenlets) exits instead of forking,
+/// so a broken build fails its tests instead of forking without end.
+pub fn raw_fork() -> libc::pid_t {
+    static TEST_PROCESS: OnceLock<u32> = OnceLock::new();
+    if *TEST_PROCESS.get_or_init(std::process::id) != std::process::id() {
+        // SAFETY: ends a child that must not go on.
+        unsafe { libc::_exit(CHILD_ESCAPED) };
+    }
+    // SAFETY: the callers end the child with `_exit` (or greenweave's rules do);
+    // greenweave's fork handlers make its hub usable there (what these tests check).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed: {}", std::io::Error::last_os_error());
-    (pid != 0).then(|| Child::of(pid))
+    pid
 }
 
 /// In a child: runs `child` and exits with the status it returns, [`CHILD_PANICKED`]
