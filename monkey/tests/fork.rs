@@ -7,38 +7,20 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
+use greenweave_runtime::spawn;
 use greenweave_runtime::threadpool::spawn_blocking;
-use greenweave_runtime::{TaskState, greenlets, spawn, yield_now};
 
 #[path = "../../runtime/tests/common/fork.rs"]
 mod forking;
-use forking::{CHILD_DEADLINE, fork_child};
-
-const ROUNDS: usize = 100;
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Set by the parent's greenlets when their waits end; reset before every fork, so in
-/// a child it says whether one of them ran there.
-static PARENT_GREENLET_RAN: AtomicBool = AtomicBool::new(false);
-
-const OK: i32 = 0;
-const PARENT_GREENLET_RAN_IN_CHILD: i32 = 10;
-const CHILD_FAILED: i32 = 11;
-
-fn one_fork_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use forking::{
+    PATIENCE, ROUNDS, child_verdict, expect_clean_exit, fork_child, one_fork_at_a_time,
+    parent_greenlet_ran, settle,
+};
 
 type Flag = Arc<(Mutex<bool>, Condvar)>;
-
-fn ran() {
-    PARENT_GREENLET_RAN.store(true, Ordering::SeqCst);
-}
 
 /// The child: wakes the parent's parked greenlets (nothing must happen), then uses
 /// every kind of hook with greenlets of its own.
@@ -84,13 +66,7 @@ fn child_side(go: UnixStream, parents_channel: mpsc::Sender<u8>, parents_flag: F
         // Longer than the parent's sleeper sleeps.
         std::thread::sleep(Duration::from_millis(10));
     });
-    if PARENT_GREENLET_RAN.load(Ordering::SeqCst) {
-        PARENT_GREENLET_RAN_IN_CHILD
-    } else if outcome.is_err() {
-        CHILD_FAILED
-    } else {
-        OK
-    }
+    child_verdict(outcome)
 }
 
 fn stolen(what: &str) -> ! {
@@ -98,47 +74,37 @@ fn stolen(what: &str) -> ! {
 }
 
 fn round(fork_from_spawned: bool) {
-    PARENT_GREENLET_RAN.store(false, Ordering::SeqCst);
+    forking::new_round();
     let (mut theirs, mut ours) = UnixStream::pair().unwrap();
     let reader = spawn(move || {
         let mut buf = [0; 4];
         theirs.read_exact(&mut buf).unwrap();
-        ran();
+        parent_greenlet_ran();
         buf
     });
     let sleeper = spawn(|| {
         std::thread::sleep(Duration::from_millis(5));
-        ran();
+        parent_greenlet_ran();
     });
     let (tx, rx) = mpsc::channel::<u8>();
     let receiver = spawn(move || {
         let got = rx.recv().unwrap();
-        ran();
+        parent_greenlet_ran();
         got
     });
     let flag: Flag = Arc::default();
     let f = flag.clone();
     let waiter = spawn(move || {
         drop(f.1.wait_while(f.0.lock().unwrap(), |set| !*set).unwrap());
-        ran();
+        parent_greenlet_ran();
     });
     let (open, gate) = mpsc::channel::<()>();
     let pooled = spawn(move || {
         let opened = spawn_blocking(move || gate.recv().is_ok());
-        ran();
+        parent_greenlet_ran();
         opened
     });
-    for _ in 0..1000 {
-        if greenlets()
-            .iter()
-            .filter(|g| g.state == TaskState::Blocked)
-            .count()
-            >= 5
-        {
-            break;
-        }
-        yield_now();
-    }
+    settle(5);
     let (go_child, mut go) = UnixStream::pair().unwrap();
     let (t, fl) = (tx.clone(), flag.clone());
     let child = if fork_from_spawned {
@@ -181,12 +147,7 @@ fn round(fork_from_spawned: bool) {
             .join_timeout(PATIENCE)
             .unwrap_or_else(|_| stolen("pool job"))
     );
-    match child.wait(CHILD_DEADLINE) {
-        OK => {}
-        PARENT_GREENLET_RAN_IN_CHILD => panic!("a greenlet of the parent ran in the child"),
-        CHILD_FAILED => panic!("the child's greenlets failed"),
-        other => panic!("the child failed with status {other}"),
-    }
+    expect_clean_exit(child);
 }
 
 #[test]

@@ -5,47 +5,17 @@
 //! sockets and timers of their own, and no readiness event may cross between them.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use greenweave_runtime::net::UnixStream;
-use greenweave_runtime::{GreenletInfo, TaskState, greenlets, sleep, spawn, yield_now};
+use greenweave_runtime::{sleep, spawn};
 
 #[path = "common/fork.rs"]
 mod forking;
-use forking::{CHILD_DEADLINE, fork_child};
-
-const ROUNDS: usize = 100;
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Set by the parent's greenlets when their waits end. Reset before every fork, so in
-/// a child it says whether one of the parent's greenlets ran there.
-static PARENT_GREENLET_RAN: AtomicBool = AtomicBool::new(false);
-
-/// Child exit statuses.
-const OK: i32 = 0;
-const PARENT_GREENLET_RAN_IN_CHILD: i32 = 10;
-const CHILD_IO_FAILED: i32 = 11;
-
-/// One fork at a time per process: a child must not inherit another test's fork in
-/// progress (and the `PARENT_GREENLET_RAN` flag is shared).
-fn one_fork_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Waits until `n` greenlets other than the caller are blocked (parked at their waits).
-fn settle(n: usize) {
-    let blocked = |g: &GreenletInfo| g.state == TaskState::Blocked;
-    for _ in 0..1000 {
-        if greenlets().iter().filter(|g| blocked(g)).count() >= n {
-            return;
-        }
-        yield_now();
-    }
-    panic!("the parent's greenlets never parked: {:?}", greenlets());
-}
+use forking::{
+    PATIENCE, ROUNDS, child_verdict, expect_clean_exit, fork_child, one_fork_at_a_time,
+    parent_greenlet_ran, settle,
+};
 
 /// What the child does: a socket pair and a timer of its own, with greenlets spawned
 /// after the fork, while it waits (parked on its hub) for the parent's "go". It tells
@@ -75,29 +45,23 @@ fn child_side(go: UnixStream) -> i32 {
         sleep(Duration::from_millis(10));
         Ok(())
     })();
-    if PARENT_GREENLET_RAN.load(Ordering::SeqCst) {
-        PARENT_GREENLET_RAN_IN_CHILD
-    } else if outcome.is_err() {
-        CHILD_IO_FAILED
-    } else {
-        OK
-    }
+    child_verdict(outcome)
 }
 
 /// One round: parent greenlets parked on a read and a timer, a fork (from main, or
 /// from a spawned greenlet), then both sides at work.
 fn round(fork_from_spawned: bool) {
-    PARENT_GREENLET_RAN.store(false, Ordering::SeqCst);
+    forking::new_round();
     let (mut theirs, mut ours) = UnixStream::pair().unwrap();
     let reader = spawn(move || {
         let mut buf = [0; 4];
         theirs.read_exact(&mut buf).unwrap();
-        PARENT_GREENLET_RAN.store(true, Ordering::SeqCst);
+        parent_greenlet_ran();
         buf
     });
     let sleeper = spawn(|| {
         sleep(Duration::from_millis(5));
-        PARENT_GREENLET_RAN.store(true, Ordering::SeqCst);
+        parent_greenlet_ran();
     });
     let (go_child, mut go) = UnixStream::pair().unwrap();
     settle(2);
@@ -121,12 +85,7 @@ fn round(fork_from_spawned: bool) {
     sleeper
         .join_timeout(PATIENCE)
         .unwrap_or_else(|_| panic!("the parent's timer never fired"));
-    match child.wait(CHILD_DEADLINE) {
-        OK => {}
-        PARENT_GREENLET_RAN_IN_CHILD => panic!("a greenlet of the parent ran in the child"),
-        CHILD_IO_FAILED => panic!("the child's socket or timer failed"),
-        other => panic!("the child failed with status {other}"),
-    }
+    expect_clean_exit(child);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::net::UnixStream;
@@ -20,14 +20,7 @@ use greenweave_runtime::{
 
 #[path = "common/fork.rs"]
 mod forking;
-use forking::{CHILD_DEADLINE, Child};
-
-const PATIENCE: Duration = Duration::from_secs(10);
-
-fn one_fork_at_a_time() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use forking::{CHILD_DEADLINE, Child, PATIENCE, one_fork_at_a_time};
 
 /// Child statuses: 0, or the number of the first check that failed.
 fn checks(list: &[bool]) -> i32 {

@@ -6,8 +6,80 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
+
+use greenweave_runtime::{TaskState, greenlets, yield_now};
+
+/// Rounds of a fork scenario.
+pub const ROUNDS: usize = 100;
+
+/// How long one side waits for something the other side does.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// One fork at a time per process: a child must not inherit another test's fork in
+/// progress (and [`PARENT_GREENLET_RAN`] is shared).
+pub fn one_fork_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Set by the parent's greenlets when their waits end ([`parent_greenlet_ran`]).
+/// Reset before every fork ([`new_round`]), so in a child it says whether one of
+/// them ran there.
+static PARENT_GREENLET_RAN: AtomicBool = AtomicBool::new(false);
+
+/// Starts a scenario round: no parent greenlet has finished its wait yet.
+pub fn new_round() {
+    PARENT_GREENLET_RAN.store(false, Ordering::SeqCst);
+}
+
+/// What a parent's greenlet calls when its wait has ended.
+pub fn parent_greenlet_ran() {
+    PARENT_GREENLET_RAN.store(true, Ordering::SeqCst);
+}
+
+/// A scenario child's exit status: 0, [`PARENT_GREENLET_RAN_IN_CHILD`], or
+/// [`CHILD_FAILED`] if its own work (`outcome`) failed.
+pub fn child_verdict<T, E>(outcome: Result<T, E>) -> i32 {
+    if PARENT_GREENLET_RAN.load(Ordering::SeqCst) {
+        PARENT_GREENLET_RAN_IN_CHILD
+    } else if outcome.is_err() {
+        CHILD_FAILED
+    } else {
+        0
+    }
+}
+
+pub const PARENT_GREENLET_RAN_IN_CHILD: i32 = 10;
+pub const CHILD_FAILED: i32 = 11;
+
+/// Waits for a scenario child and fails the test with what [`child_verdict`] said.
+pub fn expect_clean_exit(child: Child) {
+    match child.wait(CHILD_DEADLINE) {
+        0 => {}
+        PARENT_GREENLET_RAN_IN_CHILD => panic!("a greenlet of the parent ran in the child"),
+        CHILD_FAILED => panic!("the child's own greenlets failed"),
+        other => panic!("the child failed with status {other}"),
+    }
+}
+
+/// Yields until `n` greenlets are blocked (parked at their waits).
+pub fn settle(n: usize) {
+    for _ in 0..1000 {
+        if greenlets()
+            .iter()
+            .filter(|g| g.state == TaskState::Blocked)
+            .count()
+            >= n
+        {
+            return;
+        }
+        yield_now();
+    }
+    panic!("the greenlets never parked: {:?}", greenlets());
+}
 
 /// The exit status of a child whose closure panicked (the message may be lost: the
 /// child writes nothing itself, to stay clear of locks other test threads held at fork).
