@@ -63,25 +63,31 @@ pub(crate) fn prepare() {
             }
         })
         .collect();
-    HELD.with(|held| {
-        *held.borrow_mut() = Locks {
-            _config: Some(config),
-            _registry: Some(registry),
-            pools,
-        };
-    });
+    let locks = Locks {
+        _config: Some(config),
+        _registry: Some(registry),
+        pools,
+    };
+    // A thread whose thread-locals are gone (a fork from a thread-local's destructor)
+    // cannot keep them: they are released at once.
+    let _ = HELD.try_with(|held| *held.borrow_mut() = locks);
 }
 
 /// The parent handler: releases what `prepare` took.
 pub(crate) fn release() {
-    let locks = HELD.with(|held| std::mem::take(&mut *held.borrow_mut()));
-    drop(locks);
+    drop(take_held());
+}
+
+/// What `prepare` left for the parent or child handler (nothing if it could not).
+fn take_held() -> Locks {
+    HELD.try_with(|held| std::mem::take(&mut *held.borrow_mut()))
+        .unwrap_or_default()
 }
 
 /// In the child: every pool lost its threads (but the forking one, if it is a pool
 /// thread running a job); then the locks are released.
 pub(crate) fn in_child() {
-    let mut locks = HELD.with(|held| std::mem::take(&mut *held.borrow_mut()));
+    let mut locks = take_held();
     let me = std::thread::current().id();
     for held in &mut locks.pools {
         held.state.after_fork(me);
