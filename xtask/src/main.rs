@@ -8,7 +8,8 @@
 //!   the median point estimate), runs `examples/memory_table` (which writes
 //!   `target/memory_table.json`; with `--skip-memory` the saved file is read instead),
 //!   and renders one table per benchmark group with the ratio of greenweave to each peer
-//!   and the project's goals beside them. It never edits by hand what it wrote: run it
+//!   and the project's goals beside them, and builds `examples/code_size` to report what
+//!   an inlined `put` + `get` call site costs in code. It never edits by hand what it wrote: run it
 //!   again to regenerate. The analysis lives in the hand-written `docs/bench-notes.md`.
 //!
 //! The usual sequence is
@@ -18,6 +19,7 @@
 //! ```
 
 mod chart;
+mod code_size;
 mod data;
 mod machine;
 mod report;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::Options;
 use crate::chart::{self, Bar, format_ratio};
+use crate::code_size::{self, CodeSize};
 use crate::data::{Estimates, memory_table};
 use crate::machine::{Machine, utc};
 use crate::spec::{Check, GOALS, GROUPS, Goal, Group, Unit};
@@ -32,11 +33,18 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
         );
     }
     let memory = memory_table(root, &target.join("memory_table.json"), options.skip_memory);
+    let code_size = code_size::measure(root, target);
     let machine = Machine::detect();
 
     let bars = chart_bars(&estimates);
     chart::render(&bars, &root.join(CHART))?;
-    let markdown = render(&machine, &estimates, memory.as_ref(), !bars.is_empty());
+    let markdown = render(
+        &machine,
+        &estimates,
+        memory.as_ref(),
+        code_size.as_ref(),
+        !bars.is_empty(),
+    );
     std::fs::write(&options.out, markdown)
         .map_err(|e| format!("writing {}: {e}", options.out.display()))?;
     eprintln!(
@@ -230,6 +238,7 @@ fn render(
     machine: &Machine,
     estimates: &Estimates,
     memory: Option<&Value>,
+    code_size: Result<&CodeSize, &String>,
     has_chart: bool,
 ) -> String {
     let mut md = String::new();
@@ -301,6 +310,7 @@ fn render(
         render_group(w, group, estimates);
     }
     render_memory(w, memory);
+    code_size::render(w, code_size);
     md
 }
 
