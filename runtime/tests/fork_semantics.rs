@@ -188,7 +188,9 @@ fn fork_in_the_hub(_: coop::Maintenance) {
         HOOK_FORKED.store(-1, Ordering::SeqCst);
         // The child goes on in the hub, which ends it (status 0).
         let pid = forking::raw_fork();
-        HOOK_FORKED.store(pid, Ordering::SeqCst);
+        if pid != 0 {
+            HOOK_FORKED.store(pid, Ordering::SeqCst);
+        }
     }
 }
 
