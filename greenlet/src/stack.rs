@@ -19,11 +19,17 @@
 //! Beyond [`HOT_STACKS`] free stacks per class, a returned stack's pages are given back
 //! to the kernel so a burst of greenlets does not pin its memory for ever. Slabs are
 //! unmapped when the thread exits and their last stack is gone.
+//!
+//! Each carved stack is registered with Valgrind (`VALGRIND_STACK_REGISTER`, through
+//! corosensei's own client request) until its slab is unmapped, so memcheck follows
+//! switches between greenlets as stack switches.
 
+use std::cell::RefCell;
 use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
+use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
 
 use crate::sys;
@@ -58,10 +64,18 @@ const KEEP_RESIDENT: usize = 8 * 1024;
 struct Slab {
     base: *mut u8,
     len: usize,
+    /// The usable range of each stack carved so far, registered as a stack with
+    /// Valgrind for as long as the mapping exists, so that memcheck takes a switch onto
+    /// it for a stack switch rather than a huge frame. Outside Valgrind the client
+    /// request is a few no-op instructions, made once per carved stack (kept here, not
+    /// in the slot, so the slot that every spawn moves stays small).
+    valgrind: RefCell<Vec<ValgrindStackRegistration>>,
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
+        // Deregistered before the memory goes.
+        self.valgrind.get_mut().clear();
         // SAFETY: the mapping was made by `map_stacks` with this length, and every
         // stack carved from it held an `Rc<Slab>`: the last one is gone, so nothing
         // runs on or points into it any more.
@@ -152,7 +166,15 @@ impl SizeClass {
             _ => {
                 let len = stride * self.stacks_per_slab;
                 let base = sys::map_stacks(len)?;
-                (Rc::new(Slab { base, len }), 0)
+                let valgrind = RefCell::new(Vec::with_capacity(self.stacks_per_slab));
+                (
+                    Rc::new(Slab {
+                        base,
+                        len,
+                        valgrind,
+                    }),
+                    0,
+                )
             }
         };
         let offset = used * stride;
@@ -164,6 +186,10 @@ impl SizeClass {
             self.carving = Some((slab, used));
             return Err(err);
         }
+        let usable = limit as usize + GUARD_SIZE;
+        slab.valgrind
+            .borrow_mut()
+            .push(ValgrindStackRegistration::new(usable as *mut u8, self.size));
         let slot = Slot {
             limit: limit as usize,
             base: limit as usize + stride,

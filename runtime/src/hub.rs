@@ -44,6 +44,7 @@ use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use greenweave_greenlet::{self as greenlet, Greenlet};
@@ -53,6 +54,7 @@ use slab::Slab;
 use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
+use crate::signals;
 use crate::task::{Task, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
@@ -90,6 +92,13 @@ pub(crate) struct Hub {
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// Greenlets parked in waits that a signal handler may end (see `signals`).
+    pub(crate) signal_waits: Cell<usize>,
+    /// Signal handlers running on this thread now (see `signals`); an atomic, as
+    /// handlers change it between any two instructions of the code they interrupt.
+    pub(crate) signal_handlers_running: AtomicU32,
+    /// The thread's signal-handler counts at the last maintenance pass.
+    signals_seen: Cell<signals::Handled>,
     /// In a forked child, the id of the spawned greenlet that forked, which plays the
     /// part of `main` there (its return ends the process); 0 otherwise (see `fork`).
     pub(crate) fork_root: Cell<u64>,
@@ -135,7 +144,7 @@ pub(crate) fn get() -> &'static Hub {
 
 /// The hub, if this thread has one that is not being torn down.
 #[inline]
-fn existing() -> Option<&'static Hub> {
+pub(crate) fn existing() -> Option<&'static Hub> {
     let ptr = HUB_PTR.get();
     // The `'static` below never outlives the callers' stack frames, which end before
     // the thread (and so the thread-local hub) does.
@@ -147,6 +156,10 @@ fn existing() -> Option<&'static Hub> {
 #[cold]
 #[track_caller]
 fn first_use() -> &'static Hub {
+    // Thread-locals are destroyed in the reverse order of their first use: touching
+    // the greenlet layer's thread state first makes it outlive the hub, whose teardown
+    // can then still stop the hub loop and free its records.
+    drop(greenlet::current());
     HUB.with(|cell| {
         let hub: *const Hub = cell.get_or_init(Hub::new);
         HUB_PTR.set(hub);
@@ -217,6 +230,9 @@ impl Hub {
             spare_tasks: RefCell::new(Vec::new()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            signal_waits: Cell::new(0),
+            signal_handlers_running: AtomicU32::new(0),
+            signals_seen: Cell::new(signals::Handled::default()),
             fork_root: Cell::new(0),
         }
     }
@@ -262,8 +278,9 @@ impl Hub {
         self.register(&task);
         task.attach();
         // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed.
-        ManuallyDrop::new(task)
+        // a spawned one: hand it out borrowed, giving our own count back.
+        drop(task);
+        Task::current_borrowed().expect("the task was just attached to the running greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -446,6 +463,7 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
+        signals::end_interrupted_waits(self, &self.signals_seen);
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
@@ -471,6 +489,9 @@ impl Hub {
         self.poll(timeout);
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
+            // A handler that ran during the sleep ended it (the signal, or the hub's
+            // waker written by `run_signal_handler`).
+            signals::end_interrupted_waits(self, &self.signals_seen);
         }
         if timeout != Some(Duration::ZERO) {
             now = Instant::now();
@@ -484,12 +505,20 @@ impl Hub {
         }
     }
 
-    /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
-    /// another thread may wake one of ours.
+    /// Whether anything can arrive through the reactor: a greenlet waits for an fd,
+    /// another thread may wake one of ours, or a signal may end a wait (when signal
+    /// handlers that say so are installed; see `signals`).
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
             || self.remote.borrow().outstanding() > 0
             || self.external_waits.get() > 0
+            || self.signal_may_wake()
+    }
+
+    /// Whether a greenlet waits in a wait a signal may end, and handlers that end such
+    /// waits are installed.
+    fn signal_may_wake(&self) -> bool {
+        self.signal_waits.get() > 0 && signals::expected()
     }
 
     /// Whether the only hope left is an external wait (a futex) that no other thread
@@ -498,6 +527,7 @@ impl Hub {
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
             && self.remote.borrow().outstanding() == 0
+            && !self.signal_may_wake()
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
     }
@@ -557,23 +587,46 @@ fn run_hub() {
 impl Drop for Hub {
     fn drop(&mut self) {
         HUB_PTR.set(std::ptr::null());
-        // Greenlets still blocked when their thread exits are abandoned, not unwound:
-        // their stacks may hold references into this hub, which is going away.
-        for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
-            std::mem::forget(task);
+        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+        // The hub loop is stopped by switching to it; its return then goes to the
+        // thread's main greenlet. That is only right when the teardown runs on main
+        // (the thread's function returned). On another greenlet (`std::process::exit`
+        // called by a spawned greenlet, as a forked child's main one does when it
+        // returns; see `fork`) main would run again, inside `exit`. And without the
+        // greenlet layer's thread state (cannot happen while `first_use` orders the
+        // thread-locals) the loop cannot be stopped at all. Either way: dropping a record
+        // whose greenlet names the hub as parent could unwind its stack here, so
+        // abandon everything.
+        let stoppable = greenlet::thread_alive() && greenlet::current().is_main();
+        if self.greenlet.is_active() && !stoppable {
+            std::mem::forget(tasks);
+            self.ready.abandon();
+            std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
+            std::mem::forget(self.timers.replace(Timers::new()));
+            std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
+            return;
         }
-        self.ready.abandon();
-        // Finished records too: dropping their dead greenlets' parent handles could be
-        // the last handle of the hub greenlet, whose stack must not be unwound here.
-        std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
-        std::mem::forget(std::mem::replace(
-            &mut *self.timers.borrow_mut(),
-            Timers::new(),
-        ));
-        std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
-        if self.greenlet.is_active() && greenlet::thread_alive() {
-            // Let the hub loop return so its stack goes back to the pool.
+        if self.greenlet.is_active() {
+            // Let the hub loop return, so its stack goes back to the pool and the
+            // records of finished greenlets (which may name it as parent) can go.
             self.greenlet.switch(HubStop);
+        }
+        for (_, task) in tasks {
+            if task.state.get() == TaskState::Done {
+                drop(task);
+            } else if task.is_thread_main() {
+                // Running this teardown; its context owns its record, which holds the
+                // greenlet: break that cycle.
+                task.detach();
+            } else {
+                // Still parked (or ready but never resumed) as the thread exits: the
+                // greenlet is abandoned, not unwound, since its stack may hold
+                // references into this hub. Its record is never dropped, so nothing
+                // resumes or unwinds it; what else the hub holds (timers, I/O waits,
+                // the run queue, spare records) only holds counted references to it and
+                // is freed with the hub.
+                std::mem::forget(task);
+            }
         }
     }
 }

@@ -145,6 +145,7 @@ pub(crate) fn wait(
             io::ErrorKind::TimedOut,
             "timed out waiting for fd readiness",
         ))),
+        Ok(Wake::Signal) => Ok(Err(io::Error::from_raw_os_error(libc::EINTR))),
         Ok(_) => Ok(Ok(())),
         Err(interrupt) => Err(interrupt),
     }

@@ -125,8 +125,11 @@ mod deadlock;
 mod fork;
 #[allow(unsafe_code)]
 mod hub;
+mod injector;
 pub mod io;
 pub mod local;
+#[cfg(all(test, loom))]
+mod loom_model;
 pub mod net;
 #[allow(unsafe_code)]
 mod park;
@@ -138,11 +141,14 @@ mod report;
 #[allow(unsafe_code)]
 mod run_queue;
 pub mod server;
+mod signals;
 mod spawn;
 pub mod sync;
+#[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]
 mod task;
+mod thread_sync;
 pub mod threadpool;
 mod time;
 mod timeout;

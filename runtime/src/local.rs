@@ -280,10 +280,14 @@ impl Drop for AdoptedLocals {
                 .rare_if_made()
                 .map(|mut rare| std::mem::take(&mut rare.locals));
             drop(values);
-            // The hub leaks its tasks at thread exit for the same reason: dropping the
-            // greenlet handle now could touch the greenlet layer's thread-locals, which
-            // may already be gone.
-            std::mem::forget(task);
+            if Rc::strong_count(&task) == 1 {
+                // The hub is gone already and this would drop the record, and with it
+                // a greenlet handle, which could touch the greenlet layer's
+                // thread-locals: leave it.
+                std::mem::forget(task);
+            }
+            // Otherwise the hub (torn down after this: see `hub::first_use`) still
+            // holds the record and frees it.
         }
     }
 }

@@ -3,22 +3,25 @@
 //! A [`RemoteWaker`] is the `Send` form of a wait token. It goes to another thread
 //! (a thread-pool job, a callback from a C library); its [`wake`](RemoteWaker::wake)
 //! queues the token for the hub and wakes the hub's `epoll_wait` through a
-//! `mio::Waker`. While a `RemoteWaker` exists the hub counts it as outstanding work, so a
-//! greenlet waiting for another thread is never reported as deadlocked.
+//! waker (an eventfd; see `sys::EventFd`). While a `RemoteWaker` exists the hub counts it as outstanding work, so a
+//! greenlet waiting for another thread is never reported as deadlocked. The queue and
+//! the count, and the order in which both sides use them, are the `injector`'s.
 //!
 //! In a forked child, the injectors of the parent's hubs are *defunct*: their hubs'
 //! threads do not exist there (or, on the forking thread, the hub has a new injector),
-//! and their wakers' eventfds are shared with the parent. A wake-up through one does
-//! nothing (see `fork`).
+//! their lock may have been held by a thread that vanished, and their eventfds are
+//! shared with the parent. A wake-up through one does nothing (see `fork`).
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use mio::{Poll, Token, Waker};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
 
 use crate::hub::Hub;
+use crate::injector::Injector;
 use crate::park::{WaitToken, make_ready};
+use crate::sys::EventFd;
 use crate::task::{TaskState, Wake};
 
 /// The mio token of the hub's waker.
@@ -32,10 +35,9 @@ struct RemoteToken {
     generation: u64,
 }
 
+/// A hub's injector, woken through an eventfd registered on its poll.
 pub(crate) struct Shared {
-    waker: Waker,
-    queue: Mutex<Vec<RemoteToken>>,
-    outstanding: AtomicUsize,
+    injector: Injector<RemoteToken, EventFd>,
     /// The fork generation it was made in: in a later one (a forked child) it is
     /// defunct.
     born: u64,
@@ -43,47 +45,36 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(poll: &Poll) -> io::Result<Shared> {
+        let waker = EventFd::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&waker.raw()), WAKER_TOKEN, Interest::READABLE)?;
         Ok(Shared {
-            waker: Waker::new(poll.registry(), WAKER_TOKEN)?,
-            queue: Mutex::new(Vec::new()),
-            outstanding: AtomicUsize::new(0),
+            injector: Injector::new(waker),
             born: crate::fork::generation(),
         })
     }
 
-    /// Whether this is a parent's injector seen from a forked child: its hub's thread
-    /// does not exist here, its lock may have been held by a thread that does not
-    /// either, and its waker would wake the parent.
+    /// Whether this is a parent's injector seen from a forked child (see the module
+    /// docs).
     #[inline]
     fn defunct(&self) -> bool {
         self.born != crate::fork::generation()
     }
 
-    /// `RemoteWaker`s alive or woken but not yet processed.
-    pub(crate) fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
+    /// Wakes the hub from a signal handler on its thread (async-signal-safe: one
+    /// `write` to the eventfd, no lock).
+    pub(crate) fn wake_from_signal_handler(&self) {
+        self.injector.raise();
     }
 
-    /// Queues a wake-up for the hub and wakes its `epoll_wait` (from any thread). The
-    /// token must be counted in `outstanding`, which `run_pending` takes it off.
-    fn inject(&self, token: RemoteToken) {
-        if self.defunct() {
-            return;
-        }
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(token);
-        if let Err(err) = self.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+    /// `RemoteWaker`s alive or woken but not yet processed.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.injector.outstanding()
     }
 
     /// Runs the wake-ups other threads queued (on the hub's thread).
     pub(crate) fn run_pending(&self, hub: &Hub) {
-        let pending =
-            std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        for token in pending {
+        self.injector.drain(|token| {
             if let Some(task) = hub.task_by_key(token.key, token.id) {
                 if task.generation.get() == token.generation
                     && task.state.get() == TaskState::Blocked
@@ -91,8 +82,7 @@ impl Shared {
                     make_ready(&task, Wake::Notified);
                 }
             }
-            self.outstanding.fetch_sub(1, Ordering::AcqRel);
-        }
+        });
     }
 }
 
@@ -107,7 +97,7 @@ pub struct RemoteWaker {
 
 impl RemoteWaker {
     pub(crate) fn new(shared: Arc<Shared>, wait: &WaitToken) -> RemoteWaker {
-        shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        shared.injector.expect();
         let task = wait.task();
         RemoteWaker {
             shared,
@@ -123,16 +113,17 @@ impl RemoteWaker {
     /// Wakes the greenlet (if its wait is still in progress).
     pub fn wake(mut self) {
         self.armed = false;
-        self.shared.inject(self.token);
+        if !self.shared.defunct() {
+            self.shared.injector.inject(self.token);
+        }
     }
 }
 
 impl Drop for RemoteWaker {
     fn drop(&mut self) {
         if self.armed && !self.shared.defunct() {
-            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
-            // Let the hub re-check whether anything can still wake its greenlets.
-            let _ = self.shared.waker.wake();
+            // The hub re-checks whether anything can still wake its greenlets.
+            self.shared.injector.forget();
         }
     }
 }
@@ -177,12 +168,12 @@ impl ThreadWaker {
             }
             false
         });
-        if woken_here == Some(true) {
+        if woken_here == Some(true) || self.shared.defunct() {
             return;
         }
-        // `run_pending` takes one off `outstanding` per queued token.
-        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.shared.inject(self.token);
+        // Counted only now: until the hub handles this, its wait counts instead.
+        self.shared.injector.expect();
+        self.shared.injector.inject(self.token);
     }
 }
 

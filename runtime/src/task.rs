@@ -10,6 +10,7 @@ use std::rc::Rc;
 use greenweave_greenlet::Greenlet;
 
 use crate::park::WaitQueue;
+use crate::signals::SignalWait;
 
 mod interrupts;
 
@@ -56,6 +57,8 @@ pub(crate) struct Task {
     /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
     /// read through a live token of that wait.
     pub(crate) wait_slot: Cell<*const ()>,
+    /// Which signal handlers end its current wait (see `signals`).
+    pub(crate) signal_wait: Cell<SignalWait>,
     /// A kill was posted and not yet delivered. Written only by the transitions of
     /// [`interrupts`].
     kill_requested: Cell<bool>,
@@ -128,6 +131,9 @@ pub(crate) enum Wake {
     TimedOut,
     /// A kill, timeout or deadlock report is pending.
     Interrupted,
+    /// A signal handler ran on the thread while it waited in a wait marked as ended
+    /// by that handler (see `signals`).
+    Signal,
 }
 
 impl Task {
@@ -142,6 +148,7 @@ impl Task {
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
             wait_slot: Cell::new(std::ptr::null()),
+            signal_wait: Cell::new(SignalWait::default()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
             joiners: WaitQueue::new(),
@@ -170,6 +177,7 @@ impl Task {
             woken_by,
             waiting_on,
             wait_slot,
+            signal_wait,
             kill_requested,
             interrupted,
             joiners,
@@ -192,6 +200,7 @@ impl Task {
         woken_by.set(Wake::Notified);
         waiting_on.set(None);
         wait_slot.set(std::ptr::null());
+        signal_wait.set(SignalWait::default());
         kill_requested.set(false);
         interrupted.set(false);
         key.set(usize::MAX);
@@ -235,6 +244,12 @@ impl Task {
         // SAFETY: we are the runtime the tag belongs to; the registry and then the
         // greenlet's body own the task until the body clears the tag (see above).
         unsafe { self.greenlet.set_tag(Rc::as_ptr(self) as usize) };
+    }
+
+    /// Whether this is the task of its thread's main greenlet (adopted, and the root
+    /// of the greenlet tree): the one that runs the thread's teardown.
+    pub(crate) fn is_thread_main(&self) -> bool {
+        self.location.is_none() && self.greenlet.parent().is_none()
     }
 
     /// Undoes [`attach`](Self::attach) or [`attach_spawned`](Self::attach_spawned)
@@ -377,6 +392,7 @@ mod tests {
         Option<Rc<str>>,
         Option<&'static Location<'static>>,
         u64,
+        SignalWait,
     );
 
     fn fresh_parts(task: &Task) -> Fresh {
@@ -391,6 +407,7 @@ mod tests {
             task.name.clone(),
             task.location,
             task.id(),
+            task.signal_wait.get(),
         )
     }
 
@@ -409,6 +426,9 @@ mod tests {
         record.interrupted.set(true);
         record.key.set(7);
         record.generation.set(5);
+        record
+            .signal_wait
+            .set(SignalWait::marked(crate::coop::Eintr::Always));
 
         let g = Greenlet::builder().name("new").build(|_| ());
         let new = Task::new(g.clone(), Some(old_at));

@@ -132,10 +132,19 @@ fn thread_pools_start_afresh_in_the_child_and_jobs_of_the_parent_read_as_discard
 /// Set by the parent's main greenlet after its join: in a child, it must never run.
 static MAIN_RESUMED: AtomicBool = AtomicBool::new(false);
 
-/// A spawned greenlet forks; in the child it returns (or panics, `fail`) after it
-/// spawned and joined a greenlet of its own. Returns the child's exit status and what
-/// it wrote to the pipe.
-fn fork_from_a_greenlet_that_returns(fail: bool) -> (i32, String) {
+/// How the child's main greenlet (a spawned greenlet that forked) ends.
+#[derive(Clone, Copy)]
+enum End {
+    Return,
+    Panic,
+    /// `std::process::exit(7)`, from the spawned greenlet.
+    Exit,
+}
+
+/// A spawned greenlet forks; in the child it ends as `end` says after it spawned and
+/// joined a greenlet of its own. Returns the child's exit status and what it wrote to
+/// the pipe.
+fn fork_from_a_greenlet_that_ends(end: End) -> (i32, String) {
     let (mut theirs, mut ours) = UnixStream::pair().unwrap();
     let parent = std::process::id();
     let forker = spawn(move || {
@@ -148,7 +157,11 @@ fn fork_from_a_greenlet_that_returns(fail: bool) -> (i32, String) {
             });
             let said = helper.join().unwrap();
             theirs.write_all(said.as_bytes()).unwrap();
-            assert!(!fail, "the child's main greenlet fails");
+            match end {
+                End::Return => {}
+                End::Panic => panic!("the child's main greenlet fails"),
+                End::Exit => std::process::exit(7),
+            }
         }
         pid
     });
@@ -169,14 +182,16 @@ fn fork_from_a_greenlet_that_returns(fail: bool) -> (i32, String) {
 #[test]
 fn a_spawned_greenlet_that_forked_is_the_childs_main() {
     let _one = one_fork_at_a_time();
+    let helper = String::from("helper");
     assert_eq!(
-        fork_from_a_greenlet_that_returns(false),
-        (0, "helper".into())
+        fork_from_a_greenlet_that_ends(End::Return),
+        (0, helper.clone())
     );
     assert_eq!(
-        fork_from_a_greenlet_that_returns(true),
-        (101, "helper".into())
+        fork_from_a_greenlet_that_ends(End::Panic),
+        (101, helper.clone())
     );
+    assert_eq!(fork_from_a_greenlet_that_ends(End::Exit), (7, helper));
     assert!(!MAIN_RESUMED.load(Ordering::SeqCst));
 }
 

@@ -40,14 +40,17 @@
 //! waiter (they were greenlets of the parent; see [`after_fork`]).
 
 mod kernel;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod parker;
+mod raw_lock;
 mod table;
 mod tls;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::coop::{self, ExternalWake};
+use greenweave_runtime::coop::{self, ExternalWake, ThreadWaker};
 use libc::{c_int, c_long};
 
 use crate::Area;
@@ -274,7 +277,7 @@ impl Futex {
     }
 
     fn wake(&self) -> Option<c_long> {
-        if !table::anyone_parked() {
+        if !table::global().anyone_parked() {
             return None;
         }
         let bitset = if self.command() == libc::FUTEX_WAKE {
@@ -283,7 +286,7 @@ impl Futex {
             self.val3
         };
         let max = self.val.min(i32::MAX as u32) as usize;
-        let (woken, shared_word) = table::wake(self.addr, max, bitset);
+        let (woken, shared_word) = table::global().wake(self.addr, max, bitset);
         if woken == 0 {
             return None;
         }
@@ -315,13 +318,14 @@ impl Futex {
     /// (whose condition only the kernel evaluates atomically) wakes every greenlet on
     /// both words. Either way the kernel then does its part.
     fn move_or_wake_both(&self) -> Option<c_long> {
-        if !table::anyone_parked() {
+        let table = table::global();
+        if !table.anyone_parked() {
             return None;
         }
         match self.command() {
             libc::FUTEX_WAKE_OP => {
-                table::wake(self.addr, usize::MAX, u32::MAX);
-                table::wake(self.addr2, usize::MAX, u32::MAX);
+                table.wake(self.addr, usize::MAX, u32::MAX);
+                table.wake(self.addr2, usize::MAX, u32::MAX);
             }
             _ => {
                 // SAFETY: CMP_REQUEUE compares the word first; the caller guarantees
@@ -332,8 +336,8 @@ impl Futex {
                 {
                     return None;
                 }
-                table::wake(self.addr, self.val as usize, u32::MAX);
-                table::requeue(self.addr, self.addr2, self.timeout_or_val2.max(0) as usize);
+                table.wake(self.addr, self.val as usize, u32::MAX);
+                table.requeue(self.addr, self.addr2, self.timeout_or_val2.max(0) as usize);
             }
         }
         None
@@ -343,11 +347,11 @@ impl Futex {
 /// Parks on a private word until woken, timed out, or (spuriously) interrupted.
 fn wait_on(word: &AtomicU32, expected: u32, bitset: u32, deadline: Option<Instant>) -> c_long {
     let addr = word.as_ptr() as usize;
-    let joining = table::Joining::start(addr);
-    if word.load(Ordering::SeqCst) != expected {
-        drop(joining);
+    let Some(joining) =
+        table::global().start_wait(addr, || word.load(Ordering::SeqCst) == expected)
+    else {
         return fail(libc::EAGAIN);
-    }
+    };
     park(addr, bitset, false, joining, deadline, || {}).into_return()
 }
 
@@ -395,7 +399,7 @@ fn park(
     addr: usize,
     bitset: u32,
     shared_by_thread: bool,
-    joining: table::Joining,
+    joining: table::Joining<'_, ThreadWaker>,
     deadline: Option<Instant>,
     joined: impl FnOnce(),
 ) -> Ended {
@@ -410,7 +414,7 @@ fn park(
         id = joining.join(bitset, shared_by_thread, waker);
         joined();
     });
-    let still_queued = table::leave(addr, id);
+    let still_queued = table::global().leave(addr, id);
     match woken {
         ExternalWake::Deadlock(report) if still_queued => deadlock(&report),
         _ if !still_queued => Ended::Woken,
@@ -455,7 +459,9 @@ fn clock_now(clock: libc::clockid_t) -> Duration {
 /// the greenlets parked in the table, and this thread's count of greenlets on its
 /// parking word, belong to the parent.
 pub(crate) fn after_fork() {
-    table::forget_all_after_fork();
+    // (Under loom the hooks, and so forks, do not run.)
+    #[cfg(not(loom))]
+    table::global().forget_all_after_fork();
     parker::forget_parked_after_fork();
 }
 
@@ -471,6 +477,6 @@ pub(crate) fn wait_word(word: &AtomicU32, expected: u32) {
 
 /// Wakes every waiter of `word`, greenlets and threads (call after changing it).
 pub(crate) fn wake_word(word: &AtomicU32) {
-    table::wake(word.as_ptr() as usize, usize::MAX, u32::MAX);
+    table::global().wake(word.as_ptr() as usize, usize::MAX, u32::MAX);
     kernel::wake(word, i32::MAX);
 }

@@ -66,6 +66,7 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
         Action::Wake(_) => false,
     });
     hub.external_waits.set(0);
+    hub.signal_waits.set(0);
     let root = match &forking {
         Some(task) => {
             // Greenlets of the parent waiting to join it are gone.

@@ -7,35 +7,62 @@
 //! in either order and on any threads.
 //!
 //! In a forked child, a slot made before the fork is *orphaned*: the thread that would
-//! complete it does not exist there (see `fork`). Its handle then reports the outcome
-//! if the job had finished before the fork, and `JoinError::Killed` (discarded)
-//! otherwise, without waiting; its lock is only tried, since a thread that does not
-//! exist in the child may have held it.
+//! complete it does not exist there (see `fork`). It then counts as complete, and its
+//! handle reports the outcome if the job had finished before the fork, and
+//! `JoinError::Killed` (discarded) otherwise, without waiting; its lock is only tried,
+//! since a thread that does not exist in the child may have held it.
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{PoisonError, TryLockError};
 
 use crate::remote::{RemoteWaker, park_for_thread};
 use crate::spawn::JoinError;
+use crate::thread_sync::{Arc, Mutex, MutexGuard};
 
-struct Slot<T> {
-    state: Mutex<State<T>>,
-    /// The fork generation it was made in.
+/// Whoever waits for a [`Slot`]'s outcome, woken once it is in: a parked greenlet's
+/// [`RemoteWaker`] (the loom tests use a thread's event).
+pub(crate) trait Waiter: Send {
+    /// Wakes the waiter (from any thread).
+    fn wake(self);
+}
+
+impl Waiter for RemoteWaker {
+    fn wake(self) {
+        RemoteWaker::wake(self);
+    }
+}
+
+/// Where one outcome meets the one waiter for it, in either order, on any threads:
+/// both sides look at the other under the same lock, so the outcome never arrives
+/// unseen between a waiter's check and its registration.
+pub(crate) struct Slot<T, W> {
+    state: Mutex<State<T, W>>,
+    /// The fork generation it was made in (see the module docs).
     born: u64,
 }
 
-struct State<T> {
+struct State<T, W> {
     /// Set once by the completer (or by its drop, as `Killed`).
-    outcome: Option<Result<T, JoinError>>,
-    /// The greenlet waiting in `join`, if any.
-    waiter: Option<RemoteWaker>,
+    outcome: Option<T>,
+    /// Whoever waits in [`Slot::wait`], if anyone.
+    waiter: Option<W>,
 }
 
-impl<T> Slot<T> {
+impl<T, W: Waiter> Slot<T, W> {
+    fn new() -> Slot<T, W> {
+        Slot {
+            state: Mutex::new(State {
+                outcome: None,
+                waiter: None,
+            }),
+            born: crate::fork::generation(),
+        }
+    }
+
     /// The state, locked; `None` only for an [orphaned](Self::orphaned) slot whose lock
-    /// is held (by a thread that does not exist in this child).
-    fn lock(&self) -> Option<MutexGuard<'_, State<T>>> {
+    /// is held (by a thread that does not exist in this forked child).
+    fn lock(&self) -> Option<MutexGuard<'_, State<T, W>>> {
         if !self.orphaned() {
             return Some(self.state.lock().unwrap_or_else(PoisonError::into_inner));
         }
@@ -47,67 +74,112 @@ impl<T> Slot<T> {
     }
 
     /// Made before a fork, seen in the child: nobody here will complete it.
-    fn orphaned(&self) -> bool {
+    pub(crate) fn orphaned(&self) -> bool {
         self.born != crate::fork::generation()
     }
 
-    /// For an orphaned slot, what its handle reports: the outcome if the job had
-    /// finished before the fork, else `Killed`. `None` for a slot of this process.
-    fn orphan_outcome(&self) -> Option<Result<T, JoinError>> {
-        if !self.orphaned() {
-            return None;
+    /// Stores the outcome and wakes the waiter, if one is registered.
+    fn complete(&self, outcome: T) {
+        let Some(mut state) = self.lock() else {
+            // Orphaned and locked: nobody can look at it anyway.
+            return;
+        };
+        state.outcome = Some(outcome);
+        let waiter = state.waiter.take();
+        drop(state);
+        if let Some(waiter) = waiter {
+            waiter.wake();
         }
-        let outcome = self.lock().and_then(|mut state| state.outcome.take());
-        Some(outcome.unwrap_or(Err(JoinError::Killed)))
+    }
+
+    /// Whether the outcome is in, or will never come ([orphaned](Self::orphaned)).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.orphaned() || self.lock().is_some_and(|state| state.outcome.is_some())
+    }
+
+    /// The outcome, if it is in (once).
+    pub(crate) fn take_outcome(&self) -> Option<T> {
+        self.lock().and_then(|mut state| state.outcome.take())
+    }
+
+    /// Waits until the outcome is in. Each round calls `park` with a function that
+    /// registers a waiter: `park` must make one, hand it over, and return once it is
+    /// woken (or spuriously; the loop re-checks). An `Err` from `park` ends the wait.
+    /// Either way no waiter of ours stays registered afterwards (a stale
+    /// [`RemoteWaker`] would count as outstanding work for its hub until the job ends).
+    pub(crate) fn wait<E>(
+        &self,
+        mut park: impl FnMut(&mut dyn FnMut(W)) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while !self.is_complete() {
+            let _clear = ClearWaiter(self);
+            park(&mut |waiter| self.register(waiter))?;
+        }
+        Ok(())
+    }
+
+    /// Registers `waiter`, or wakes it at once if the outcome is already in.
+    fn register(&self, waiter: W) {
+        match self.lock() {
+            Some(mut state) if state.outcome.is_none() => state.waiter = Some(waiter),
+            _ => waiter.wake(),
+        }
     }
 }
 
+/// Removes (and so disarms) the waiter a `wait` left in the slot.
+struct ClearWaiter<'a, T, W: Waiter>(&'a Slot<T, W>);
+
+impl<T, W: Waiter> Drop for ClearWaiter<'_, T, W> {
+    fn drop(&mut self) {
+        let waiter = self.0.lock().and_then(|mut state| state.waiter.take());
+        drop(waiter);
+    }
+}
+
+/// A job's outcome: its value, or how it failed.
+type Outcome<T> = Result<T, JoinError>;
+
+/// The slot a job's outcome goes to, shared by its completer and its waiter.
+pub(crate) type OutcomeSlot<T, W> = Arc<Slot<Outcome<T>, W>>;
+
 /// A new one-shot result slot: complete it on the worker, join the handle anywhere.
 pub(crate) fn oneshot<T>() -> (Completer<T>, BlockingHandle<T>) {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(State {
-            outcome: None,
-            waiter: None,
-        }),
-        born: crate::fork::generation(),
-    });
+    let (completer, slot) = completion();
+    (completer, BlockingHandle { slot })
+}
+
+/// A [`Completer`] and the slot it fills, for any kind of waiter.
+pub(crate) fn completion<T, W: Waiter>() -> (Completer<T, W>, OutcomeSlot<T, W>) {
+    let slot = Arc::new(Slot::new());
     (
         Completer {
             slot: Some(slot.clone()),
         },
-        BlockingHandle { slot },
+        slot,
     )
 }
 
 /// The sending half. Dropping it without completing reports [`JoinError::Killed`]
 /// (the work was discarded), so a waiter is never left parked for ever.
-pub(crate) struct Completer<T> {
-    slot: Option<Arc<Slot<T>>>,
+pub(crate) struct Completer<T, W: Waiter = RemoteWaker> {
+    slot: Option<OutcomeSlot<T, W>>,
 }
 
-impl<T> Completer<T> {
+impl<T, W: Waiter> Completer<T, W> {
     /// Stores the outcome and wakes the waiting greenlet, if any.
-    pub(crate) fn complete(mut self, outcome: Result<T, JoinError>) {
+    pub(crate) fn complete(mut self, outcome: Outcome<T>) {
         self.finish(outcome);
     }
 
-    fn finish(&mut self, outcome: Result<T, JoinError>) {
+    fn finish(&mut self, outcome: Outcome<T>) {
         if let Some(slot) = self.slot.take() {
-            let Some(mut state) = slot.lock() else {
-                // Orphaned and locked: no one can see it anyway.
-                return;
-            };
-            state.outcome = Some(outcome);
-            let waiter = state.waiter.take();
-            drop(state);
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+            slot.complete(outcome);
         }
     }
 }
 
-impl<T> Drop for Completer<T> {
+impl<T, W: Waiter> Drop for Completer<T, W> {
     fn drop(&mut self) {
         self.finish(Err(JoinError::Killed));
     }
@@ -129,25 +201,37 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (completer, handle) = oneshot();
+    let (job, slot) = job_for(f);
+    (job, BlockingHandle { slot })
+}
+
+/// `f` as a [`Job`], and the slot its outcome goes to, for any kind of waiter.
+pub(crate) fn job_for<F, T, W>(f: F) -> (Box<dyn Job>, OutcomeSlot<T, W>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    W: Waiter + 'static,
+{
+    let (completer, slot) = completion();
     let job = JobOf {
         f: Some(f),
         outcome: None,
         completer,
     };
-    (Box::new(job), handle)
+    (Box::new(job), slot)
 }
 
-struct JobOf<F, T> {
+struct JobOf<F, T, W: Waiter> {
     f: Option<F>,
-    outcome: Option<Result<T, JoinError>>,
-    completer: Completer<T>,
+    outcome: Option<Outcome<T>>,
+    completer: Completer<T, W>,
 }
 
-impl<F, T> Job for JobOf<F, T>
+impl<F, T, W> Job for JobOf<F, T, W>
 where
     F: FnOnce() -> T + Send,
     T: Send,
+    W: Waiter,
 {
     fn run(&mut self) {
         if let Some(f) = self.f.take() {
@@ -183,7 +267,7 @@ where
 /// assert_eq!(handle.join().unwrap(), 3_628_800);
 /// ```
 pub struct BlockingHandle<T> {
-    slot: Arc<Slot<T>>,
+    slot: OutcomeSlot<T, RemoteWaker>,
 }
 
 impl<T> BlockingHandle<T> {
@@ -218,12 +302,13 @@ impl<T> BlockingHandle<T> {
     /// dropped when done).
     #[track_caller]
     pub(crate) fn join_or_interrupt(self) -> Result<Result<T, JoinError>, crate::task::Interrupt> {
-        if let Some(outcome) = self.slot.orphan_outcome() {
-            return Ok(outcome);
-        }
         loop {
-            if let Some(outcome) = self.slot.lock().and_then(|mut s| s.outcome.take()) {
+            if let Some(outcome) = self.slot.take_outcome() {
                 return Ok(outcome);
+            }
+            if self.slot.orphaned() {
+                // A job of the parent's, in a forked child: it will never finish here.
+                return Ok(Err(JoinError::Killed));
             }
             self.wait_or_interrupt()?;
         }
@@ -234,17 +319,7 @@ impl<T> BlockingHandle<T> {
     /// either way, so a caller that was interrupted can wait again later.
     #[track_caller]
     pub(crate) fn wait_or_interrupt(&self) -> Result<(), crate::task::Interrupt> {
-        while !self.is_finished() {
-            // Whether the wait ends normally or is interrupted, no waker of ours stays
-            // behind (a stale one would count as outstanding work for our hub until the
-            // job finished).
-            let _clear = ClearWaiter(&self.slot);
-            park_for_thread(|waker| match self.slot.lock() {
-                Some(mut state) if state.outcome.is_none() => state.waiter = Some(waker),
-                _ => waker.wake(),
-            })?;
-        }
-        Ok(())
+        self.slot.wait(|register| park_for_thread(register))
     }
 
     /// Whether the job has finished (returned or panicked); [`join`](Self::join)
@@ -259,9 +334,7 @@ impl<T> BlockingHandle<T> {
     /// assert_eq!(handle.join().unwrap(), 5);
     /// ```
     pub fn is_finished(&self) -> bool {
-        // An orphaned slot (in a forked child) is as good as finished: `join` returns
-        // at once.
-        self.slot.orphaned() || self.slot.lock().is_some_and(|s| s.outcome.is_some())
+        self.slot.is_complete()
     }
 }
 
@@ -270,15 +343,5 @@ impl<T> fmt::Debug for BlockingHandle<T> {
         f.debug_struct("BlockingHandle")
             .field("finished", &self.is_finished())
             .finish()
-    }
-}
-
-/// Removes (and so disarms) the waiter a `join` left in the slot.
-struct ClearWaiter<'a, T>(&'a Slot<T>);
-
-impl<T> Drop for ClearWaiter<'_, T> {
-    fn drop(&mut self) {
-        let waiter = self.0.lock().and_then(|mut s| s.waiter.take());
-        drop(waiter);
     }
 }

@@ -104,9 +104,20 @@
 //! once; the call runs on to its end with the client, which the `Offload` gets back
 //! (or drops, on the pool thread) afterwards: see [`Offload`].
 
+#[cfg(not(loom))]
 #[allow(unsafe_code)]
 pub(crate) mod fork;
+/// No forks under loom (its model checks of the pool make pools of loom's types).
+#[cfg(loom)]
+pub(crate) mod fork {
+    pub(crate) fn prepare() {}
+    pub(crate) fn release() {}
+    pub(crate) fn in_child() {}
+    pub(super) fn register<T>(_pool: &T) {}
+}
 mod handle;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod map;
 mod offload;
 mod pool;

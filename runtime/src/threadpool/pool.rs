@@ -3,12 +3,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::sync::PoisonError;
 
 use super::handle::{self, BlockingHandle};
 use crate::remote::{RemoteWaker, wait_for_thread};
 use crate::spawn::JoinError;
+use crate::thread_sync::{Arc, Condvar, Mutex, MutexGuard, thread};
 
 type Job = Box<dyn handle::Job>;
 
@@ -78,6 +78,7 @@ impl State {
     /// not run here and never dropped (their handles report them discarded; see
     /// `handle`); jobs running on the other threads are lost with them. New threads
     /// start as jobs come.
+    #[cfg(not(loom))]
     pub(super) fn after_fork(&mut self, me: thread::ThreadId) {
         std::mem::forget(std::mem::take(&mut self.queue));
         std::mem::forget(std::mem::take(&mut self.exit_waiters));
@@ -299,7 +300,7 @@ impl ThreadPool {
     }
 
     #[track_caller]
-    fn submit(&self, job: Job) {
+    pub(super) fn submit(&self, job: Job) {
         if let Err((job, refused)) = self.try_submit(job) {
             drop(job);
             match refused {
