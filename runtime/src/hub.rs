@@ -29,6 +29,13 @@
 //! clock when no timer is pending and `epoll_wait` when no greenlet waits for an fd
 //! and no other thread holds a way to wake one.
 //!
+//! # Memory and thread exit
+//!
+//! Maintenance also gives memory back after a burst of greenlets (see `trim`): pooled
+//! stacks that stayed unused, the spare capacity of the registry and the run queue.
+//! When the thread exits, the hub's thread-local destructor ends the greenlets still
+//! alive and releases everything (see `thread_exit`).
+//!
 //! # Deadlock
 //!
 //! When nothing is ready and no timer, I/O wait or cross-thread work could ever wake
@@ -38,7 +45,7 @@
 //! monkey layer's futex waits) count as wakeable by other threads, so they are reported
 //! only when the process has no other thread.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::panic::Location;
@@ -87,6 +94,12 @@ pub(crate) struct Hub {
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
     pub(crate) spare_tasks: RefCell<Vec<Rc<Task>>>,
+    /// When memory is next given back (see `trim`).
+    pub(crate) trim: crate::trim::Trim,
+    /// The process the hub was made (or, in a forked child, rebuilt; see `fork`) in: a
+    /// forked child's copy must not end greenlets (their waits are registered in the
+    /// parent's epoll instance).
+    pub(crate) pid: Cell<u32>,
     /// Greenlets parked in shielded waits that any thread may end (futex waits of the
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
@@ -104,76 +117,9 @@ pub(crate) struct Hub {
     pub(crate) fork_root: Cell<u64>,
 }
 
-thread_local! {
-    static HUB: OnceCell<Hub> = const { OnceCell::new() };
+mod owner;
 
-    /// The address of this thread's hub inside `HUB` while it exists (null before it is
-    /// made and from the start of its teardown). It has no destructor, so every
-    /// blocking call reaches the hub with one plain thread-local read instead of the
-    /// registration checks of a thread-local with a destructor.
-    static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
-}
-
-/// Runs `f` with this thread's hub, creating it on first use.
-///
-/// # Panics
-///
-/// If the thread is exiting and its hub is gone, or the reactor cannot be created.
-#[inline]
-#[track_caller]
-pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    f(get())
-}
-
-/// This thread's hub, creating it on first use: what [`with`] does, for the blocking
-/// paths. A closure handed to `with` may be outlined by LLVM, and every frame between
-/// a blocking call and its switch costs a mispredicted return when the greenlet is
-/// resumed (the return-stack buffer holds the resumer's calls, not ours), so `park`
-/// and `yield_now` use this and stay one frame.
-///
-/// The reference is only for the caller's own frame: the hub lives until its thread
-/// exits, which no frame of the thread outlives.
-#[inline(always)]
-#[track_caller]
-pub(crate) fn get() -> &'static Hub {
-    match existing() {
-        Some(hub) => hub,
-        None => first_use(),
-    }
-}
-
-/// The hub, if this thread has one that is not being torn down.
-#[inline]
-pub(crate) fn existing() -> Option<&'static Hub> {
-    let ptr = HUB_PTR.get();
-    // The `'static` below never outlives the callers' stack frames, which end before
-    // the thread (and so the thread-local hub) does.
-    // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
-    // stays put until thread exit; `Hub::drop` nulls it before any teardown.
-    unsafe { ptr.as_ref() }
-}
-
-#[cold]
-#[track_caller]
-fn first_use() -> &'static Hub {
-    // Thread-locals are destroyed in the reverse order of their first use: touching
-    // the greenlet layer's thread state first makes it outlive the hub, whose teardown
-    // can then still stop the hub loop and free its records.
-    drop(greenlet::current());
-    HUB.with(|cell| {
-        let hub: *const Hub = cell.get_or_init(Hub::new);
-        HUB_PTR.set(hub);
-        // SAFETY: as in `existing`.
-        unsafe { &*hub }
-    })
-}
-
-/// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
-/// none or the thread is exiting.
-#[inline]
-pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    existing().map(f)
-}
+pub(crate) use owner::{existing, get, try_with_existing, with};
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
 ///
@@ -228,6 +174,8 @@ impl Hub {
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
             spare_tasks: RefCell::new(Vec::new()),
+            trim: crate::trim::Trim::new(),
+            pid: Cell::new(std::process::id()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
             signal_waits: Cell::new(0),
@@ -277,10 +225,10 @@ impl Hub {
         let task = Task::new_rc(g, None);
         self.register(&task);
         task.attach();
-        // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed, giving our own count back.
+        // The registry and the greenlet's context (set by `attach`) own the task from
+        // here on: hand it out borrowed, as for a spawned one.
         drop(task);
-        Task::current_borrowed().expect("the task was just attached to the running greenlet")
+        Task::current_borrowed().expect("`attach` tagged the current greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -409,6 +357,28 @@ impl Hub {
         drop(next);
     }
 
+    /// Ends the hub loop (at thread exit, from the main greenlet), so the hub
+    /// greenlet's stack goes back to the pool.
+    pub(crate) fn stop_loop(&self) {
+        if self.greenlet.is_active() {
+            self.greenlet.switch(HubStop);
+        }
+    }
+
+    /// Shrinks the buffers a burst of greenlets grew, once they are mostly empty (a
+    /// trim pass; see `trim`). The registry keeps every key in use: only its vacant
+    /// tail goes.
+    pub(crate) fn shrink_buffers(&self) {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            if crate::trim::oversized(tasks.capacity(), tasks.len()) {
+                tasks.shrink_to_fit();
+            }
+        }
+        self.ready.shrink();
+        self.io.borrow_mut().shrink();
+    }
+
     /// Snapshot of the registered tasks.
     pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
         self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect()
@@ -468,11 +438,12 @@ impl Hub {
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
             // no `epoll_wait`.
+            self.trim.busy_pass(self);
             return;
         }
         let mut now = Instant::now();
         self.fire_timers(now);
-        let timeout = if !self.ready.is_empty() || !may_block {
+        let mut timeout = if !self.ready.is_empty() || !may_block {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
@@ -482,6 +453,13 @@ impl Hub {
             crate::deadlock::deliver(self);
             return;
         };
+        if timeout == Some(Duration::ZERO) {
+            self.trim.busy_pass(self);
+        } else {
+            // Idle: give memory back first, a bounded step at a time (see `trim`); a
+            // step that leaves work makes this a look at the reactor, not a sleep.
+            timeout = self.trim.before_sleep(self, now, timeout);
+        }
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
             self.run_maintenance_hook(Maintenance::BeforeSleep);
@@ -492,8 +470,6 @@ impl Hub {
             // A handler that ran during the sleep ended it (the signal, or the hub's
             // waker written by `run_signal_handler`).
             signals::end_interrupted_waits(self, &self.signals_seen);
-        }
-        if timeout != Some(Duration::ZERO) {
             now = Instant::now();
             self.fire_timers(now);
         }
@@ -580,53 +556,6 @@ fn run_hub() {
         });
         if !keep_going {
             return;
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        HUB_PTR.set(std::ptr::null());
-        let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
-        // The hub loop is stopped by switching to it; its return then goes to the
-        // thread's main greenlet. That is only right when the teardown runs on main
-        // (the thread's function returned). On another greenlet (`std::process::exit`
-        // called by a spawned greenlet, as a forked child's main one does when it
-        // returns; see `fork`) main would run again, inside `exit`. And without the
-        // greenlet layer's thread state (cannot happen while `first_use` orders the
-        // thread-locals) the loop cannot be stopped at all. Either way: dropping a record
-        // whose greenlet names the hub as parent could unwind its stack here, so
-        // abandon everything.
-        let stoppable = greenlet::thread_alive() && greenlet::current().is_main();
-        if self.greenlet.is_active() && !stoppable {
-            std::mem::forget(tasks);
-            self.ready.abandon();
-            std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
-            std::mem::forget(self.timers.replace(Timers::new()));
-            std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
-            return;
-        }
-        if self.greenlet.is_active() {
-            // Let the hub loop return, so its stack goes back to the pool and the
-            // records of finished greenlets (which may name it as parent) can go.
-            self.greenlet.switch(HubStop);
-        }
-        for (_, task) in tasks {
-            if task.state.get() == TaskState::Done {
-                drop(task);
-            } else if task.is_thread_main() {
-                // Running this teardown; its context owns its record, which holds the
-                // greenlet: break that cycle.
-                task.detach();
-            } else {
-                // Still parked (or ready but never resumed) as the thread exits: the
-                // greenlet is abandoned, not unwound, since its stack may hold
-                // references into this hub. Its record is never dropped, so nothing
-                // resumes or unwinds it; what else the hub holds (timers, I/O waits,
-                // the run queue, spare records) only holds counted references to it and
-                // is freed with the hub.
-                std::mem::forget(task);
-            }
         }
     }
 }

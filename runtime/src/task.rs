@@ -246,12 +246,6 @@ impl Task {
         unsafe { self.greenlet.set_tag(Rc::as_ptr(self) as usize) };
     }
 
-    /// Whether this is the task of its thread's main greenlet (adopted, and the root
-    /// of the greenlet tree): the one that runs the thread's teardown.
-    pub(crate) fn is_thread_main(&self) -> bool {
-        self.location.is_none() && self.greenlet.parent().is_none()
-    }
-
     /// Undoes [`attach`](Self::attach) or [`attach_spawned`](Self::attach_spawned)
     /// (breaking the greenlet -> task -> greenlet cycle when the task finishes).
     pub(crate) fn detach(&self) {

@@ -82,7 +82,8 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
         None => 0,
     };
     hub.fork_root.set(root);
-    crate::local::forget_left_behind(forking.as_ref());
+    // The hub is this process's now: its thread's exit may end its greenlets.
+    hub.pid.set(std::process::id());
     Ok(Replaced {
         _poll: std::mem::replace(&mut *hub.poll.borrow_mut(), poll),
         _remote: std::mem::replace(&mut *hub.remote.borrow_mut(), remote),
