@@ -58,7 +58,7 @@ use libc::{c_int, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd};
+use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd_once};
 
 /// The real functions.
 pub mod real {
@@ -156,8 +156,9 @@ fn park_until_reported(
         let until = Instant::now().checked_add(pause);
         pause = (pause * 2).min(longest);
         let woken = match pidfd {
-            // Restarted after an `SA_RESTART` handler, as `wait4` is.
-            Some(fd) => wait_fd(fd, false, until, Eintr::UnlessRestarted),
+            // Restarted after an `SA_RESTART` handler, as `wait4` is. The pidfd is
+            // registered for this wait only (the hook closes it behind the `close` hook).
+            Some(fd) => wait_fd_once(fd, false, until, Eintr::UnlessRestarted),
             None => sleep_until(until, Eintr::UnlessRestarted),
         };
         match woken {

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub enum Area {
     /// Sockets, pipes and other fds: `read`/`write` families (never on fds 0–2),
     /// `recv*`/`send*` (with `recvmmsg`/`sendmmsg`), `sendfile`/`splice`, `connect`,
-    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking.
+    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking
+    /// (`socket`, `dup*`, `fcntl`, `ioctl(FIONBIO)`, `setsockopt`, `pipe*`).
     Socket,
     /// `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`.
     Time,
@@ -42,10 +43,17 @@ static PATCHED: AtomicU8 = AtomicU8::new(0);
 
 fn patch(area: Area) {
     crate::link_hooks();
-    // A forked child goes on with the forking greenlet on a fresh hub (the runtime's
-    // fork handlers); the process-wide state here must forget the parent's greenlets.
-    greenweave_runtime::coop::on_fork_child(crate::futex::after_fork);
+    greenweave_runtime::coop::on_fork_child(after_fork);
     PATCHED.fetch_or(area.bit(), Ordering::Release);
+}
+
+/// The monkey layer's resets in a forked child, which goes on with the forking greenlet
+/// on a fresh hub (the runtime's fork handlers): the futex table forgets the parent's
+/// greenlets, and the fd table's recorded modes and timeouts, now of descriptions
+/// shared with the parent, are asked of the kernel.
+fn after_fork() {
+    crate::futex::after_fork();
+    crate::fd::reset_after_fork();
 }
 
 /// Patches every area but [`Area::EventLoop`] (gevent's `monkey.patch_all()`). Call it

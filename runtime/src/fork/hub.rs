@@ -4,9 +4,18 @@
 //! The `Hub` value stays where it is, with its hub greenlet: frames suspended on the
 //! hub greenlet (its loop, parked in the switch to the greenlet it ran last) find the
 //! rebuilt state when they go on, and nothing that points at the hub dangles. What
-//! names the parent's other greenlets (the task registry, the run queue, fd waits,
-//! timers, finished records) is forgotten, never dropped: dropping could run their
-//! destructors or unwind their stacks. The memory stays the child's copy, leaked.
+//! names the parent's other greenlets (the task registry, the run queue, fd
+//! registrations and their waits, timers, finished records) is forgotten, never
+//! dropped: dropping could run their destructors or unwind their stacks. The memory
+//! stays the child's copy, leaked.
+//!
+//! The fd table goes the same way, whole: its registrations are in the inherited
+//! epoll instance, which is the parent's (the child only closes its copy of the fd,
+//! never `EPOLL_CTL_DEL`s, which would remove the parent's registrations of the
+//! shared files). The forking greenlet's sockets are then unknown to the new instance
+//! and register with it at their next wait, their readiness unknown, so tried first:
+//! data that arrived before the fork, or that the parent's hub was told about, is not
+//! missed.
 
 use std::io;
 use std::rc::{Rc, Weak};
@@ -57,7 +66,7 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
     std::mem::forget(old_tasks);
     hub.ready.abandon();
     std::mem::forget(std::mem::take(&mut *hub.spare_tasks.borrow_mut()));
-    std::mem::forget(std::mem::take(&mut *hub.io.borrow_mut()));
+    crate::io::reset_after_fork(hub);
     hub.timers.borrow_mut().keep_only(|action| match action {
         // The forking greenlet's `Timeout`s go on bounding its code.
         Action::Timeout { task, .. } => forking
