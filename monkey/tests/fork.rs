@@ -4,11 +4,14 @@
 //! child wakes them (sends on their channel, notifies their condvar), which must do
 //! nothing there, and uses all of it itself with greenlets it spawns; the parent's
 //! greenlets all complete. 100 rounds, forking from main and from a spawned greenlet.
+//! A second scenario has both processes use one socket the hooks registered with the
+//! parent's hub, and recorded the state of, before the fork.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenweave_runtime::spawn;
 use greenweave_runtime::threadpool::spawn_blocking;
@@ -165,5 +168,131 @@ fn forking_from_a_spawned_greenlet_under_patch_all() {
     let _one = one_fork_at_a_time();
     for _ in 0..ROUNDS {
         round(true);
+    }
+}
+
+/// Writes `msg` on `stream` and reads its echo back.
+fn exchange(mut stream: &TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    stream.write_all(msg)?;
+    let mut echo = vec![0; msg.len()];
+    stream.read_exact(&mut echo)?;
+    if echo != msg {
+        return Err(std::io::Error::other(format!("echo {echo:?} for {msg:?}")));
+    }
+    Ok(())
+}
+
+/// Signals the other side of `go` with `byte`, then waits for its next byte.
+fn handshake(mut go: &UnixStream, byte: u8) -> std::io::Result<()> {
+    go.write_all(&[byte])?;
+    go.read_exact(&mut [0])
+}
+
+/// The child of a shared-socket round: once the parent says go, the byte left pending
+/// on the socket, an exchange through the parent's echo greenlet, then a read after
+/// the parent made the shared description non-blocking, which must say `WouldBlock`
+/// at once (the kernel's answer; the record inherited from the parent says blocking,
+/// with a read timeout of [`PATIENCE`]); then a sleep and the socket's close.
+fn shared_socket_child(ours: TcpStream, go: UnixStream) -> i32 {
+    let outcome = (|| -> std::io::Result<()> {
+        go.set_read_timeout(Some(PATIENCE))?;
+        handshake(&go, b'r')?;
+        let mut byte = [0; 1];
+        (&ours).read_exact(&mut byte)?;
+        if &byte != b"x" {
+            return Err(std::io::Error::other("the pending byte was lost"));
+        }
+        exchange(&ours, b"child")?;
+        handshake(&go, b'e')?;
+        let start = Instant::now();
+        match (&ours).read(&mut byte) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock && start.elapsed() < PATIENCE / 2 => {}
+            other => {
+                return Err(std::io::Error::other(format!(
+                    "a read on the description the parent made non-blocking: {other:?} after \
+                     {:?}",
+                    start.elapsed()
+                )));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        drop(ours);
+        Ok(())
+    })();
+    child_verdict(outcome)
+}
+
+/// One shared-socket round under `patch_all`: the forking greenlet (main, or a spawned
+/// one) gives a std TCP stream a read timeout and registers it with its hub by an
+/// exchange with the parent's echo greenlet, then forks. The parent uses the stream
+/// while the child is parked, leaves an echoed byte pending on it and lets the child
+/// go; the child reads the byte and makes an exchange, then the parent makes the
+/// description non-blocking (the child must see it); once the child has exited, the
+/// parent makes it blocking again and makes another exchange.
+fn shared_socket_round(fork_from_spawned: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let echo = spawn(move || {
+        let mut buf = [0; 64];
+        loop {
+            let n = peer.read(&mut buf).unwrap();
+            parent_greenlet_ran();
+            if n == 0 {
+                break;
+            }
+            peer.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let (go_child, go) = UnixStream::pair().unwrap();
+    let use_then_fork = move || {
+        ours.set_read_timeout(Some(PATIENCE)).unwrap();
+        exchange(&ours, b"before").expect("the exchange before the fork");
+        settle(if fork_from_spawned { 2 } else { 1 }); // the echo greenlet (and main)
+        forking::new_round();
+        match forking::fork() {
+            Some(child) => (child, ours),
+            None => forking::child_exits_with(move || shared_socket_child(ours, go_child)),
+        }
+    };
+    let (child, ours) = if fork_from_spawned {
+        spawn(use_then_fork).join().unwrap()
+    } else {
+        use_then_fork()
+    };
+    go.set_read_timeout(Some(PATIENCE)).unwrap();
+    (&go)
+        .read_exact(&mut [0])
+        .expect("the child says it is ready");
+    exchange(&ours, b"parent").expect("the parent's exchange while the child is parked");
+    (&ours).write_all(b"x").unwrap();
+    ours.peek(&mut [0])
+        .expect("the echoed byte the child is to read");
+    handshake(&go, b'g').expect("the child's exchange");
+    ours.set_nonblocking(true).unwrap();
+    (&go).write_all(b"n").unwrap();
+    expect_clean_exit(child);
+    ours.set_nonblocking(false).unwrap();
+    exchange(&ours, b"after the child").expect("the parent's exchange after the child's");
+    drop(ours);
+    echo.join_timeout(PATIENCE)
+        .unwrap_or_else(|_| stolen("echo greenlet's end"));
+}
+
+#[test]
+fn a_socket_main_registered_before_the_fork_serves_the_child_then_the_parent() {
+    greenweave_monkey::patch_all();
+    let _one = one_fork_at_a_time();
+    for _ in 0..ROUNDS {
+        shared_socket_round(false);
+    }
+}
+
+#[test]
+fn a_socket_a_spawned_greenlet_registered_before_the_fork_serves_the_child_then_the_parent() {
+    greenweave_monkey::patch_all();
+    let _one = one_fork_at_a_time();
+    for _ in 0..ROUNDS {
+        shared_socket_round(true);
     }
 }

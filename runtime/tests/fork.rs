@@ -3,11 +3,13 @@
 //! greenlets are untouched. Each scenario runs 100 times: before the fork the parent
 //! has greenlets parked on a socket read and on a timer; after it both processes use
 //! sockets and timers of their own, and no readiness event may cross between them.
+//! A third scenario has both sides use the *same* socket, registered with the parent's
+//! hub before the fork, one after the other.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use greenweave_runtime::net::UnixStream;
+use greenweave_runtime::net::{TcpListener, TcpStream, UnixStream};
 use greenweave_runtime::{sleep, spawn};
 
 #[path = "common/fork.rs"]
@@ -101,5 +103,111 @@ fn forking_from_a_spawned_greenlet_leaves_both_hubs_their_own_events() {
     let _one = one_fork_at_a_time();
     for _ in 0..ROUNDS {
         round(true);
+    }
+}
+
+/// Writes `msg` on `stream` and reads its echo back.
+fn exchange(mut stream: &TcpStream, msg: &[u8]) -> std::io::Result<()> {
+    stream.write_all(msg)?;
+    let mut echo = vec![0; msg.len()];
+    stream.read_exact(&mut echo)?;
+    if echo != msg {
+        return Err(std::io::Error::other(format!("echo {echo:?} for {msg:?}")));
+    }
+    Ok(())
+}
+
+/// The child of a shared-socket round: parked until "go" (so a hub sharing the
+/// parent's epoll instance would be waiting in it while the parent uses the socket),
+/// then the socket the parent's hub had registered: the byte left pending for it, an
+/// exchange, a timer, and the socket's drop (which, on a shared epoll instance, would
+/// deregister the parent's registration of the same file).
+fn shared_socket_child(ours: TcpStream, go: UnixStream) -> i32 {
+    let outcome = (|| -> std::io::Result<()> {
+        go.set_read_timeout(Some(PATIENCE))?;
+        (&go).write_all(b"r")?;
+        let mut byte = [0; 1];
+        (&go).read_exact(&mut byte)?;
+        ours.set_read_timeout(Some(PATIENCE))?;
+        (&ours).read_exact(&mut byte)?;
+        if &byte != b"x" {
+            return Err(std::io::Error::other("the pending byte was lost"));
+        }
+        exchange(&ours, b"child")?;
+        sleep(Duration::from_millis(1));
+        drop(ours);
+        Ok(())
+    })();
+    child_verdict(outcome)
+}
+
+/// One shared-socket round: the forking greenlet (main, or a spawned one) registers a
+/// TCP stream with its hub by an exchange with the parent's echo greenlet, then forks.
+/// The parent uses the stream while the child is parked, leaves an echoed byte pending
+/// on it and lets the child go; the child finds the byte and makes an exchange through
+/// the parent's echo greenlet (its own copy of which is left behind); once the child
+/// has exited, the parent makes another exchange. Every read has a deadline, so a lost
+/// registration or readiness fails the round.
+fn shared_socket_round(fork_from_spawned: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (mut peer, _) = listener.accept().unwrap();
+    let echo = spawn(move || {
+        let mut buf = [0; 64];
+        loop {
+            let n = peer.read(&mut buf).unwrap();
+            parent_greenlet_ran();
+            if n == 0 {
+                break;
+            }
+            peer.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let (go_child, mut go) = UnixStream::pair().unwrap();
+    let use_then_fork = move || {
+        ours.set_read_timeout(Some(PATIENCE)).unwrap();
+        exchange(&ours, b"before").expect("the exchange before the fork");
+        settle(if fork_from_spawned { 2 } else { 1 }); // the echo greenlet (and main)
+        forking::new_round();
+        match forking::fork() {
+            Some(child) => (child, ours),
+            None => forking::child_exits_with(move || shared_socket_child(ours, go_child)),
+        }
+    };
+    let (child, ours) = if fork_from_spawned {
+        spawn(use_then_fork).join().unwrap()
+    } else {
+        use_then_fork()
+    };
+    go.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut ready = [0; 1];
+    go.read_exact(&mut ready)
+        .expect("the child says it is ready");
+    exchange(&ours, b"parent").expect("the parent's exchange while the child is parked");
+    (&ours).write_all(b"x").unwrap();
+    let mut pending = [0; 1];
+    ours.peek(&mut pending)
+        .expect("the echoed byte the child is to read");
+    go.write_all(b"g").unwrap();
+    expect_clean_exit(child);
+    exchange(&ours, b"after the child").expect("the parent's exchange after the child's");
+    drop(ours);
+    echo.join_timeout(PATIENCE)
+        .expect("the echo greenlet ends at end of file");
+}
+
+#[test]
+fn a_socket_main_registered_before_the_fork_serves_the_child_then_the_parent() {
+    let _one = one_fork_at_a_time();
+    for _ in 0..ROUNDS {
+        shared_socket_round(false);
+    }
+}
+
+#[test]
+fn a_socket_a_spawned_greenlet_registered_before_the_fork_serves_the_child_then_the_parent() {
+    let _one = one_fork_at_a_time();
+    for _ in 0..ROUNDS {
+        shared_socket_round(true);
     }
 }
