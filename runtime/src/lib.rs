@@ -150,6 +150,7 @@ mod fork;
 mod hub;
 mod injector;
 pub mod io;
+mod kept;
 pub mod local;
 #[cfg(all(test, loom))]
 mod loom_model;

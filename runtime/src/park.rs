@@ -387,7 +387,7 @@ impl WaitQueue {
     }
 
     /// Forgets every waiter without waking or dropping it (in a forked child, greenlets
-    /// left behind by the fork; see `fork`).
+    /// left behind by the fork, kept for ever; see `fork`).
     pub(crate) fn forget_all(&self) {
         let waiters = std::mem::replace(
             &mut *self.waiters.borrow_mut(),
@@ -396,7 +396,7 @@ impl WaitQueue {
                 rest: VecDeque::new(),
             },
         );
-        std::mem::forget(waiters);
+        crate::kept::keep(waiters);
         self.len.set(0);
     }
 

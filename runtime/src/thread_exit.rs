@@ -145,7 +145,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
     let tasks = std::mem::take(&mut *hub.tasks.borrow_mut());
     match ending {
         Ending::Frozen => {
-            std::mem::forget(tasks);
+            crate::kept::keep(tasks);
             hub.ready.abandon();
             let Hub {
                 greenlet,
@@ -156,7 +156,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
             } = *hub;
             // Their greenlets' parent handles may be the hub greenlet's last ones, and
             // its stack must not be unwound now.
-            std::mem::forget((greenlet, timers, io, spare_tasks));
+            crate::kept::keep((greenlet, timers, io, spare_tasks));
         }
         Ending::Stopped => {
             for (_, task) in tasks {
@@ -167,7 +167,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
                 if !ended {
                     // Abandoned: the greenlet's own stack refers to its record, and
                     // dropping the last handle of its greenlet would resume it.
-                    std::mem::forget(task);
+                    crate::kept::keep(task);
                     continue;
                 }
                 if task.location.is_none() {

@@ -5,9 +5,9 @@
 //! hub greenlet (its loop, parked in the switch to the greenlet it ran last) find the
 //! rebuilt state when they go on, and nothing that points at the hub dangles. What
 //! names the parent's other greenlets (the task registry, the run queue, fd
-//! registrations and their waits, timers, finished records) is forgotten, never
-//! dropped: dropping could run their destructors or unwind their stacks. The memory
-//! stays the child's copy, leaked.
+//! registrations and their waits, timers, finished records) is kept for ever
+//! (`kept::keep`), never dropped: dropping could run their destructors or unwind
+//! their stacks.
 //!
 //! The fd table goes the same way, whole: its registrations are in the inherited
 //! epoll instance, which is the parent's (the child only closes its copy of the fd,
@@ -63,9 +63,9 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
             leave_behind(task);
         }
     }
-    std::mem::forget(old_tasks);
+    crate::kept::keep(old_tasks);
     hub.ready.abandon();
-    std::mem::forget(std::mem::take(&mut *hub.spare_tasks.borrow_mut()));
+    crate::kept::keep(std::mem::take(&mut *hub.spare_tasks.borrow_mut()));
     crate::io::reset_after_fork(hub);
     hub.timers.borrow_mut().keep_only(|action| match action {
         // The forking greenlet's `Timeout`s go on bounding its code.

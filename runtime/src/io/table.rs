@@ -317,8 +317,8 @@ pub(crate) fn dispatch(hub: &Hub, event: &mio::event::Event) {
 /// Waiters are not woken: in the child only the forking greenlet goes on, and it is
 /// not parked (it is inside `fork`).
 pub(super) fn reset_after_fork(hub: &Hub) {
-    // Leaked, not dropped: the waiters' records belong to greenlets that will never run
+    // Kept, not dropped: the waiters' records belong to greenlets that will never run
     // again in this process. (Never borrowed here: `fork` is not called from inside the
     // table's own bookkeeping.)
-    std::mem::forget(std::mem::take(&mut *hub.io.borrow_mut()));
+    crate::kept::keep(std::mem::take(&mut *hub.io.borrow_mut()));
 }

@@ -80,8 +80,8 @@ impl State {
     /// start as jobs come.
     #[cfg(not(loom))]
     pub(super) fn after_fork(&mut self, me: thread::ThreadId) {
-        std::mem::forget(std::mem::take(&mut self.queue));
-        std::mem::forget(std::mem::take(&mut self.exit_waiters));
+        crate::kept::keep(std::mem::take(&mut self.queue));
+        crate::kept::keep(std::mem::take(&mut self.exit_waiters));
         let survives = self.threads.contains(&me);
         let n = usize::from(survives);
         self.threads.retain(|&t| t == me);
