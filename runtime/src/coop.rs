@@ -43,6 +43,7 @@ use crate::task::{Describe, Interrupt, Wake};
 
 pub use crate::fork::on_child as on_fork_child;
 pub use crate::io::notify_closed;
+pub use crate::kept::keep as keep_for_ever;
 pub use crate::remote::ThreadWaker;
 use crate::signals::Interruptible;
 pub use crate::signals::{Eintr, expect_signals, run_signal_handler};

@@ -23,8 +23,10 @@ struct Node {
 /// The most recently kept value (a push-only list; nodes are never freed).
 static HEAD: AtomicPtr<Node> = AtomicPtr::new(ptr::null_mut());
 
-/// Keeps `value` for the life of the process, never dropping it.
-pub(crate) fn keep<T: 'static>(value: T) {
+/// Keeps `value` for the life of the process, never dropping it (`coop::keep_for_ever`
+/// for other crates: the monkey layer's futex table keeps its waiters of a forked
+/// child's parent with it). Lock-free: callable in a fork handler.
+pub fn keep<T: 'static>(value: T) {
     let mut node = Box::new(Node {
         _value: Box::new(value),
         next: ptr::null_mut(),
