@@ -93,14 +93,21 @@
 //!
 //! - **The forking greenlet** goes on where it was, with a new epoll instance (the
 //!   inherited one is closed without any `epoll_ctl`: its interest list is the
-//!   parent's), a new waker, an empty run queue and no fd waits. It may be the thread's
-//!   main greenlet or a spawned one; either can spawn, sleep, use sockets and join the
-//!   greenlets it spawns in the child. Its own [`Timeout`]s stay armed (a
+//!   parent's), a new waker, an empty run queue and no fd registrations. It may be the
+//!   thread's main greenlet or a spawned one; either can spawn, sleep, use sockets and
+//!   join the greenlets it spawns in the child. Its own [`Timeout`]s stay armed (a
 //!   [`with_timeout`] around code that forks still bounds that code in the child);
 //!   every other timer is dropped.
+//! - **Its sockets and fds** keep working in both processes. An fd the parent's hub
+//!   had registered (see [`io`]'s "Registrations") is unknown to the child's: it
+//!   registers with the child's epoll instance at its first wait there, and its
+//!   readiness starts unknown, so the child's first call on it is tried (data that
+//!   arrived before the fork is found). The parent keeps its registrations: a close or
+//!   drop in the child never removes them. A file shared by both processes is still
+//!   one file: each byte is read by whichever process reads first.
 //! - **Every other greenlet** of the forking thread is left behind: never resumed,
-//!   unwound or dropped in the child (its destructors never run; its memory is the
-//!   child's copy, leaked). Its [`JoinHandle`] reads as finished: `join` returns
+//!   unwound or dropped in the child (its destructors never run; its record and stack
+//!   are the child's copy, kept for the life of the process). Its [`JoinHandle`] reads as finished: `join` returns
 //!   [`JoinError::Killed`] (or the value, if it had finished before the fork), `kill`
 //!   returns at once. [`greenlets`] does not list it, and waking it (setting an
 //!   [`Event`](sync::Event) it waits on, sending to its queue) does nothing. What it
@@ -121,7 +128,9 @@
 //!
 //! Raw greenlets of the greenlet crate, switched by hand, run only where code switches
 //! to them, in the child as in the parent. With `greenweave-monkey` patched, the
-//! child's hooks park on its fresh hub like the parent's.
+//! child's hooks park on its fresh hub like the parent's; the blocking mode and socket
+//! timeouts the hooks recorded for inherited fds are asked of the kernel in the child
+//! (the file descriptions are shared with the parent, which may change them).
 //!
 //! # `panic = "unwind"` only
 //!
