@@ -15,8 +15,8 @@ use greenweave_runtime::{sleep, spawn};
 #[path = "common/fork.rs"]
 mod forking;
 use forking::{
-    PATIENCE, ROUNDS, child_verdict, expect_clean_exit, fork_child, one_fork_at_a_time,
-    parent_greenlet_ran, settle,
+    PATIENCE, ROUNDS, child_verdict, exchange, expect_clean_exit, fork_child, one_fork_at_a_time,
+    parent_greenlet_ran, register_then_fork, settle, spawn_echo,
 };
 
 /// What the child does: a socket pair and a timer of its own, with greenlets spawned
@@ -106,17 +106,6 @@ fn forking_from_a_spawned_greenlet_leaves_both_hubs_their_own_events() {
     }
 }
 
-/// Writes `msg` on `stream` and reads its echo back.
-fn exchange(mut stream: &TcpStream, msg: &[u8]) -> std::io::Result<()> {
-    stream.write_all(msg)?;
-    let mut echo = vec![0; msg.len()];
-    stream.read_exact(&mut echo)?;
-    if echo != msg {
-        return Err(std::io::Error::other(format!("echo {echo:?} for {msg:?}")));
-    }
-    Ok(())
-}
-
 /// The child of a shared-socket round: parked until "go" (so a hub sharing the
 /// parent's epoll instance would be waiting in it while the parent uses the socket),
 /// then the socket the parent's hub had registered: the byte left pending for it, an
@@ -151,34 +140,12 @@ fn shared_socket_child(ours: TcpStream, go: UnixStream) -> i32 {
 fn shared_socket_round(fork_from_spawned: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (mut peer, _) = listener.accept().unwrap();
-    let echo = spawn(move || {
-        let mut buf = [0; 64];
-        loop {
-            let n = peer.read(&mut buf).unwrap();
-            parent_greenlet_ran();
-            if n == 0 {
-                break;
-            }
-            peer.write_all(&buf[..n]).unwrap();
-        }
-    });
+    let echo = spawn_echo(listener.accept().unwrap().0);
     let (go_child, mut go) = UnixStream::pair().unwrap();
-    let use_then_fork = move || {
-        ours.set_read_timeout(Some(PATIENCE)).unwrap();
-        exchange(&ours, b"before").expect("the exchange before the fork");
-        settle(if fork_from_spawned { 2 } else { 1 }); // the echo greenlet (and main)
-        forking::new_round();
-        match forking::fork() {
-            Some(child) => (child, ours),
-            None => forking::child_exits_with(move || shared_socket_child(ours, go_child)),
-        }
-    };
-    let (child, ours) = if fork_from_spawned {
-        spawn(use_then_fork).join().unwrap()
-    } else {
-        use_then_fork()
-    };
+    ours.set_read_timeout(Some(PATIENCE)).unwrap();
+    let (child, ours) = register_then_fork(ours, fork_from_spawned, move |ours| {
+        shared_socket_child(ours, go_child)
+    });
     go.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut ready = [0; 1];
     go.read_exact(&mut ready)

@@ -5,12 +5,13 @@
 //! `pidfd_open`.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::{TaskState, greenlets, sleep, yield_now};
+use greenweave_runtime::{JoinHandle, TaskState, greenlets, sleep, spawn, yield_now};
 
 /// Rounds of a fork scenario.
 pub const ROUNDS: usize = 100;
@@ -79,6 +80,65 @@ pub fn settle(n: usize) {
         yield_now();
     }
     panic!("the greenlets never parked: {:?}", greenlets());
+}
+
+/// Writes `msg` on `stream` and reads its echo back.
+pub fn exchange<S>(stream: &S, msg: &[u8]) -> std::io::Result<()>
+where
+    for<'a> &'a S: Read + Write,
+{
+    let mut stream = stream;
+    stream.write_all(msg)?;
+    let mut echo = vec![0; msg.len()];
+    stream.read_exact(&mut echo)?;
+    if echo != msg {
+        return Err(std::io::Error::other(format!("echo {echo:?} for {msg:?}")));
+    }
+    Ok(())
+}
+
+/// A parent's greenlet that echoes what it reads on `peer` until end of file (marking
+/// each read with [`parent_greenlet_ran`]).
+pub fn spawn_echo<S: Read + Write + 'static>(mut peer: S) -> JoinHandle<()> {
+    spawn(move || {
+        let mut buf = [0; 64];
+        loop {
+            let n = peer.read(&mut buf).unwrap();
+            parent_greenlet_ran();
+            if n == 0 {
+                break;
+            }
+            peer.write_all(&buf[..n]).unwrap();
+        }
+    })
+}
+
+/// The start of a shared-socket round: the forking greenlet (main, or a spawned one if
+/// `from_spawned`) registers `ours` with its hub by an exchange with the echo greenlet
+/// (parked again before the fork), then forks; the child runs `child` with `ours`, the
+/// parent gets the child's handle and `ours` back.
+pub fn register_then_fork<S: 'static>(
+    ours: S,
+    from_spawned: bool,
+    child: impl FnOnce(S) -> i32 + 'static,
+) -> (Child, S)
+where
+    for<'a> &'a S: Read + Write,
+{
+    let use_then_fork = move || {
+        exchange(&ours, b"before").expect("the exchange before the fork");
+        settle(if from_spawned { 2 } else { 1 }); // the echo greenlet (and main)
+        new_round();
+        match fork() {
+            Some(handle) => (handle, ours),
+            None => child_exits_with(move || child(ours)),
+        }
+    };
+    if from_spawned {
+        spawn(use_then_fork).join().unwrap()
+    } else {
+        use_then_fork()
+    }
 }
 
 /// The exit status of a child whose closure panicked (the message may be lost: the
