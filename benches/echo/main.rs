@@ -23,6 +23,12 @@
 //!   per second = 1 / time (criterion prints it as `elem/s`).
 //! - `echo_4k`: the same with 4 KiB messages.
 //! - `echo_1000conns`: the same with 64-byte messages over 1,000 connections.
+//! - `echo_cpu`: 100 connections, 4 KiB messages, and a handler that does real CPU
+//!   work before each reply: it hashes what it read 200 times (`cpu_work`, about 0.2 ms
+//!   per 4 KiB, some 20 times what the client spends on a round trip). The server, not
+//!   the client driver, is then the bottleneck, so a second core shows: `workers(2)`
+//!   against one hub, beside tokio's `current_thread` and 2-worker multi-thread
+//!   runtimes running the same handler.
 //! - `reqresp_50`, `reqresp_1000`: request–response *clients* (issue 15): 50 or 1,000
 //!   connections, each its own client sending a 64-byte request and reading the
 //!   response before the next, against one `greenweave_1hub` echo server in a process
@@ -83,8 +89,8 @@
 //!
 //! Goals (see BENCHMARKS.md, `cargo run --release -p xtask -- bench-report`): `echo`
 //! `greenweave_1hub` ≥ 1.0× `tokio_current_thread`; `greenweave_workers2` ≥ 1.6×
-//! `greenweave_1hub`; the request–response clients `std_net_patched` and
-//! `greenweave_net` ≥ 1.0× `tokio_current_thread` at 50 and 1,000 connections, ≥ 2×
+//! `greenweave_1hub`; `echo_cpu` `greenweave_workers2` ≥ 1.7× `greenweave_1hub`; the
+//! request–response clients `std_net_patched` and `greenweave_net` ≥ 1.0× `tokio_current_thread` at 50 and 1,000 connections, ≥ 2×
 //! `os_threads` at 1,000, with no more system calls per round trip than tokio's;
 //! `echo_10k` `greenweave_1hub` ≥ 1.0× `tokio_current_thread`.
 //!
@@ -134,11 +140,16 @@ const ACCEPT_CONCURRENCY: usize = 32;
 
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
-/// One echo group: every server, `conns` connections, `size`-byte messages.
-fn echo_group(mut group: Group, client: &ClientDriver, conns: usize, size: usize) {
+/// One echo group: each of `servers`, `conns` connections, `size`-byte messages.
+fn echo_group(
+    mut group: Group,
+    client: &ClientDriver,
+    (conns, size): (usize, usize),
+    servers: &[ServerPeer],
+) {
     group.throughput(Throughput::Elements(1));
     group.sampling_mode(SamplingMode::Flat);
-    for (name, start) in ECHO_SERVERS {
+    for &(name, start) in servers {
         let server = start();
         client.connect(server.addr, conns);
         group.bench_function(name, |b| b.iter_custom(|iters| client.echo(iters, size)));
@@ -150,9 +161,21 @@ fn echo_group(mut group: Group, client: &ClientDriver, conns: usize, size: usize
 
 fn echo(c: &mut Criterion) {
     let client = ClientDriver::start();
-    echo_group(c.benchmark_group("echo"), &client, 100, 64);
-    echo_group(c.benchmark_group("echo_4k"), &client, 100, 4096);
-    echo_group(c.benchmark_group("echo_1000conns"), &client, 1000, 64);
+    echo_group(c.benchmark_group("echo"), &client, (100, 64), &ECHO_SERVERS);
+    echo_group(
+        c.benchmark_group("echo_4k"),
+        &client,
+        (100, 4096),
+        &ECHO_SERVERS,
+    );
+    let group = c.benchmark_group("echo_1000conns");
+    echo_group(group, &client, (1000, 64), &ECHO_SERVERS);
+    echo_group(
+        c.benchmark_group("echo_cpu"),
+        &client,
+        (100, 4096),
+        &CPU_SERVERS,
+    );
 }
 
 fn accept(c: &mut Criterion) {

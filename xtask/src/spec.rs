@@ -286,6 +286,22 @@ pub const GROUPS: &[Group] = &[
         pairs: &[],
     },
     Group {
+        name: "echo_cpu",
+        title: "Echo server with CPU work: 100 connections, 4 KiB, 200 hashes per read",
+        bench: "echo",
+        iteration: "one 4 KiB round trip on one of 100 connections; before replying, the \
+                    handler hashes what it read 200 times (about 0.2 ms), so the server, not \
+                    the client, is the bottleneck and a second core shows",
+        unit: Unit::Rate("round trips/s"),
+        functions: CPU_FUNCTIONS,
+        subjects: &["greenweave_1hub", "greenweave_workers2"],
+        pairs: &[
+            ("greenweave_workers2", "greenweave_1hub"),
+            ("greenweave_1hub", "tokio_current_thread"),
+            ("greenweave_workers2", "tokio_multi_thread2"),
+        ],
+    },
+    Group {
         name: "accept",
         title: "Accept rate",
         bench: "echo",
@@ -487,6 +503,10 @@ const REQRESP_FUNCTIONS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The servers of the `echo_cpu` group (the first four echo servers): one core against
+/// two, greenweave and tokio.
+const CPU_FUNCTIONS: &[(&str, &str)] = ECHO_FUNCTIONS.split_at(4).0;
+
 /// The ratios the request–response groups show.
 const REQRESP_PAIRS: &[(&str, &str)] = &[
     ("std_net_patched", "tokio_current_thread"),
@@ -627,6 +647,15 @@ pub const GOALS: &[Goal] = &[
             subject: "greenweave_workers2",
             peer: "greenweave_1hub",
             factor: 1.6,
+        },
+    },
+    Goal {
+        text: "echo with CPU work: `workers(2)` ≥ 1.7× one hub",
+        check: Check::MinSpeedup {
+            group: "echo_cpu",
+            subject: "greenweave_workers2",
+            peer: "greenweave_1hub",
+            factor: 1.7,
         },
     },
     Goal {
