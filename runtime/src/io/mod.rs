@@ -251,8 +251,9 @@ pub fn notify_closed(fd: RawFd) {
 
 /// Forgets every fd registration of `hub`, without a system call: for the forking
 /// thread's hub in the child of a `fork`, rebuilt with a new epoll instance (see
-/// `fork::hub`). Every fd is then unknown to it: a kept greenlet's socket registers
-/// with the new instance at its next wait, its readiness unknown (tried first).
+/// `fork::hub`). Every fd is then unknown to it: the forking greenlet's socket
+/// registers with the new instance at its next wait, its readiness unknown (tried
+/// first).
 pub(crate) fn reset_after_fork(hub: &Hub) {
     table::reset_after_fork(hub);
 }
