@@ -391,6 +391,20 @@ impl WaitQueue {
         }
     }
 
+    /// Forgets every waiter without waking or dropping it (in a forked child, greenlets
+    /// left behind by the fork, kept for ever; see `fork`).
+    pub(crate) fn forget_all(&self) {
+        let waiters = std::mem::replace(
+            &mut *self.waiters.borrow_mut(),
+            Waiters {
+                first: None,
+                rest: VecDeque::new(),
+            },
+        );
+        crate::kept::keep(waiters);
+        self.len.set(0);
+    }
+
     /// Number of greenlets waiting.
     pub(crate) fn len(&self) -> usize {
         self.len.get()

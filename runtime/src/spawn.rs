@@ -112,11 +112,15 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
             }
         })
     };
+    let hub = hub::get();
+    if hub.fork_root.get() == task.id() {
+        // The spawned greenlet that forked, in the child: its return ends the process.
+        crate::fork::exit_child(outcome.is_ok());
+    }
     *task.result.borrow_mut() = Some(smallbox::smallbox!(outcome));
     task.state.set(TaskState::Done);
     // Locals may run user destructors; drop them while the greenlet still exists.
     drop(task.take_rare());
-    let hub = hub::get();
     hub.unregister(&task);
     task.joiners.notify_all();
     // Break the greenlet -> task -> greenlet cycle.
@@ -263,12 +267,11 @@ impl<T> JoinHandle<T> {
     where
         T: 'static,
     {
-        let result = self
-            .task
-            .result
-            .borrow_mut()
-            .take()
-            .expect("a finished greenlet stored its result");
+        // A finished greenlet stored its result, unless a fork left it behind (it
+        // reads as killed in the child; see `fork`).
+        let Some(result) = self.task.result.borrow_mut().take() else {
+            return Err(JoinError::Killed);
+        };
         let result = match result.downcast::<Result<T, JoinError>>() {
             Ok(result) => result.into_inner(),
             Err(_) => unreachable!("a JoinHandle<T>'s task stores a Result<T, JoinError>"),

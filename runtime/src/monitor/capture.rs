@@ -119,7 +119,7 @@ static SLOT: Slot = Slot {
 };
 
 /// Held for the whole of a request: one at a time.
-static REQUESTS: Mutex<u64> = Mutex::new(0);
+pub(super) static REQUESTS: Mutex<u64> = Mutex::new(0);
 
 /// The action our handler replaced, once installed (or why it could not be).
 static PREVIOUS: OnceLock<Result<libc::sigaction, String>> = OnceLock::new();

@@ -50,7 +50,10 @@
 //! as std does, sees nothing.
 //!
 //! A forked child has neither the monitor thread nor its parent's hubs: it starts a
-//! monitor of its own if it wants one.
+//! monitor of its own if it wants one, which watches the hubs the child makes. The
+//! forking thread's hub, which the child rebuilds (see the crate docs' Fork section),
+//! is not among them: the child's monitor does not watch it and `dump_all` leaves it
+//! out (`dump` on that thread lists it as ever).
 //!
 //! Cost: nothing on the hot paths when the monitor is not running: the hub counts
 //! switches for [`stats`](crate::stats()) anyway, and the monitor only reads that
@@ -67,6 +70,7 @@
 //! from a thread of its own, so it works while every hub is stuck.
 
 pub(crate) mod capture;
+pub(crate) mod fork;
 pub(crate) mod registry;
 mod sys;
 mod watch;
@@ -134,6 +138,7 @@ pub fn start(threshold: Duration) {
         "greenweave: monitor::start(Duration::ZERO) would report every greenlet run; \
          give a threshold such as 100 ms"
     );
+    crate::fork::install();
     let mut monitor = MONITOR.lock().unwrap_or_else(PoisonError::into_inner);
     if this_process(&monitor).is_some_and(|m| m.threshold == threshold) {
         return;

@@ -48,7 +48,7 @@ pub(crate) struct HubEntry {
     remote: Arc<remote::Shared>,
 }
 
-static HUBS: Mutex<Vec<Arc<HubEntry>>> = Mutex::new(Vec::new());
+pub(super) static HUBS: Mutex<Vec<Arc<HubEntry>>> = Mutex::new(Vec::new());
 static SERIAL: AtomicU64 = AtomicU64::new(0);
 
 fn hubs() -> MutexGuard<'static, Vec<Arc<HubEntry>>> {
