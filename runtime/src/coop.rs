@@ -155,7 +155,8 @@ pub fn park_external(
     deadline: Option<Instant>,
     register: impl FnOnce(ThreadWaker),
 ) -> ExternalWake {
-    let hub = hub::get();
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
     hub.external_waits.set(hub.external_waits.get() + 1);
     let shared = hub.remote.clone();
     let woken = park::park_shielded(&DescribeWith(describe), deadline, |token| {
@@ -191,5 +192,5 @@ pub enum Maintenance {
 /// parking word).
 #[track_caller]
 pub fn on_maintenance(hook: fn(Maintenance)) {
-    hub::get().maintenance_hook.set(Some(hook));
+    hub::with(|hub| hub.maintenance_hook.set(Some(hook)));
 }

@@ -40,7 +40,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::io;
-use std::mem::ManuallyDrop;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -53,7 +53,7 @@ use slab::Slab;
 use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
-use crate::task::{Task, TaskState, Wake};
+use crate::task::{Task, TaskRef, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
 /// Greenlet runs between two maintenance passes while the run queue stays busy.
@@ -109,8 +109,33 @@ thread_local! {
 #[inline]
 #[track_caller]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    f(get())
+    f(get(&Here::new()))
 }
+
+/// A frame's claim on this thread's hub: a zero-sized local whose borrow bounds the
+/// `&Hub` that [`get`] hands out, and the current task's [`TaskRef`] borrowed through
+/// it, so the compiler keeps both inside the frame that made it. Neither `Send` nor
+/// `Sync`: the hub belongs to this thread. Make it as a local (`let here =
+/// Here::new();`), never in anything that outlives the frame.
+///
+/// The hub lives until its thread exits, and no frame that still runs outlives that:
+/// greenlets still parked when their thread exits are abandoned and never run again.
+pub(crate) struct Here(PhantomData<*const ()>);
+
+impl Here {
+    #[inline(always)]
+    pub(crate) const fn new() -> Here {
+        Here(PhantomData)
+    }
+}
+
+/// What bounds a borrow to the current frame: a [`Here`], or the hub borrowed through
+/// one (see [`Task::current_borrowed`]).
+pub(crate) trait InFrame {}
+
+impl InFrame for Here {}
+
+impl InFrame for Hub {}
 
 /// This thread's hub, creating it on first use: what [`with`] does, for the blocking
 /// paths. A closure handed to `with` may be outlined by LLVM, and every frame between
@@ -118,31 +143,30 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 /// resumed (the return-stack buffer holds the resumer's calls, not ours), so `park`
 /// and `yield_now` use this and stay one frame.
 ///
-/// The reference is only for the caller's own frame: the hub lives until its thread
-/// exits, which no frame of the thread outlives.
+/// The reference lives as long as the borrow of `here`: the caller's own frame.
 #[inline(always)]
 #[track_caller]
-pub(crate) fn get() -> &'static Hub {
-    match existing() {
+pub(crate) fn get(here: &Here) -> &Hub {
+    match existing(here) {
         Some(hub) => hub,
-        None => first_use(),
+        None => first_use(here),
     }
 }
 
 /// The hub, if this thread has one that is not being torn down.
 #[inline]
-fn existing() -> Option<&'static Hub> {
+fn existing(_here: &Here) -> Option<&Hub> {
     let ptr = HUB_PTR.get();
-    // The `'static` below never outlives the callers' stack frames, which end before
-    // the thread (and so the thread-local hub) does.
     // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
-    // stays put until thread exit; `Hub::drop` nulls it before any teardown.
+    // stays put until thread exit; `Hub::drop` nulls it before any teardown. The
+    // reference is bounded by the borrow of a `Here`, a local of a frame of this
+    // thread, which no longer runs once the thread's teardown begins.
     unsafe { ptr.as_ref() }
 }
 
 #[cold]
 #[track_caller]
-fn first_use() -> &'static Hub {
+fn first_use(_here: &Here) -> &Hub {
     HUB.with(|cell| {
         let hub: *const Hub = cell.get_or_init(Hub::new);
         HUB_PTR.set(hub);
@@ -155,7 +179,7 @@ fn first_use() -> &'static Hub {
 /// none or the thread is exiting.
 #[inline]
 pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    existing().map(f)
+    existing(&Here::new()).map(f)
 }
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
@@ -228,16 +252,16 @@ impl Hub {
     }
 
     /// The task of the running greenlet (adopted if need be), borrowed as
-    /// [`Task::current_borrowed`] hands it out: for the caller's own frame, within the
-    /// greenlet's own blocking call.
+    /// [`Task::current_borrowed`] hands it out, for as long as the hub is borrowed: the
+    /// caller's own frame (see [`Here`]).
     ///
     /// # Panics
     ///
     /// When called from the hub itself.
     #[inline(always)]
     #[track_caller]
-    pub(crate) fn current_task_borrowed(&self) -> ManuallyDrop<Rc<Task>> {
-        match Task::current_borrowed() {
+    pub(crate) fn current_task_borrowed(&self) -> TaskRef<'_> {
+        match Task::current_borrowed(self) {
             Some(task) => task,
             None => self.adopt_current(),
         }
@@ -245,7 +269,7 @@ impl Hub {
 
     #[cold]
     #[track_caller]
-    fn adopt_current(&self) -> ManuallyDrop<Rc<Task>> {
+    fn adopt_current(&self) -> TaskRef<'_> {
         let g = greenlet::current();
         assert!(
             !g.ptr_eq(&self.greenlet),
@@ -256,8 +280,8 @@ impl Hub {
         self.register(&task);
         task.attach();
         // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed.
-        ManuallyDrop::new(task)
+        // a spawned one: hand it out borrowed, as `current_borrowed` now would.
+        Task::current_borrowed(self).expect("`attach` tagged the greenlet with its task")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a

@@ -3,16 +3,20 @@
 use std::any::Any;
 use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use greenweave_greenlet::Greenlet;
 
+use crate::hub::InFrame;
 use crate::park::WaitQueue;
 
+mod borrowed;
 mod interrupts;
 
+pub(crate) use borrowed::TaskRef;
 pub use interrupts::Interrupt;
 
 /// What a task is doing, as the registry reports it.
@@ -51,11 +55,10 @@ pub(crate) struct Task {
     pub(crate) generation: Cell<u64>,
     /// Why the last wait ended.
     pub(crate) woken_by: Cell<Wake>,
-    /// What it waits on while blocked; only read while it is blocked (see `park`).
-    pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
-    /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
-    /// read through a live token of that wait.
-    pub(crate) wait_slot: Cell<*const ()>,
+    /// What it waits on while blocked: the address of a `&dyn Describe` in the frame
+    /// of its park call, set by [`Task::show_waiting_on`] for as long as that frame
+    /// borrows it; only read while the task is blocked (see [`Task::waiting_on`]).
+    waiting_on: Cell<Option<NonNull<()>>>,
     /// A kill was posted and not yet delivered. Written only by the transitions of
     /// [`interrupts`].
     kill_requested: Cell<bool>,
@@ -141,7 +144,6 @@ impl Task {
             generation: Cell::new(0),
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
-            wait_slot: Cell::new(std::ptr::null()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
             joiners: WaitQueue::new(),
@@ -169,7 +171,6 @@ impl Task {
             generation,
             woken_by,
             waiting_on,
-            wait_slot,
             kill_requested,
             interrupted,
             joiners,
@@ -191,7 +192,6 @@ impl Task {
         generation.set(generation.get() + 1);
         woken_by.set(Wake::Notified);
         waiting_on.set(None);
-        wait_slot.set(std::ptr::null());
         kill_requested.set(false);
         interrupted.set(false);
         key.set(usize::MAX);
@@ -248,22 +248,19 @@ impl Task {
         }
     }
 
-    /// The task of the running greenlet, if it has one, *borrowed*: one thread-local
-    /// read, no registry lookup and no reference count change. Clone it to keep it;
-    /// hold the borrowed form only within the current greenlet's own blocking call
-    /// (its context owns the task until the greenlet's body is over).
+    /// The task of the running greenlet, if it has one, *borrowed* for as long as
+    /// `frame` (a [`Here`](crate::hub::Here), or the hub borrowed through one): one
+    /// thread-local read, no registry lookup and no reference count change. Clone it
+    /// to keep it.
     #[inline]
-    pub(crate) fn current_borrowed() -> Option<ManuallyDrop<Rc<Task>>> {
-        let tag = greenweave_greenlet::current_tag();
-        if tag == 0 {
-            return None;
-        }
-        // `ManuallyDrop`: the handle made here never gives back a count it did not take.
-        // SAFETY: a non-zero tag is only set by `attach` (`set_tag` is unsafe for anyone
-        // else), to an `Rc<Task>` the context owns until `detach` clears the tag first.
-        Some(ManuallyDrop::new(unsafe {
-            Rc::from_raw(tag as *const Task)
-        }))
+    pub(crate) fn current_borrowed<F: InFrame>(frame: &F) -> Option<TaskRef<'_>> {
+        let _ = frame;
+        let task = NonNull::new(greenweave_greenlet::current_tag() as *mut Task)?;
+        // SAFETY: a non-zero tag is only set by `attach` or `attach_spawned` (`set_tag`
+        // is unsafe for anyone else), to the address of an `Rc<Task>` that the
+        // greenlet's context or body owns until `detach` clears the tag first; `frame`
+        // is a local of a frame of the running greenlet, which ends before that.
+        Some(unsafe { TaskRef::from_raw(task) })
     }
 
     /// The task's [`Rare`] parts, made if need be.
@@ -284,6 +281,29 @@ impl Task {
         self.rare.borrow_mut().take()
     }
 
+    /// Shows `on` as what this task waits on (in reports and [`GreenletInfo`]) until
+    /// the returned guard drops: the park call holds it across its switch. The guard
+    /// borrows `on`, a local of that call, so the address it leaves here never
+    /// outlives its target.
+    #[inline(always)]
+    pub(crate) fn show_waiting_on<'a>(&'a self, on: &'a &'a dyn Describe) -> ShowsWaitingOn<'a> {
+        self.waiting_on.set(Some(NonNull::from(on).cast()));
+        ShowsWaitingOn(self)
+    }
+
+    /// What this task waits on, if it is blocked and its park call said.
+    pub(crate) fn waiting_on(&self) -> Option<&dyn Describe> {
+        if self.state.get() != TaskState::Blocked {
+            return None;
+        }
+        let on = self.waiting_on.get()?.cast::<&dyn Describe>();
+        // SAFETY: set by `show_waiting_on` to a `&dyn Describe` that the guard it
+        // returned borrows, and cleared when that guard drops. A task is blocked only
+        // inside its park call (`park::wait_here`), between making that guard and
+        // dropping it, so the target is alive.
+        Some(unsafe { *on.as_ref() })
+    }
+
     /// One line about this task for reports: `greenlet 'name' (id 3) spawned at f.rs:1`.
     pub(crate) fn describe_line(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -295,19 +315,26 @@ impl Task {
         match self.state.get() {
             TaskState::Blocked => {
                 out.push_str(", waits on ");
-                if let Some(on) = self.waiting_on.get() {
-                    // SAFETY: `waiting_on` is set by `park` to an object borrowed for the
-                    // whole park call and cleared before park returns; the task is
-                    // blocked, so that call is still in progress.
-                    unsafe { &*on }.describe(out);
-                } else {
-                    out.push_str("nothing known");
+                match self.waiting_on() {
+                    Some(on) => on.describe(out),
+                    None => out.push_str("nothing known"),
                 }
             }
             TaskState::Ready => out.push_str(", ready to run"),
             TaskState::Running => out.push_str(", running"),
             TaskState::Done => out.push_str(", finished"),
         }
+    }
+}
+
+/// Clears a task's [`waiting_on`](Task::waiting_on) when the park call that set it
+/// ends, even by unwinding (a greenlet force-unwound at thread exit).
+pub(crate) struct ShowsWaitingOn<'a>(&'a Task);
+
+impl Drop for ShowsWaitingOn<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.waiting_on.set(None);
     }
 }
 
@@ -338,17 +365,11 @@ pub struct GreenletInfo {
 
 impl GreenletInfo {
     pub(crate) fn of(task: &Task) -> GreenletInfo {
-        let waiting_on = task
-            .waiting_on
-            .get()
-            .filter(|_| task.state.get() == TaskState::Blocked)
-            .map(|on| {
-                let mut s = String::new();
-                // SAFETY: as in `describe_line`: set for the duration of the park call,
-                // which is in progress while the task is blocked.
-                unsafe { &*on }.describe(&mut s);
-                s
-            });
+        let waiting_on = task.waiting_on().map(|on| {
+            let mut s = String::new();
+            on.describe(&mut s);
+            s
+        });
         GreenletInfo {
             id: task.id(),
             name: task.name.as_deref().map(str::to_owned),
@@ -372,7 +393,6 @@ mod tests {
         bool,
         bool,
         bool,
-        *const (),
         usize,
         Option<Rc<str>>,
         Option<&'static Location<'static>>,
@@ -386,7 +406,6 @@ mod tests {
             task.waiting_on.get().is_none(),
             task.kill_requested.get(),
             task.interrupted.get(),
-            task.wait_slot.get(),
             task.key.get(),
             task.name.clone(),
             task.location,
@@ -402,9 +421,8 @@ mod tests {
         // Everything a finished task can leave behind in the parts `reuse` resets.
         record.state.set(TaskState::Done);
         record.woken_by.set(Wake::TimedOut);
-        let on: *const dyn Describe = &WAITED_ON;
-        record.waiting_on.set(Some(on));
-        record.wait_slot.set(std::ptr::from_ref(&WAITED_ON).cast());
+        let on: &dyn Describe = &WAITED_ON;
+        std::mem::forget(record.show_waiting_on(&on));
         record.kill_requested.set(true);
         record.interrupted.set(true);
         record.key.set(7);

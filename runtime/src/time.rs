@@ -79,7 +79,8 @@ fn sleep_until_deadline(deadline: Option<Instant>) {
 pub fn yield_now() {
     // Straight-line, no closures: one frame between the caller and the switch (see
     // `hub::get`).
-    let hub = hub::get();
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
     let task = hub.current_task_borrowed();
     if let Some(interrupt) = task.take_interrupt() {
         raise(interrupt);
