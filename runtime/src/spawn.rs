@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use greenweave_greenlet::{self as greenlet, GreenletExit};
 
 use crate::hub;
-use crate::park::{self, AnyOf, HoldsQueue, WaitQueue, make_ready};
+use crate::park::make_ready;
 use crate::task::{Describe, Task, TaskState, Wake};
 use crate::time::deadline_after;
 
 mod error;
+mod many;
 
 pub use error::{JoinError, JoinTimeoutError};
+pub use many::{iwait, joinall, killall, wait_any};
 
 /// Spawns greenlets with a name or a stack size.
 #[derive(Clone, Debug, Default)]
@@ -376,141 +378,5 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "JoinHandle({})", self.task)
-    }
-}
-
-/// Joins every handle, in order (gevent's `joinall`).
-#[track_caller]
-pub fn joinall<T: 'static>(
-    handles: impl IntoIterator<Item = JoinHandle<T>>,
-) -> Vec<Result<T, JoinError>> {
-    handles.into_iter().map(JoinHandle::join).collect()
-}
-
-/// Kills every greenlet and waits until all have died (gevent's `killall`).
-#[track_caller]
-pub fn killall<T>(handles: &[JoinHandle<T>]) {
-    for h in handles {
-        h.kill_nowait();
-    }
-    for h in handles {
-        h.wait();
-    }
-}
-
-/// What `wait_any` and `iwait` wait on.
-struct AnyFinish(usize);
-
-impl Describe for AnyFinish {
-    fn describe(&self, out: &mut String) {
-        out.push_str(&format!("the first of {} greenlets to finish", self.0));
-    }
-}
-
-impl<T> HoldsQueue for JoinHandle<T> {
-    fn queue(&self) -> &WaitQueue {
-        &self.task.joiners
-    }
-}
-
-/// Waits until at least one of `handles` has finished and returns its index (gevent's
-/// `wait(count=1)`): the first finished one in `handles`' order. `None` if `handles`
-/// is empty or `timeout` passed first.
-///
-/// # Panics
-///
-/// If one of `handles` is the calling greenlet's own (it would wait for itself), and
-/// as [`JoinHandle::join`] does when the caller is killed or its `Timeout` expires.
-#[track_caller]
-pub fn wait_any<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Option<usize> {
-    let deadline = timeout.and_then(deadline_after);
-    let first_finished = || handles.iter().position(JoinHandle::is_finished);
-    if let Some(i) = first_finished() {
-        return Some(i);
-    }
-    let passed = || deadline.is_some_and(|d| Instant::now() >= d);
-    if handles.is_empty() || passed() {
-        return None;
-    }
-    for h in handles {
-        h.assert_not_self("wait for");
-    }
-    // Waits on every handle's joiners at once: none has finished (checked above).
-    let any = AnyOf::new(handles, |_| false);
-    loop {
-        if let Err(interrupt) = any.wait(&AnyFinish(handles.len()), deadline) {
-            park::raise(interrupt);
-        }
-        if let Some(i) = first_finished() {
-            return Some(i);
-        }
-        if passed() {
-            return None;
-        }
-        // Woken without a finish: those woken wait again.
-        while let Some(i) = any.pop_ready() {
-            any.link(i);
-        }
-    }
-}
-
-/// Yields the handles in the order their greenlets finish (gevent's `iwait`); those
-/// already finished come first, in the order given.
-///
-/// It waits on all the handles at once, registered for as long as the iterator lives,
-/// so going through n handles costs O(n) in all, however they finish.
-///
-/// # Panics
-///
-/// `next` panics if it has to wait while one of the handles left is the calling
-/// greenlet's own (it would wait for itself), and as [`JoinHandle::join`] does when
-/// the caller is killed or its `Timeout` expires.
-#[track_caller]
-pub fn iwait<T>(handles: Vec<JoinHandle<T>>) -> impl Iterator<Item = JoinHandle<T>> {
-    let own = handles.iter().position(|h| h.task.greenlet.is_current());
-    Iwait {
-        left: handles.len(),
-        any: AnyOf::new(handles, JoinHandle::is_finished),
-        own,
-    }
-}
-
-/// The iterator [`iwait`] returns.
-struct Iwait<T> {
-    any: AnyOf<JoinHandle<T>>,
-    /// Handles not yielded yet.
-    left: usize,
-    /// The index of the handle of the greenlet that made the iterator, if it is one.
-    own: Option<usize>,
-}
-
-impl<T> Iterator for Iwait<T> {
-    type Item = JoinHandle<T>;
-
-    fn next(&mut self) -> Option<JoinHandle<T>> {
-        loop {
-            if let Some(i) = self.any.pop_ready() {
-                if self.any.get(i).is_some_and(JoinHandle::is_finished) {
-                    self.left -= 1;
-                    return self.any.take(i);
-                }
-                // Woken without a finish: it waits again.
-                self.any.link(i);
-                continue;
-            }
-            if self.left == 0 {
-                return None;
-            }
-            if let Some(own) = self.own.and_then(|i| self.any.get(i)) {
-                own.assert_not_self("wait for");
-            }
-            if let Err(interrupt) = self.any.wait(&AnyFinish(self.left), None) {
-                park::raise(interrupt);
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
     }
 }

@@ -143,3 +143,100 @@ impl<Q: HoldsQueue> AnyOf<Q> {
         woken
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::{spawn, yield_now};
+
+    /// Plain queues as holders.
+    struct Holder(Rc<WaitQueue>);
+
+    impl HoldsQueue for Holder {
+        fn queue(&self) -> &WaitQueue {
+            &self.0
+        }
+    }
+
+    fn queues(n: usize) -> Vec<Rc<WaitQueue>> {
+        (0..n).map(|_| Rc::new(WaitQueue::new())).collect()
+    }
+
+    fn set_over(queues: &[Rc<WaitQueue>]) -> AnyOf<Holder> {
+        AnyOf::new(queues.iter().map(|q| Holder(q.clone())), |_| false)
+    }
+
+    fn lens(queues: &[Rc<WaitQueue>]) -> Vec<usize> {
+        queues.iter().map(|q| q.len()).collect()
+    }
+
+    #[test]
+    fn a_notified_member_is_ready_and_out_of_its_queue_until_linked_again() {
+        let qs = queues(3);
+        let mut set = set_over(&qs);
+        assert_eq!(lens(&qs), [1, 1, 1]);
+        assert!(qs[1].notify_one(), "a member takes a notification");
+        assert_eq!(lens(&qs), [1, 0, 1]);
+        assert_eq!(set.pop_ready(), Some(1));
+        assert_eq!(set.pop_ready(), None);
+        set.link(1);
+        set.link(1); // linked already: nothing changes
+        assert_eq!(lens(&qs), [1, 1, 1]);
+        assert!(Rc::ptr_eq(&set.take(2).unwrap().0, &qs[2]));
+        assert_eq!(lens(&qs), [1, 1, 0], "a holder given back leaves its queue");
+        assert!(set.get(2).is_none());
+        set.link(2); // given back: nothing to link
+        assert_eq!(lens(&qs), [1, 1, 0]);
+        drop(set);
+        assert_eq!(lens(&qs), [0, 0, 0], "dropping the set leaves every queue");
+    }
+
+    #[test]
+    fn members_ready_from_the_start_come_first_in_order() {
+        let qs = queues(4);
+        let set = AnyOf::new(qs.iter().map(|q| Holder(q.clone())), |h| {
+            Rc::ptr_eq(&h.0, &qs[1]) || Rc::ptr_eq(&h.0, &qs[3])
+        });
+        assert_eq!(lens(&qs), [1, 0, 1, 0]);
+        assert_eq!(set.wait(&"ready", None), Ok(Wake::Notified), "no wait");
+        qs[2].notify_all();
+        qs[0].notify_all();
+        let order: Vec<_> = std::iter::from_fn(|| set.pop_ready()).collect();
+        assert_eq!(order, [1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn wait_parks_until_a_member_is_notified_or_the_deadline_passes() {
+        let qs = queues(3);
+        let set = set_over(&qs);
+        let q = qs[2].clone();
+        let notifier = spawn(move || q.notify_one());
+        assert_eq!(set.wait(&"test set", None), Ok(Wake::Notified));
+        assert!(notifier.join().unwrap());
+        assert_eq!(set.pop_ready(), Some(2));
+        let deadline = Instant::now() + Duration::from_millis(2);
+        assert_eq!(set.wait(&"test set", Some(deadline)), Ok(Wake::TimedOut));
+        // A member notified while nobody waits is ready for the next wait.
+        qs[0].notify_one();
+        assert_eq!(set.wait(&"test set", None), Ok(Wake::Notified));
+        assert_eq!(set.pop_ready(), Some(0));
+    }
+
+    #[test]
+    fn a_greenlet_killed_in_a_set_wait_leaves_every_queue() {
+        let qs = queues(3);
+        let theirs = qs.clone();
+        let waiter = spawn(move || {
+            let set = set_over(&theirs);
+            set.wait(&"test set", None).unwrap_or_else(|i| crate::park::raise(i))
+        });
+        yield_now();
+        assert_eq!(lens(&qs), [1, 1, 1]);
+        waiter.kill();
+        assert_eq!(lens(&qs), [0, 0, 0]);
+        assert_eq!(qs.iter().filter(|q| q.notify_one()).count(), 0);
+    }
+}

@@ -300,3 +300,6 @@ impl WaitQueue {
         self.len.get() == 0
     }
 }
+
+#[cfg(test)]
+mod tests;
