@@ -83,7 +83,8 @@ mod queue;
 mod slot;
 
 pub(crate) use any::{AnyOf, HoldsQueue};
-pub(crate) use queue::{WaitQueue, Waiter};
+pub(crate) use queue::WaitQueue;
+use queue::Waiter;
 pub(crate) use slot::SlotQueue;
 
 /// The right to wake one particular wait of one task, owned (for timers and other

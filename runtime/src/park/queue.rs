@@ -56,7 +56,7 @@ enum Whom<'a> {
 impl<'a> Waiter<'a> {
     /// A node for `task`, the current greenlet's task, which is about to park.
     #[inline(always)]
-    pub(super) fn task(task: TaskRef<'a>, slot: *const ()) -> Waiter<'a> {
+    fn task(task: TaskRef<'a>, slot: *const ()) -> Waiter<'a> {
         Waiter::new(Whom::Task(task), slot)
     }
 
@@ -80,7 +80,7 @@ impl<'a> Waiter<'a> {
 
     /// Whether a notification took it off its queue.
     #[inline(always)]
-    pub(super) fn notified(&self) -> bool {
+    fn notified(&self) -> bool {
         self.notified.get()
     }
 
