@@ -44,9 +44,9 @@
 //! 2. **A node leaves its queue before it goes.** A linked node's `Drop` unlinks it, so
 //!    however the scope holding it ends (a return, an unwind, a forced unwind of a
 //!    greenlet at thread exit), no queue keeps its address; by `Pin`'s drop guarantee
-//!    its memory is not reused before that `Drop` ran. (A greenlet abandoned at thread
-//!    exit is never resumed or unwound: its nodes, and the queues they are in, are
-//!    never touched again.)
+//!    its memory is not reused before that `Drop` ran. (A greenlet still parked when
+//!    its thread exits is abandoned: never resumed nor unwound, its stack never freed,
+//!    so its nodes stay valid, and linked, for as long as anything reaches them.)
 //! 3. **A queue outlives the nodes linked in it.** A node holds `&'a WaitQueue` for
 //!    the queue it is in (`Waiter<'a>` is invariant in `'a`), so the borrow checker
 //!    keeps the queue alive and in place for as long as the node may be linked.
