@@ -190,12 +190,12 @@ impl WaitQueue {
         let node = pin!(Waiter::task(task.reborrow(), slot));
         self.link(node.as_ref());
         let why = wait_here(hub, &task, on, deadline);
-        // A timeout or an interrupt ended the wait with the node still linked.
-        node.leave();
         let result = match task.take_interrupt() {
             Some(interrupt) => Err(interrupt),
             None => Ok(why),
         };
+        // A wait that a timeout or an interrupt ended leaves the queue as the node
+        // drops, right after this.
         (result, node.notified())
     }
 
@@ -219,8 +219,10 @@ impl WaitQueue {
         self.len.set(self.len.get() + 1);
     }
 
-    /// Takes `node`, which is linked here, out.
-    #[inline]
+    /// Takes `node`, which is linked here, out. Out of line: a waiter that was
+    /// notified has left already, so this runs only for waits that ended otherwise
+    /// (a timeout, an interrupt), and every wait site would carry a copy.
+    #[inline(never)]
     fn unlink(&self, node: &Waiter<'_>) {
         let (prev, next) = (node.prev.get(), node.next.get());
         match prev {
