@@ -52,7 +52,11 @@ fn kill_waiters_of_one_event(n: usize) -> Duration {
         })
         .collect();
     yield_now(); // every waiter starts and parks
-    assert_eq!(event.waiter_count(), n, "every greenlet parked on the event");
+    assert_eq!(
+        event.waiter_count(),
+        n,
+        "every greenlet parked on the event"
+    );
     let start = Instant::now();
     for waiter in waiters.iter().rev() {
         waiter.kill_nowait();
@@ -61,7 +65,11 @@ fn kill_waiters_of_one_event(n: usize) -> Duration {
         waiter.wait();
     }
     let elapsed = start.elapsed();
-    assert_eq!(event.waiter_count(), 0, "every killed waiter left the queue");
+    assert_eq!(
+        event.waiter_count(),
+        0,
+        "every killed waiter left the queue"
+    );
     for waiter in waiters {
         assert!(matches!(waiter.join(), Err(JoinError::Killed)));
     }
@@ -92,13 +100,19 @@ fn iwait_one_finish_at_a_time(n: usize) -> Duration {
     }
     let elapsed = start.elapsed();
     // The semaphore wakes its waiters first come, first served.
-    assert!(order.iter().copied().eq(0..n), "handles come in finishing order");
+    assert!(
+        order.iter().copied().eq(0..n),
+        "handles come in finishing order"
+    );
     elapsed
 }
 
 #[test]
 fn killing_the_waiters_of_one_event_takes_linear_time() {
-    assert_linear("killing the waiters of one Event", kill_waiters_of_one_event);
+    assert_linear(
+        "killing the waiters of one Event",
+        kill_waiters_of_one_event,
+    );
 }
 
 #[test]

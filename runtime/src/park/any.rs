@@ -231,7 +231,8 @@ mod tests {
         let theirs = qs.clone();
         let waiter = spawn(move || {
             let set = set_over(&theirs);
-            set.wait(&"test set", None).unwrap_or_else(|i| crate::park::raise(i))
+            set.wait(&"test set", None)
+                .unwrap_or_else(|i| crate::park::raise(i))
         });
         yield_now();
         assert_eq!(lens(&qs), [1, 1, 1]);

@@ -179,7 +179,11 @@ mod tests {
         yield_now(); // 1 finishes, 0 and 2 park
         let ts = tasks(&hs);
         let mut it = iwait(hs);
-        assert_eq!(joiners(&ts), [1, 0, 1], "iwait waits on the unfinished only");
+        assert_eq!(
+            joiners(&ts),
+            [1, 0, 1],
+            "iwait waits on the unfinished only"
+        );
         assert_eq!(it.next().unwrap().join().unwrap(), 1);
         gates[2].set();
         assert_eq!(it.next().unwrap().join().unwrap(), 2);
@@ -249,14 +253,25 @@ mod tests {
         let hs = [late, gated(&gate, 1)];
         yield_now();
         let setter = spawn(move || gate.set());
-        assert_eq!(wait_any(&hs, None), Some(0), "slice order, not finishing order");
+        assert_eq!(
+            wait_any(&hs, None),
+            Some(0),
+            "slice order, not finishing order"
+        );
         setter.join().unwrap();
 
-        let pending = [gated(&Rc::new(Event::new()), 2), gated(&Rc::new(Event::new()), 3)];
+        let pending = [
+            gated(&Rc::new(Event::new()), 2),
+            gated(&Rc::new(Event::new()), 3),
+        ];
         yield_now();
         let ts = tasks(&pending);
         assert_eq!(wait_any(&pending, Some(Duration::from_millis(2))), None);
-        assert_eq!(joiners(&ts), [0, 0], "a timed-out wait_any leaves no waiter");
+        assert_eq!(
+            joiners(&ts),
+            [0, 0],
+            "a timed-out wait_any leaves no waiter"
+        );
         killall(&pending);
     }
 }

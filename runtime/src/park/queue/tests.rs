@@ -72,8 +72,15 @@ fn a_notification_skips_a_waiter_whose_wait_ended_and_wakes_the_next() {
     // Killed: its wait has ended, but it has not run to leave the queue yet.
     killed.kill_nowait();
     assert_eq!(queue.len(), 3);
-    assert!(queue.notify_one(), "the next live waiter takes the notification");
-    assert_eq!(queue.len(), 1, "the killed waiter was skipped, the next one woken");
+    assert!(
+        queue.notify_one(),
+        "the next live waiter takes the notification"
+    );
+    assert_eq!(
+        queue.len(),
+        1,
+        "the killed waiter was skipped, the next one woken"
+    );
     assert!(matches!(killed.join(), Err(JoinError::Killed)));
     assert_eq!(next.join().unwrap(), Wake::Notified);
     yield_now();
@@ -104,7 +111,9 @@ fn a_notification_taken_by_a_waiter_killed_before_it_runs_is_passed_on() {
 #[test]
 fn a_waiter_unwound_by_a_timeout_leaves_the_queue() {
     let queue = WaitQueue::new();
-    let unwound = with_timeout(Duration::from_millis(5), || queue.wait_or_raise(&"test", None));
+    let unwound = with_timeout(Duration::from_millis(5), || {
+        queue.wait_or_raise(&"test", None)
+    });
     assert!(unwound.is_err());
     assert!(queue.is_empty());
     assert!(!queue.notify_one());
@@ -124,7 +133,10 @@ fn a_slot_waiter_is_served_in_place_and_one_that_timed_out_leaves() {
     assert_eq!(getter.join().unwrap(), (Ok(Wake::Notified), Some(7)));
     let slot = Cell::new(None);
     let deadline = Instant::now() + Duration::from_millis(2);
-    assert_eq!(queue.wait(&slot, &"get", Some(deadline)), Ok(Wake::TimedOut));
+    assert_eq!(
+        queue.wait(&slot, &"get", Some(deadline)),
+        Ok(Wake::TimedOut)
+    );
     assert_eq!(queue.len(), 0);
     assert!(!queue.serve(|_| unreachable!("nobody waits")));
 }
