@@ -153,11 +153,7 @@ impl WaitQueue {
         on: &dyn Describe,
         deadline: Option<Instant>,
     ) -> Result<Wake, Interrupt> {
-        let (result, notified) = self.wait_with_slot(ptr::null(), on, deadline);
-        if notified && result.is_err() {
-            self.notify_one();
-        }
-        result
+        self.wait_with_slot::<true>(ptr::null(), on, deadline)
     }
 
     /// Like [`wait`](Self::wait), unwinding on interrupts.
@@ -169,34 +165,40 @@ impl WaitQueue {
 
     /// The wait of [`wait`](Self::wait) and `SlotQueue::wait`, with the waiter's
     /// hand-off `slot` (rule 6; null for none): parks in a node of this frame and
-    /// returns how it ended and whether a notification ended it. A pending interrupt
-    /// returns at once, without joining the queue.
+    /// returns how it ended. A pending interrupt returns at once, without joining the
+    /// queue. With `PASS_ON`, a notification that an interrupt then made useless is
+    /// passed on to the next waiter (a slot waiter's server has acted on it instead).
     #[inline(always)]
     #[track_caller]
-    pub(super) fn wait_with_slot(
+    pub(super) fn wait_with_slot<const PASS_ON: bool>(
         &self,
         slot: *const (),
         on: &dyn Describe,
         deadline: Option<Instant>,
-    ) -> (Result<Wake, Interrupt>, bool) {
+    ) -> Result<Wake, Interrupt> {
         // Straight-line, no closures: one frame between the caller and the switch
         // (see `hub::get`).
         let here = Here::new();
         let hub = hub::get(&here);
         let task = hub.current_task_borrowed();
         if let Some(interrupt) = task.take_interrupt() {
-            return (Err(interrupt), false);
+            return Err(interrupt);
         }
         let node = pin!(Waiter::task(task.reborrow(), slot));
         self.link(node.as_ref());
         let why = wait_here(hub, &task, on, deadline);
-        let result = match task.take_interrupt() {
-            Some(interrupt) => Err(interrupt),
+        match task.take_interrupt() {
             None => Ok(why),
-        };
+            Some(interrupt) => {
+                if PASS_ON && node.notified() {
+                    // Taken off the queue by the notification: it is not linked.
+                    self.notify_one();
+                }
+                Err(interrupt)
+            }
+        }
         // A wait that a timeout or an interrupt ended leaves the queue as the node
         // drops, right after this.
-        (result, node.notified())
     }
 
     /// Links `node` at the back.

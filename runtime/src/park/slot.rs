@@ -43,10 +43,8 @@ impl<T> SlotQueue<T> {
         on: &dyn Describe,
         deadline: Option<Instant>,
     ) -> Result<Wake, Interrupt> {
-        let (result, _served) = self
-            .queue
-            .wait_with_slot(ptr::from_ref(slot).cast(), on, deadline);
-        result
+        self.queue
+            .wait_with_slot::<false>(ptr::from_ref(slot).cast(), on, deadline)
     }
 
     /// Hands the longest-waiting live waiter's slot to `serve` and wakes it; `false`
