@@ -54,6 +54,12 @@
 //! a greenlet after warm-up makes no system call. A greenlet that overflows its stack
 //! is reported by name and size and the process aborts, like std does for threads.
 //!
+//! The pool keeps a warm set of [`HOT_STACKS`] free stacks per size; beyond it, memory
+//! goes back to the kernel: mostly when a stack is returned, entirely once it has gone
+//! unused for a whole period of [`trim_stack_pool`] calls and [`release_idle_stacks`]
+//! gets to it (slabs whose stacks are all free are unmapped). A thread's exit unmaps
+//! every slab whose stacks are all back.
+//!
 //! # Cost
 //!
 //! A switch costs one corosensei context switch in the common cases (see the `switch`
@@ -89,7 +95,10 @@ mod value;
 pub use error::{GreenletExit, ParentError};
 pub use greenlet::{Builder, Greenlet};
 pub use stack::{DEFAULT_STACK_SIZE, HOT_STACKS, MAX_STACK_SIZE, MIN_STACK_SIZE};
-pub use thread::{default_stack_size, pooled_stacks, set_default_stack_size};
+pub use thread::{
+    default_stack_size, pooled_stacks, release_idle_stacks, set_default_stack_size, surplus_stacks,
+    trim_stack_pool,
+};
 pub use value::Value;
 
 /// Writes all of `bytes` to `fd` with the raw `write` system call, never through the C

@@ -14,16 +14,42 @@
 //! one mapping plus one `mprotect` guard per stack) moves out of the way. On older
 //! kernels the guard falls back to `mprotect`.
 //!
+//! # Memory policy
+//!
 //! A stack whose greenlet finished goes back on its size class's free list (LIFO, so
 //! the hottest stack is reused first): after warm-up a greenlet costs no system call.
-//! Beyond [`HOT_STACKS`] free stacks per class, a returned stack's pages are given back
-//! to the kernel so a burst of greenlets does not pin its memory for ever. Slabs are
-//! unmapped when the thread exits and their last stack is gone.
+//! Three tiers keep what a burst of greenlets left behind from pinning memory:
+//!
+//! 1. **Warm set.** The [`HOT_STACKS`] most recently returned free stacks per size
+//!    class keep every page they touched: spawn + join never faults.
+//! 2. **Returned past the warm set.** A stack returned while the free list already
+//!    holds [`HOT_STACKS`] gives back all but its top 8 KiB at once (one `madvise`),
+//!    so a shallow greenlet reusing it soon faults no page in.
+//! 3. **Idle.** [`mark_idle`](StackPool::mark_idle), called periodically from outside
+//!    (the runtime's hub does, at most every 250 ms), moves the free stacks beyond the
+//!    warm set that no greenlet took since the previous call to a release queue, and
+//!    [`release`](StackPool::release) gives their memory back a bounded number at a
+//!    time (see `release`): a slab whose stacks are then all free is unmapped, the
+//!    other stacks give back every page and become *cold*. Queued stacks are still
+//!    handed out (after the free ones) until released; cold ones after that, before a
+//!    new slab is carved. The free list is a stack, so "not taken since the previous
+//!    call" is exactly its bottom `low_water` entries (the fewest it held meanwhile):
+//!    the pop path only updates that mark, and all the work happens out of line.
+//!
+//! When the thread exits, the pool releases everything the same way: slabs whose
+//! stacks are all back are unmapped, and a slab still holding a live greenlet's stack
+//! (one abandoned at exit) keeps only that stack's pages.
+//!
+//! Each carved stack is registered with Valgrind (`VALGRIND_STACK_REGISTER`, through
+//! corosensei's own client request) until its slab is unmapped, so memcheck follows
+//! switches between greenlets as stack switches.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
+use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{Stack, StackPointer};
 
 use crate::sys;
@@ -47,24 +73,41 @@ const GUARD_SIZE: usize = 16 * 1024;
 const SLAB_BYTES: usize = 8 << 20;
 
 /// Free stacks kept fully warm per size class; returned stacks past this give their
-/// memory back to the kernel, all but their top 8 KiB.
+/// memory back to the kernel, all but their top 8 KiB at once, and entirely once they
+/// have gone unused for a whole period of [`trim_stack_pool`](crate::trim_stack_pool)
+/// calls and [`release_idle_stacks`](crate::release_idle_stacks) got to them.
 pub const HOT_STACKS: usize = 256;
 
 /// Bytes at the top of a pooled stack that stay resident when the rest is released:
 /// what a greenlet that does not recurse deeply uses.
 const KEEP_RESIDENT: usize = 8 * 1024;
 
+mod release;
+
 /// One mapping holding `count` stacks of one size class.
 struct Slab {
     base: *mut u8,
     len: usize,
+    /// The `limit`s of this slab's cold stacks: free, pages given back, and holding no
+    /// reference to the slab (the size class's `cold_slabs` entry holds one for all).
+    cold: RefCell<Vec<usize>>,
+    /// This slab's index in its size class's `cold_slabs` while `cold` is not empty.
+    cold_index: Cell<usize>,
+    /// The usable range of each stack carved so far, registered as a stack with
+    /// Valgrind for as long as the mapping exists, so that memcheck takes a switch onto
+    /// it for a stack switch rather than a huge frame. Outside Valgrind the client
+    /// request is a few no-op instructions, made once per carved stack (kept here, not
+    /// in the slot, so the slot that every spawn moves stays small).
+    valgrind: RefCell<Vec<ValgrindStackRegistration>>,
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
+        // Deregistered before the memory goes.
+        self.valgrind.get_mut().clear();
         // SAFETY: the mapping was made by `map_stacks` with this length, and every
-        // stack carved from it held an `Rc<Slab>`: the last one is gone, so nothing
-        // runs on or points into it any more.
+        // stack carved from it held an `Rc<Slab>` (a cold one through `cold_slabs`):
+        // the last one is gone, so nothing runs on or points into it any more.
         unsafe { sys::unmap(self.base, self.len) };
     }
 }
@@ -75,7 +118,23 @@ struct Slot {
     limit: usize,
     /// Highest address of the stack (where it starts growing down from).
     base: usize,
-    _slab: Rc<Slab>,
+    /// Keeps the mapping alive: every stack carved from a slab, free or in use, holds
+    /// one reference (cold ones excepted, see [`Slab::cold`]), and the size class one
+    /// more while it carves the slab.
+    slab: Rc<Slab>,
+}
+
+impl Slot {
+    /// Gives back the RAM behind the usable part of the stack, keeping the top `keep`
+    /// bytes resident.
+    fn release_pages(&self, keep: usize) {
+        let size = self.base - self.limit - GUARD_SIZE;
+        let keep = keep.min(size);
+        // SAFETY: the range lies in the stack's usable part, between its guard and the
+        // kept top pages, both page aligned; the stack is free (in the pool or being
+        // put there), so nothing on it is needed.
+        unsafe { sys::release_pages((self.limit + GUARD_SIZE) as *mut u8, size - keep) };
+    }
 }
 
 /// A stack taken from the current thread's pool; dropping it gives it back.
@@ -134,7 +193,18 @@ unsafe impl Stack for PooledStack {
 /// Stacks of one usable size.
 struct SizeClass {
     size: usize,
+    /// Free stacks, the most recently returned last: the last [`HOT_STACKS`] are the
+    /// warm set (see the module docs).
     free: Vec<Slot>,
+    /// The fewest entries `free` held since the last
+    /// [`mark_idle`](StackPool::mark_idle): its bottom `low_water` entries were not
+    /// taken since.
+    low_water: usize,
+    /// Free stacks that went unused for a whole period, waiting for
+    /// [`release`](StackPool::release); handed out when `free` is empty.
+    idle: Vec<Slot>,
+    /// Slabs holding cold stacks (see [`Slab::cold`]), one reference each.
+    cold_slabs: Vec<Rc<Slab>>,
     /// The slab being carved, and how many of its stacks are handed out so far.
     carving: Option<(Rc<Slab>, usize)>,
     stacks_per_slab: usize,
@@ -145,6 +215,19 @@ impl SizeClass {
         self.size + GUARD_SIZE
     }
 
+    /// A stack when the free list is empty: an idle one not released yet, else a cold
+    /// one, else a new one carved.
+    #[cold]
+    fn refill(&mut self) -> io::Result<Slot> {
+        if let Some(slot) = self.idle.pop() {
+            return Ok(slot);
+        }
+        match self.take_cold() {
+            Some(slot) => Ok(slot),
+            None => self.carve(),
+        }
+    }
+
     fn carve(&mut self) -> io::Result<Slot> {
         let stride = self.stride();
         let (slab, used) = match self.carving.take() {
@@ -152,7 +235,14 @@ impl SizeClass {
             _ => {
                 let len = stride * self.stacks_per_slab;
                 let base = sys::map_stacks(len)?;
-                (Rc::new(Slab { base, len }), 0)
+                let slab = Slab {
+                    base,
+                    len,
+                    valgrind: RefCell::new(Vec::with_capacity(self.stacks_per_slab)),
+                    cold: RefCell::new(Vec::new()),
+                    cold_index: Cell::new(0),
+                };
+                (Rc::new(slab), 0)
             }
         };
         let offset = used * stride;
@@ -164,10 +254,14 @@ impl SizeClass {
             self.carving = Some((slab, used));
             return Err(err);
         }
+        let usable = limit as usize + GUARD_SIZE;
+        slab.valgrind
+            .borrow_mut()
+            .push(ValgrindStackRegistration::new(usable as *mut u8, self.size));
         let slot = Slot {
             limit: limit as usize,
             base: limit as usize + stride,
-            _slab: slab.clone(),
+            slab: slab.clone(),
         };
         self.carving = Some((slab, used + 1));
         Ok(slot)
@@ -196,6 +290,9 @@ impl StackPool {
                 self.classes.push(SizeClass {
                     size,
                     free: Vec::new(),
+                    low_water: 0,
+                    idle: Vec::new(),
+                    cold_slabs: Vec::new(),
                     carving: None,
                     stacks_per_slab,
                 });
@@ -203,8 +300,15 @@ impl StackPool {
             }
         };
         let slot = match class.free.pop() {
-            Some(slot) => slot,
-            None => class.carve()?,
+            Some(slot) => {
+                // All the bookkeeping `trim` needs from this path (see the module docs).
+                let left = class.free.len();
+                if left < class.low_water {
+                    class.low_water = left;
+                }
+                slot
+            }
+            None => class.refill()?,
         };
         Ok(PooledStack { slot: Some(slot) })
     }
@@ -219,17 +323,57 @@ impl StackPool {
             // Give back what a deep call chain dirtied, but keep the top pages that every
             // greenlet touches, so reusing this stack for a shallow greenlet costs no
             // page fault (a fault on fresh memory costs microseconds on VMs).
-            let keep = KEEP_RESIDENT.min(size);
-            // SAFETY: the range lies in the stack's usable part, between its guard and
-            // the kept top pages; its greenlet is finished, so nothing on it is needed.
-            unsafe { sys::release_pages((slot.limit + GUARD_SIZE) as *mut u8, size - keep) };
+            slot.release_pages(KEEP_RESIDENT);
         }
         class.free.push(slot);
     }
 
-    /// Number of free stacks held, over all size classes.
+    /// Number of free stacks held, over all size classes (warm, idle and cold).
     pub(crate) fn free_stacks(&self) -> usize {
-        self.classes.iter().map(|c| c.free.len()).sum()
+        self.classes
+            .iter()
+            .map(|c| {
+                let cold: usize = c.cold_slabs.iter().map(|s| s.cold.borrow().len()).sum();
+                c.free.len() + c.idle.len() + cold
+            })
+            .sum()
+    }
+
+    /// Free stacks beyond the warm set, over all size classes, not yet marked idle:
+    /// what later [`mark_idle`](Self::mark_idle) calls may queue for release.
+    pub(crate) fn surplus(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.free.len().saturating_sub(HOT_STACKS))
+            .sum()
+    }
+
+    /// Queues for release the free stacks beyond the warm set that no greenlet took
+    /// since the previous call, in every size class; returns how many wait.
+    pub(crate) fn mark_idle(&mut self) -> usize {
+        self.classes.iter_mut().map(SizeClass::mark_idle).sum()
+    }
+
+    /// Gives back the memory of up to `max` queued stacks (whole slabs at a time where
+    /// they are all free); returns how many still wait.
+    pub(crate) fn release(&mut self, max: usize) -> usize {
+        let mut budget = max;
+        let mut waiting = 0;
+        for class in &mut self.classes {
+            budget -= class.release(budget);
+            waiting += class.idle.len();
+        }
+        waiting
+    }
+}
+
+impl Drop for StackPool {
+    fn drop(&mut self) {
+        // Thread exit: unmap every slab whose stacks are all back, and release the
+        // pages of the free stacks in the others (kept mapped by a live stack).
+        for class in &mut self.classes {
+            class.release_all();
+        }
     }
 }
 

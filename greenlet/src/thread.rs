@@ -1,4 +1,19 @@
 //! Per-OS-thread state: the running greenlet, the main greenlet, the stack pool.
+//!
+//! # Thread exit
+//!
+//! `THREAD` is destroyed with the thread's other thread-locals. From then on no
+//! greenlet can be switched to (`LIFE` is `GONE`), a suspended greenlet whose last
+//! handle drops is force-unwound in place, and a stack returned afterwards is simply
+//! dropped (its slab is unmapped with its last stack). The pool's own drop unmaps the
+//! slabs whose stacks are all back.
+//!
+//! Thread-local destructors run in the reverse order of the thread-locals' first use
+//! (glibc's `__call_tls_dtors` and std's fallback list both pop the newest first). A
+//! runtime that needs greenlets during its own teardown (greenweave's hub kills and
+//! unwinds the greenlets still parked at thread exit) therefore makes sure this
+//! state exists (e.g. with [`current`](crate::current)) *before* its own thread-local
+//! is first used: its destructor then runs while this state is still alive.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
@@ -160,4 +175,69 @@ pub fn default_stack_size() -> usize {
 /// How many finished greenlets' stacks this thread keeps ready for reuse.
 pub fn pooled_stacks() -> usize {
     THREAD.with(|t| t.pool.borrow().free_stacks())
+}
+
+/// Queues for release the memory of this thread's pooled stacks that no greenlet took
+/// since the previous call, beyond the warm set of [`HOT_STACKS`](crate::HOT_STACKS)
+/// per stack size; returns how many stacks wait for [`release_idle_stacks`]. Makes no
+/// system call: a queued stack is still handed out (after the warm ones) until it is
+/// released.
+///
+/// Call it periodically (greenweave's hub does, at most every 250 ms), then release
+/// the queue a bounded number at a time while the thread is idle: a stack has to go
+/// unused for a whole period to be queued, so a load that goes up and down keeps its
+/// stacks. Costs nothing on spawn or switch. Does nothing during thread exit.
+///
+/// ```
+/// use greenweave_greenlet::{
+///     Greenlet, HOT_STACKS, pooled_stacks, release_idle_stacks, surplus_stacks,
+///     trim_stack_pool,
+/// };
+///
+/// // A burst: 300 greenlets alive at once, all finished.
+/// let burst: Vec<Greenlet> = (0..300).map(|_| Greenlet::new(|_| ())).collect();
+/// for g in &burst {
+///     g.switch(());
+/// }
+/// drop(burst);
+/// assert_eq!(surplus_stacks(), 300 - HOT_STACKS);
+/// assert_eq!(trim_stack_pool(), 0); // in use since the last call: nothing is idle yet
+/// assert_eq!(trim_stack_pool(), 300 - HOT_STACKS); // unused for a whole period
+/// assert_eq!(release_idle_stacks(usize::MAX), 0); // memory given back, none waits
+/// assert_eq!(surplus_stacks(), 0);
+/// assert!(pooled_stacks() >= HOT_STACKS);
+/// ```
+pub fn trim_stack_pool() -> usize {
+    THREAD
+        .try_with(|t| {
+            t.pool
+                .try_borrow_mut()
+                .map_or(0, |mut pool| pool.mark_idle())
+        })
+        .unwrap_or(0)
+}
+
+/// Gives back to the kernel the memory of up to `max` stacks queued by
+/// [`trim_stack_pool`]: a slab whose stacks are then all free is unmapped, the other
+/// stacks release every page (they stay pooled and mapped, and are handed out when
+/// no warm or queued stack is left). Returns how many stacks still wait. The work is
+/// proportional to `max` (a few hundred stacks take about a millisecond): release in
+/// small batches between other work. Does nothing during thread exit.
+pub fn release_idle_stacks(max: usize) -> usize {
+    THREAD
+        .try_with(|t| {
+            t.pool
+                .try_borrow_mut()
+                .map_or(0, |mut pool| pool.release(max))
+        })
+        .unwrap_or(0)
+}
+
+/// Pooled stacks beyond the warm set that are not queued for release yet (over all
+/// stack sizes): what [`trim_stack_pool`] may queue once they have gone unused for a
+/// whole period. Zero during thread exit.
+pub fn surplus_stacks() -> usize {
+    THREAD
+        .try_with(|t| t.pool.try_borrow().map_or(0, |pool| pool.surplus()))
+        .unwrap_or(0)
 }

@@ -44,8 +44,18 @@ fn mapping_count() -> usize {
         .count()
 }
 
+/// Whether to skip a scale test: under Valgrind (`.ci/valgrind` sets the variable),
+/// memcheck looks a new stack pointer up in its registered stacks one by one on every
+/// switch, and with tens of thousands of greenlets alive a test takes minutes.
+fn skip_under_valgrind() -> bool {
+    std::env::var_os("RUNNING_UNDER_VALGRIND").is_some()
+}
+
 #[test]
 fn ten_thousand_greenlets_alive_at_once() {
+    if skip_under_valgrind() {
+        return;
+    }
     const N: usize = 10_000;
     let pooled_before = pooled_stacks();
 
@@ -73,6 +83,9 @@ fn ten_thousand_greenlets_alive_at_once() {
 
 #[test]
 fn fifty_thousand_greenlets_alive_at_once() {
+    if skip_under_valgrind() {
+        return;
+    }
     const N: usize = 50_000;
     // The technique is only known once a stack has been made.
     Greenlet::new(|_| ()).switch(());

@@ -28,6 +28,7 @@
 
 use std::time::{Duration, Instant};
 
+use greenweave_runtime::coop::Eintr;
 use libc::{c_int, epoll_event, sigset_t};
 
 use crate::Area;
@@ -116,7 +117,7 @@ fn wait_loop(
         if n != 0 || deadline.is_some_and(|d| Instant::now() >= d) {
             return n;
         }
-        match wait_fd(epfd, false, deadline) {
+        match wait_fd(epfd, false, deadline, Eintr::Always) {
             // Readable, timed out, or closed under the wait: the next probe tells.
             Ok(()) | Err(Stop::TimedOut) | Err(Stop::Fail(libc::EBADF)) => {}
             Err(Stop::Fail(errno)) => {

@@ -49,6 +49,39 @@
 //! returns that progress and leaves the interrupt pending for the next blocking call;
 //! futex waits (std's locks, channels, joins) never report one and leave it pending.
 //!
+//! # Signals
+//!
+//! Signal handlers interrupt patched calls as they interrupt system calls (signal(7),
+//! "Interruption of system calls and library functions by signal handlers"). Handlers
+//! installed with `sigaction`, `signal` or `bsd_signal` (and `siginterrupt`'s changes)
+//! go through hooks too. When one runs on a thread with a hub, each greenlet of that
+//! thread that was parked *at that moment* in a call the kernel would interrupt
+//! returns `EINTR` (or the bytes it moved first), at the hub's next maintenance pass:
+//! at once if the hub was idle, within 61 greenlet runs if it was busy.
+//!
+//! | handler installed | these parked calls return `EINTR` | these wait on |
+//! |---|---|---|
+//! | without `SA_RESTART` | every hooked call that parks: `read`/`write`/`readv`/`writev`, `recv*`/`send*`, `sendfile`/`splice`, `accept`/`accept4`, `connect` (the connection goes on; a later blocking `connect` waits for it), `poll`/`ppoll`/`select`/`pselect`, `epoll_wait` (opt-in), the sleeps, `waitpid`/`wait4`/`waitid` | futex waits (std and parking_lot locks, condvars, channels), `pthread_join`, `getaddrinfo` |
+//! | with `SA_RESTART` (`signal`, signal-hook) | `poll`/`ppoll`/`select`/`pselect`, `epoll_wait`, the sleeps, socket calls with a `SO_RCVTIMEO`/`SO_SNDTIMEO` timeout: the kernel never restarts these | every other call (the kernel restarts them), and those of the row above |
+//!
+//! The kernel's details are kept: `nanosleep`/`clock_nanosleep` write the time not
+//! slept to `rem`, `sleep` returns the seconds left, `select` the time left. Not
+//! affected: greenlets that were running or ready when the handler ran, or parked only
+//! after it; greenlets of other threads (a signal sent to the *process* is handled by
+//! one thread of the kernel's choosing: `pthread_kill` the hub's thread, or block the
+//! signal in the others); futex waits (std retries them at once, a lock cannot fail,
+//! and a spurious wake-up is allowed anyway); calls that pass straight through (they
+//! block the thread, and the kernel interrupts them itself). std retries most calls on
+//! `EINTR` (`thread::sleep`, `read_exact`, `write_all`, `accept`, `connect`,
+//! `Child::wait`), so std code rarely sees a difference; a plain `Read::read` returns
+//! `ErrorKind::Interrupted`. With a handler installed, a greenlet in a wait only a
+//! signal can end (`poll` with no fds and no timeout: the `pause` idiom) is waited for,
+//! not reported as a deadlock. `sigaction`'s `oldact` reports the user's handler and
+//! flags, so chaining and restoring handlers work as before; unpatched, the hooks only
+//! pass the handlers on. The `signal` module has the details and the limits. For a
+//! clean shutdown on Ctrl-C or `SIGTERM`, see the recipe in
+//! [`greenweave_runtime::server`] (it needs no patching).
+//!
 //! # What is covered
 //!
 //! | Area | Calls |
@@ -59,6 +92,7 @@
 //! | [`Area::Threads`] | `syscall` (futex numbers only: std's locks, condvars, `Once`, `Barrier`, channels, `thread::park`; parking_lot's per-thread waits block the thread), `pthread_join` |
 //! | [`Area::Process`] | `waitpid`, `wait4`, `waitid` (one child) |
 //! | [`Area::EventLoop`] (opt-in, [`patch_event_loops`]; not in `patch_all`) | `epoll_wait`, `epoll_pwait` |
+//! | any area patched (the hooks are always in place) | `sigaction`, `signal`, `bsd_signal`, `siginterrupt`: see [Signals](#signals) |
 //!
 //! Passed straight through on purpose, even in a greenlet:
 //!
@@ -119,9 +153,11 @@ mod poll;
 mod process;
 mod real;
 mod rw;
+mod signal;
 mod sock;
 mod splice;
 mod state;
+mod thread_sync;
 mod time;
 mod wait;
 
@@ -142,6 +178,7 @@ pub mod original {
     pub use crate::poll::real::*;
     pub use crate::process::real::*;
     pub use crate::rw::real::*;
+    pub use crate::signal::real::*;
     pub use crate::sock::real::*;
     pub use crate::splice::real::*;
     pub use crate::time::real::*;
@@ -164,6 +201,7 @@ fn link_hooks() {
         poll::HOOKS,
         process::HOOKS,
         rw::HOOKS,
+        signal::HOOKS,
         sock::HOOKS,
         splice::HOOKS,
         time::HOOKS,

@@ -220,10 +220,12 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
                 return 0;
             }
             match errno() {
-                libc::EINPROGRESS => return finish_connect(fd, &mut call),
+                // `EALREADY`: a connect a signal interrupted goes on in the background;
+                // a blocking call waits for it, as the kernel's does.
+                libc::EINPROGRESS | libc::EALREADY => return finish_connect(fd, &mut call),
                 // A Unix socket whose listener's backlog is full: epoll cannot say
                 // when there is room.
-                libc::EAGAIN => match back_off(&mut step, call.deadline()) {
+                libc::EAGAIN => match back_off(&mut step, call.deadline(), call.eintr()) {
                     Ok(()) => {}
                     Err(Stop::Fail(errno)) => return fail(errno),
                     Err(_) => return fail(libc::EAGAIN),
@@ -262,7 +264,7 @@ unsafe fn nonblocking_connect(
 /// blocking `connect` would.
 fn finish_connect(fd: c_int, call: &mut Call) -> c_int {
     let deadline = call.deadline();
-    match wait_fd(fd, true, deadline) {
+    match wait_fd(fd, true, deadline, call.eintr()) {
         Ok(()) => {}
         Err(Stop::TimedOut) => return fail(libc::EINPROGRESS),
         Err(Stop::Fail(errno)) => return fail(errno),

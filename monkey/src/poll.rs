@@ -33,11 +33,11 @@
 
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::coop;
+use greenweave_runtime::coop::Eintr;
 use libc::{c_int, c_short, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use crate::errno::set_errno;
-use crate::wait::{Stop, back_off, cooperative_socket, interrupt_errno, preserving_errno, wait_fd};
+use crate::wait::{Stop, back_off, cooperative_socket, preserving_errno, sleep_until, wait_fd};
 
 /// The real functions.
 pub mod real {
@@ -381,12 +381,11 @@ impl Waiter {
     /// interrupt.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<(), c_int> {
         let outcome = match *self {
-            Waiter::Sleep => {
-                return coop::sleep_until(deadline).map_err(|i| interrupt_errno(&i));
-            }
-            Waiter::One { fd, writable } => wait_fd(fd, writable, deadline),
-            Waiter::Epoll(epfd) => wait_fd(epfd, false, deadline),
-            Waiter::BackOff(ref mut step) => back_off(step, deadline),
+            // Never restarted after a signal handler (signal(7)).
+            Waiter::Sleep => sleep_until(deadline, Eintr::Always),
+            Waiter::One { fd, writable } => wait_fd(fd, writable, deadline, Eintr::Always),
+            Waiter::Epoll(epfd) => wait_fd(epfd, false, deadline, Eintr::Always),
+            Waiter::BackOff(ref mut step) => back_off(step, deadline, Eintr::Always),
         };
         match outcome {
             // Ready, timed out, or closed under the wait (the probe says POLLNVAL or

@@ -52,12 +52,13 @@
 
 use std::time::{Duration, Instant};
 
+use greenweave_runtime::coop::Eintr;
 use libc::{c_int, id_t, idtype_t, pid_t, rusage, siginfo_t};
 
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, interrupt_errno, preserving_errno, wait_fd};
+use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd};
 
 /// The real functions.
 pub mod real {
@@ -155,9 +156,9 @@ fn park_until_reported(
         let until = Instant::now().checked_add(pause);
         pause = (pause * 2).min(longest);
         let woken = match pidfd {
-            Some(fd) => wait_fd(fd, false, until),
-            None => greenweave_runtime::coop::sleep_until(until)
-                .map_err(|i| Stop::Fail(interrupt_errno(&i))),
+            // Restarted after an `SA_RESTART` handler, as `wait4` is.
+            Some(fd) => wait_fd(fd, false, until, Eintr::UnlessRestarted),
+            None => sleep_until(until, Eintr::UnlessRestarted),
         };
         match woken {
             // The child exited. Should the probe have nothing to reap even so (a zombie

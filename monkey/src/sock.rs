@@ -249,7 +249,8 @@ pub(crate) fn peek_all(call: &mut Call, len: usize, peek: impl Fn(c_int) -> ssiz
         }
         // Some data, not enough; epoll cannot wait for more on a readable socket.
         let deadline = call.deadline();
-        if back_off(&mut step, deadline).is_err() {
+        let eintr = call.eintr();
+        if back_off(&mut step, deadline, eintr).is_err() {
             return n;
         }
     }

@@ -28,6 +28,7 @@
 //! caller, get the real call (the kernel's own `EAGAIN`). `SO_RCVTIMEO`/`SO_SNDTIMEO`
 //! bound the waits on a socket (`EAGAIN` when they expire).
 
+use greenweave_runtime::coop::Eintr;
 use libc::{c_int, c_uint, loff_t, off_t, size_t, ssize_t};
 
 use crate::errno::{errno, set_errno};
@@ -201,7 +202,7 @@ pub unsafe extern "C" fn splice(
                 Call::new(fd_out, true, None).park()
             } else {
                 // Ready again already (another reader or writer moved first).
-                back_off(&mut step, None)
+                back_off(&mut step, None, Eintr::UnlessRestarted)
             };
             match waited {
                 Ok(()) => {}

@@ -123,6 +123,11 @@ pub fn is_patched(area: Area) -> bool {
     PATCHED.load(Ordering::Acquire) & area.bit() != 0
 }
 
+/// Whether any area is patched (and this is not the child of a `fork`).
+pub(crate) fn any_patched() -> bool {
+    PATCHED.load(Ordering::Acquire) != 0 && !forked()
+}
+
 /// The first check of every hook: patching is on for `area`, this is not the child of
 /// a `fork`, the caller can park (a greenlet on a thread with a hub, not the hub
 /// itself), and it is not inside another runtime's event loop (see `foreign`).

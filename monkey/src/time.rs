@@ -9,10 +9,15 @@
 //! sleep* (`rem` zeroed), so retry loops such as `std::thread::sleep`'s stop at once.
 //! That delivers the interrupt (once, as every hook's errno does): `std::thread::sleep`
 //! swallows `EINTR`, so a greenlet killed there goes on running after its sleep.
+//!
+//! A signal handler run on the thread while the greenlet sleeps (with or without
+//! `SA_RESTART`: sleeps are never restarted) ends the sleep with `EINTR` and the time
+//! not slept in `rem`, as the kernel does; `sleep` returns the seconds left, rounded
+//! as glibc rounds them. `std::thread::sleep` sleeps the rest (see the `signal` module).
 
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::coop;
+use greenweave_runtime::coop::{self, Eintr};
 use libc::{c_int, c_uint, clockid_t, timespec, useconds_t};
 
 use crate::Area;
@@ -59,23 +64,26 @@ unsafe fn duration_of(ts: *const timespec) -> Result<Duration, c_int> {
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// Parks until `deadline`; on an interrupt, zeroes `rem` (if given) and says `EINTR`.
+/// Parks for `requested`. Ended early (`EINTR`), returns what is left and writes it to
+/// `rem` (if given): the time not slept after a signal handler, nothing after a kill
+/// or an expired `Timeout`.
 ///
 /// # Safety
 ///
 /// `rem` is null or points to a writable `timespec`.
-unsafe fn park_until(deadline: Option<Instant>, rem: *mut timespec) -> Result<(), c_int> {
-    match coop::sleep_until(deadline) {
-        Ok(()) => Ok(()),
-        Err(_interrupt) => {
-            // SAFETY: the caller guarantees `rem` is null or writable.
-            if let Some(rem) = unsafe { rem.as_mut() } {
-                rem.tv_sec = 0;
-                rem.tv_nsec = 0;
-            }
-            Err(libc::EINTR)
-        }
+unsafe fn park_for(requested: Duration, rem: *mut timespec) -> Result<(), Duration> {
+    let start = Instant::now();
+    let left = match coop::sleep_until(start.checked_add(requested), Eintr::Always) {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(_signal)) => requested.saturating_sub(start.elapsed()),
+        Err(_interrupt) => Duration::ZERO,
+    };
+    // SAFETY: the caller guarantees `rem` is null or writable.
+    if let Some(rem) = unsafe { rem.as_mut() } {
+        rem.tv_sec = left.as_secs().try_into().unwrap_or(libc::time_t::MAX);
+        rem.tv_nsec = left.subsec_nanos().into();
     }
+    Err(left)
 }
 
 /// Hook for `nanosleep(2)`: parks the greenlet for the requested time.
@@ -92,7 +100,7 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
     // SAFETY: the caller guarantees `req` is a timespec pointer (or null: EFAULT).
     let result = unsafe { duration_of(req) }
         // SAFETY: `rem` as the caller gave it.
-        .and_then(|d| unsafe { park_until(Instant::now().checked_add(d), rem) });
+        .and_then(|d| unsafe { park_for(d, rem) }.map_err(|_left| libc::EINTR));
     match result {
         Ok(()) => 0,
         Err(errno) => {
@@ -152,9 +160,9 @@ pub unsafe extern "C" fn clock_nanosleep(
         rem
     };
     // SAFETY: `rem` is the caller's (null or writable) or null.
-    match unsafe { park_until(Instant::now().checked_add(wait), rem) } {
+    match unsafe { park_for(wait, rem) } {
         Ok(()) => 0,
-        Err(errno) => errno,
+        Err(_left) => libc::EINTR,
     }
 }
 
@@ -169,18 +177,19 @@ pub unsafe extern "C" fn usleep(usec: useconds_t) -> c_int {
         // SAFETY: plain integer argument.
         return unsafe { real::usleep(usec) };
     }
-    let deadline = Instant::now().checked_add(Duration::from_micros(u64::from(usec)));
     // SAFETY: no `rem` to write.
-    match unsafe { park_until(deadline, std::ptr::null_mut()) } {
+    match unsafe { park_for(Duration::from_micros(u64::from(usec)), std::ptr::null_mut()) } {
         Ok(()) => 0,
-        Err(errno) => {
-            set_errno(errno);
+        Err(_left) => {
+            set_errno(libc::EINTR);
             -1
         }
     }
 }
 
-/// Hook for `sleep(3)`: returns 0, also when interrupted (nothing left to sleep).
+/// Hook for `sleep(3)`: returns 0, or the seconds left (rounded to the nearest, as
+/// glibc does) when a signal handler ended it; 0 after a kill or `Timeout` (nothing
+/// left to sleep).
 ///
 /// # Safety
 ///
@@ -191,8 +200,12 @@ pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
         // SAFETY: plain integer argument.
         return unsafe { real::sleep(secs) };
     }
-    let deadline = Instant::now().checked_add(Duration::from_secs(u64::from(secs)));
     // SAFETY: no `rem` to write.
-    let _ = unsafe { park_until(deadline, std::ptr::null_mut()) };
-    0
+    match unsafe { park_for(Duration::from_secs(u64::from(secs)), std::ptr::null_mut()) } {
+        Ok(()) => 0,
+        Err(left) => {
+            let rounded = left.as_secs() + u64::from(left.subsec_nanos() >= 500_000_000);
+            rounded.try_into().unwrap_or(c_uint::MAX)
+        }
+    }
 }

@@ -6,13 +6,17 @@
 //! `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must honour. Then it parks the greenlet until
 //! the fd is ready, and tries again.
 //!
+//! Every park says which signal handlers end it (a [`coop::Eintr`] class, after
+//! signal(7)); one that does ends the call with `EINTR`, or with the progress made
+//! before it (see the `signal` module).
+//!
 //! In the child of a `fork` every hook passes straight through (see `state`).
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::Interrupt;
-use greenweave_runtime::coop;
+use greenweave_runtime::coop::{self, Eintr};
 use libc::{c_int, ssize_t};
 
 use crate::Area;
@@ -35,7 +39,8 @@ pub(crate) fn forked() -> bool {
 #[derive(Debug)]
 pub(crate) enum Stop {
     /// Give up with this errno (`EAGAIN` for a user-non-blocking fd, `EBADF` for an fd
-    /// closed under the wait, `ECANCELED`/`ETIMEDOUT`/`EDEADLK` for an interrupt).
+    /// closed under the wait, `ECANCELED`/`ETIMEDOUT`/`EDEADLK` for an interrupt,
+    /// `EINTR` for a signal handler).
     Fail(c_int),
     /// The socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`) passed.
     TimedOut,
@@ -114,6 +119,17 @@ impl Call {
         })
     }
 
+    /// Which signal handlers end this call's waits: the kernel restarts a blocking
+    /// transfer after an `SA_RESTART` handler, unless a socket timeout applies to it
+    /// (signal(7)).
+    pub(crate) fn eintr(&mut self) -> Eintr {
+        if self.deadline().is_some() {
+            Eintr::Always
+        } else {
+            Eintr::UnlessRestarted
+        }
+    }
+
     /// The fd said `EAGAIN`: parks until it is ready (`Ok`: try again) or says why not.
     pub(crate) fn park(&mut self) -> Result<(), Stop> {
         self.park_after(0)
@@ -130,7 +146,8 @@ impl Call {
             Err(errno) => return Err(Stop::Fail(errno)),
         }
         let deadline = self.deadline();
-        match wait_fd_or_interrupt(self.fd, self.writable, deadline) {
+        let eintr = self.eintr();
+        match wait_fd_or_interrupt(self.fd, self.writable, deadline, eintr) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
                 coop::put_back(interrupt);
@@ -143,9 +160,15 @@ impl Call {
 }
 
 /// Parks until `fd` is readable (or writable) or `deadline` passes. An interrupt is
-/// delivered as its errno ([`Stop::Fail`]).
-pub(crate) fn wait_fd(fd: c_int, writable: bool, deadline: Option<Instant>) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, writable, deadline)
+/// delivered as its errno ([`Stop::Fail`]); a signal handler that `eintr` names ends
+/// the wait with `EINTR`.
+pub(crate) fn wait_fd(
+    fd: c_int,
+    writable: bool,
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<(), Stop> {
+    wait_fd_or_interrupt(fd, writable, deadline, eintr)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
@@ -154,15 +177,16 @@ fn wait_fd_or_interrupt(
     fd: c_int,
     writable: bool,
     deadline: Option<Instant>,
+    eintr: Eintr,
 ) -> Result<Result<(), Stop>, Interrupt> {
     if crate::foreign::inside_event_loop() {
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
         return Ok(Err(Stop::Unwatchable));
     }
-    Ok(match coop::wait_fd(fd, writable, deadline)? {
+    Ok(match coop::wait_fd(fd, writable, deadline, eintr)? {
         Ok(()) => Ok(()),
         Err(err) => match err.raw_os_error() {
-            Some(libc::EBADF) => Err(Stop::Fail(libc::EBADF)),
+            Some(errno @ (libc::EBADF | libc::EINTR)) => Err(Stop::Fail(errno)),
             None if err.kind() == ErrorKind::TimedOut => Err(Stop::TimedOut),
             _ => Err(Stop::Unwatchable),
         },
@@ -262,10 +286,25 @@ pub(crate) fn park_or_answer(
     }
 }
 
+/// Parks until `deadline` (`None`: until interrupted). An interrupt is delivered as
+/// its errno ([`Stop::Fail`]); a signal handler that `eintr` names ends the sleep with
+/// `EINTR`.
+pub(crate) fn sleep_until(deadline: Option<Instant>, eintr: Eintr) -> Result<(), Stop> {
+    match coop::sleep_until(deadline, eintr) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_signal)) => Err(Stop::Fail(libc::EINTR)),
+        Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
+    }
+}
+
 /// A cooperative back-off sleep for the few waits epoll cannot express (a
 /// `MSG_PEEK | MSG_WAITALL` waiting for *more* data, a Unix `connect` to a full
 /// backlog): 1 ms doubling to 10 ms, never past `deadline`.
-pub(crate) fn back_off(step: &mut u32, deadline: Option<Instant>) -> Result<(), Stop> {
+pub(crate) fn back_off(
+    step: &mut u32,
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<(), Stop> {
     let pause = Duration::from_millis(u64::from((*step).min(10)));
     *step = (*step * 2).clamp(1, 10);
     let mut until = Instant::now() + pause;
@@ -275,5 +314,5 @@ pub(crate) fn back_off(step: &mut u32, deadline: Option<Instant>) -> Result<(), 
         }
         until = until.min(deadline);
     }
-    coop::sleep_until(Some(until)).map_err(|i| Stop::Fail(interrupt_errno(&i)))
+    sleep_until(Some(until), eintr)
 }

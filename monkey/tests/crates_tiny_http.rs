@@ -83,8 +83,9 @@ fn greenlet_handlers_answer_200_requests_from_another_process() {
         elapsed < Duration::from_secs(2),
         "{REQUESTS} requests of {HANDLER_DELAY:?} on {HANDLERS} greenlets took {elapsed:?}"
     );
+    // Generous for a loaded machine (50 ms failed at load 8); a handler that blocked the thread would stall it for its whole 200 ms delay.
     assert!(
-        stall.gap < Duration::from_millis(50),
+        stall.gap < Duration::from_millis(150),
         "the hub stalled: {stall:?}"
     );
     for _ in 0..HANDLERS {

@@ -40,8 +40,9 @@ fn two_greenlets_in_recv_without_timeout_do_not_stall_the_hub() {
     let got: Vec<u64> = joinall(receivers).into_iter().map(Result::unwrap).collect();
     assert_eq!(got, vec![0, 1]);
     let stall = meter.stop();
+    // Generous for a loaded machine (50 ms failed at load 8); a recv() that blocked the thread would stall it for the sender's whole 300 ms.
     assert!(
-        stall.gap < Duration::from_millis(50),
+        stall.gap < Duration::from_millis(200),
         "the hub stalled: {stall:?}"
     );
 }

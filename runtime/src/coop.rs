@@ -11,6 +11,12 @@
 //! delivered again. A hook that got an interrupt but answers something else (partial
 //! progress, as the kernel does for a signal) hands it back with [`put_back`].
 //!
+//! Signal handlers end waits too, as they end system calls: a wait started with an
+//! [`Eintr`] class other than `Never` comes back with an inner `Err` of kind
+//! `Interrupted` (`EINTR`) when a handler run by [`run_signal_handler`] ran on this
+//! thread while it was parked, and the class says that handler interrupts it (see
+//! [`Eintr`]). That is no interrupt in the sense above: nothing is pending afterwards.
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use greenweave_runtime::coop;
@@ -23,10 +29,11 @@
 //! greenweave_runtime::spawn(|| ()).join().unwrap(); // this thread now has a hub
 //! assert!(coop::can_park());
 //! let deadline = Instant::now() + Duration::from_millis(5);
-//! assert_eq!(coop::sleep_until(Some(deadline)), Ok(()));
+//! assert!(matches!(coop::sleep_until(Some(deadline), coop::Eintr::Always), Ok(Ok(()))));
 //! ```
 
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::hub;
@@ -36,28 +43,37 @@ use crate::task::{Describe, Interrupt, Wake};
 
 pub use crate::io::notify_closed;
 pub use crate::remote::ThreadWaker;
+use crate::signals::Interruptible;
+pub use crate::signals::{Eintr, expect_signals, run_signal_handler};
 
 /// Whether a blocking call made here should park the current greenlet instead of
-/// blocking the OS thread: this thread has a hub (it has used greenweave) and the
-/// caller is not the hub itself. Two thread-local reads.
+/// blocking the OS thread: this thread has a hub (it has used greenweave), the caller
+/// is not the hub itself, nor a signal handler run by [`run_signal_handler`]. Two
+/// thread-local reads and a load.
 #[inline]
 pub fn can_park() -> bool {
-    hub::try_with_existing(|hub| !hub.greenlet.is_current()).unwrap_or(false)
+    hub::try_with_existing(|hub| {
+        !hub.greenlet.is_current() && hub.signal_handlers_running.load(Ordering::Relaxed) == 0
+    })
+    .unwrap_or(false)
 }
 
 /// Parks until `fd` is readable (or writable), the deadline passes (inner
-/// `Err(TimedOut)`), or an interrupt arrives (`Err`).
+/// `Err(TimedOut)`), a signal handler that `eintr` names runs on this thread (inner
+/// `Err` with `EINTR`), or an interrupt arrives (`Err`).
 #[track_caller]
 pub fn wait_fd(
     fd: RawFd,
     writable: bool,
     deadline: Option<Instant>,
+    eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
     let direction = if writable {
         Direction::Write
     } else {
         Direction::Read
     };
+    let _signals = Interruptible::enter(eintr);
     io::wait(fd, direction, deadline)
 }
 
@@ -69,12 +85,19 @@ impl Describe for Sleeping {
     }
 }
 
-/// Parks until `deadline` (`None`: until interrupted).
+/// Parks until `deadline` (`None`: until interrupted), or until a signal handler
+/// that `eintr` names runs on this thread (inner `Err` with `EINTR`).
 #[track_caller]
-pub fn sleep_until(deadline: Option<Instant>) -> Result<(), Interrupt> {
+pub fn sleep_until(
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<std::io::Result<()>, Interrupt> {
+    let _signals = Interruptible::enter(eintr);
     loop {
-        if park::park(&Sleeping, deadline, |_| {})? == Wake::TimedOut {
-            return Ok(());
+        match park::park(&Sleeping, deadline, |_| {})? {
+            Wake::TimedOut => return Ok(Ok(())),
+            Wake::Signal => return Ok(Err(std::io::Error::from_raw_os_error(libc::EINTR))),
+            Wake::Notified | Wake::Interrupted => {}
         }
     }
 }
@@ -166,7 +189,7 @@ pub fn park_external(
     match woken {
         Ok(Wake::Notified) => ExternalWake::Woken,
         Ok(Wake::TimedOut) => ExternalWake::TimedOut,
-        Ok(Wake::Interrupted) => ExternalWake::Spurious,
+        Ok(Wake::Interrupted | Wake::Signal) => ExternalWake::Spurious,
         Err(report) => ExternalWake::Deadlock(report),
     }
 }

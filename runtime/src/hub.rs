@@ -29,6 +29,13 @@
 //! clock when no timer is pending and `epoll_wait` when no greenlet waits for an fd
 //! and no other thread holds a way to wake one.
 //!
+//! # Memory and thread exit
+//!
+//! Maintenance also gives memory back after a burst of greenlets (see `trim`): pooled
+//! stacks that stayed unused, the spare capacity of the registry and the run queue.
+//! When the thread exits, the hub's thread-local destructor ends the greenlets still
+//! alive and releases everything (see `thread_exit`).
+//!
 //! # Deadlock
 //!
 //! When nothing is ready and no timer, I/O wait or cross-thread work could ever wake
@@ -38,12 +45,12 @@
 //! monkey layer's futex waits) count as wakeable by other threads, so they are reported
 //! only when the process has no other thread.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::io;
-use std::marker::PhantomData;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 use greenweave_greenlet::{self as greenlet, Greenlet};
@@ -53,6 +60,7 @@ use slab::Slab;
 use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
+use crate::signals;
 use crate::task::{Task, TaskRef, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
@@ -73,9 +81,9 @@ struct HubStop;
 
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
-    ready: RunQueue,
+    pub(crate) ready: RunQueue,
     pub(crate) timers: RefCell<Timers>,
-    tasks: RefCell<Slab<Rc<Task>>>,
+    pub(crate) tasks: RefCell<Slab<Rc<Task>>>,
     pub(crate) poll: RefCell<Poll>,
     events: RefCell<Events>,
     /// Greenlets waiting for fd readiness.
@@ -83,104 +91,29 @@ pub(crate) struct Hub {
     pub(crate) remote: Arc<remote::Shared>,
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
-    spare_tasks: RefCell<Vec<Rc<Task>>>,
+    pub(crate) spare_tasks: RefCell<Vec<Rc<Task>>>,
+    /// When memory is next given back (see `trim`).
+    pub(crate) trim: crate::trim::Trim,
+    /// The process the hub was made in: a forked child's copy must not end greenlets
+    /// (their waits are registered in the parent's epoll instance).
+    pub(crate) pid: u32,
     /// Greenlets parked in shielded waits that any thread may end (futex waits of the
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
     /// Run at the start of every maintenance pass (see `coop::on_maintenance`).
     pub(crate) maintenance_hook: Cell<Option<fn(crate::coop::Maintenance)>>,
+    /// Greenlets parked in waits that a signal handler may end (see `signals`).
+    pub(crate) signal_waits: Cell<usize>,
+    /// Signal handlers running on this thread now (see `signals`); an atomic, as
+    /// handlers change it between any two instructions of the code they interrupt.
+    pub(crate) signal_handlers_running: AtomicU32,
+    /// The thread's signal-handler counts at the last maintenance pass.
+    signals_seen: Cell<signals::Handled>,
 }
 
-thread_local! {
-    static HUB: OnceCell<Hub> = const { OnceCell::new() };
+mod owner;
 
-    /// The address of this thread's hub inside `HUB` while it exists (null before it is
-    /// made and from the start of its teardown). It has no destructor, so every
-    /// blocking call reaches the hub with one plain thread-local read instead of the
-    /// registration checks of a thread-local with a destructor.
-    static HUB_PTR: Cell<*const Hub> = const { Cell::new(std::ptr::null()) };
-}
-
-/// Runs `f` with this thread's hub, creating it on first use.
-///
-/// # Panics
-///
-/// If the thread is exiting and its hub is gone, or the reactor cannot be created.
-#[inline]
-#[track_caller]
-pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    f(get(&Here::new()))
-}
-
-/// A frame's claim on this thread's hub: a zero-sized local whose borrow bounds the
-/// `&Hub` that [`get`] hands out, and the current task's [`TaskRef`] borrowed through
-/// it, so the compiler keeps both inside the frame that made it. Neither `Send` nor
-/// `Sync`: the hub belongs to this thread. Make it as a local (`let here =
-/// Here::new();`), never in anything that outlives the frame.
-///
-/// The hub lives until its thread exits, and no frame that still runs outlives that:
-/// greenlets still parked when their thread exits are abandoned and never run again.
-pub(crate) struct Here(PhantomData<*const ()>);
-
-impl Here {
-    #[inline(always)]
-    pub(crate) const fn new() -> Here {
-        Here(PhantomData)
-    }
-}
-
-/// What bounds a borrow to the current frame: a [`Here`], or the hub borrowed through
-/// one (see [`Task::current_borrowed`]).
-pub(crate) trait InFrame {}
-
-impl InFrame for Here {}
-
-impl InFrame for Hub {}
-
-/// This thread's hub, creating it on first use: what [`with`] does, for the blocking
-/// paths. A closure handed to `with` may be outlined by LLVM, and every frame between
-/// a blocking call and its switch costs a mispredicted return when the greenlet is
-/// resumed (the return-stack buffer holds the resumer's calls, not ours), so `park`
-/// and `yield_now` use this and stay one frame.
-///
-/// The reference lives as long as the borrow of `here`: the caller's own frame.
-#[inline(always)]
-#[track_caller]
-pub(crate) fn get(here: &Here) -> &Hub {
-    match existing(here) {
-        Some(hub) => hub,
-        None => first_use(here),
-    }
-}
-
-/// The hub, if this thread has one that is not being torn down.
-#[inline]
-fn existing(_here: &Here) -> Option<&Hub> {
-    let ptr = HUB_PTR.get();
-    // SAFETY: a non-null HUB_PTR points at the hub inside this thread's `HUB`, which
-    // stays put until thread exit; `Hub::drop` nulls it before any teardown. The
-    // reference is bounded by the borrow of a `Here`, a local of a frame of this
-    // thread, which no longer runs once the thread's teardown begins.
-    unsafe { ptr.as_ref() }
-}
-
-#[cold]
-#[track_caller]
-fn first_use(_here: &Here) -> &Hub {
-    HUB.with(|cell| {
-        let hub: *const Hub = cell.get_or_init(Hub::new);
-        HUB_PTR.set(hub);
-        // SAFETY: as in `existing`.
-        unsafe { &*hub }
-    })
-}
-
-/// Runs `f` with this thread's hub if it has one (never creates it); `None` if there is
-/// none or the thread is exiting.
-#[inline]
-pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    existing(&Here::new()).map(f)
-}
+pub(crate) use owner::{Here, InFrame, existing, get, try_with_existing, with};
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
 ///
@@ -234,8 +167,13 @@ impl Hub {
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
             spare_tasks: RefCell::new(Vec::new()),
+            trim: crate::trim::Trim::new(),
+            pid: std::process::id(),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
+            signal_waits: Cell::new(0),
+            signal_handlers_running: AtomicU32::new(0),
+            signals_seen: Cell::new(signals::Handled::default()),
         }
     }
 
@@ -279,9 +217,10 @@ impl Hub {
         let task = Task::new_rc(g, None);
         self.register(&task);
         task.attach();
-        // The greenlet's context (set by `attach`) owns the task from here on, as for
-        // a spawned one: hand it out borrowed, as `current_borrowed` now would.
-        Task::current_borrowed(self).expect("`attach` tagged the greenlet with its task")
+        // The registry and the greenlet's context (set by `attach`) own the task from
+        // here on: hand it out borrowed, as for a spawned one.
+        drop(task);
+        Task::current_borrowed(self).expect("`attach` tagged the current greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -410,6 +349,28 @@ impl Hub {
         drop(next);
     }
 
+    /// Ends the hub loop (at thread exit, from the main greenlet), so the hub
+    /// greenlet's stack goes back to the pool.
+    pub(crate) fn stop_loop(&self) {
+        if self.greenlet.is_active() {
+            self.greenlet.switch(HubStop);
+        }
+    }
+
+    /// Shrinks the buffers a burst of greenlets grew, once they are mostly empty (a
+    /// trim pass; see `trim`). The registry keeps every key in use: only its vacant
+    /// tail goes.
+    pub(crate) fn shrink_buffers(&self) {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            if crate::trim::oversized(tasks.capacity(), tasks.len()) {
+                tasks.shrink_to_fit();
+            }
+        }
+        self.ready.shrink();
+        self.io.borrow_mut().shrink();
+    }
+
     /// Snapshot of the registered tasks.
     pub(crate) fn tasks(&self) -> Vec<Rc<Task>> {
         self.tasks.borrow().iter().map(|(_, t)| t.clone()).collect()
@@ -464,15 +425,17 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
+        signals::end_interrupted_waits(self, &self.signals_seen);
         let busy = !self.ready.is_empty() || !may_block;
         if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
             // Nothing could be due and nothing can arrive from the OS: no clock read,
             // no `epoll_wait`.
+            self.trim.busy_pass(self);
             return;
         }
         let mut now = Instant::now();
         self.fire_timers(now);
-        let timeout = if !self.ready.is_empty() || !may_block {
+        let mut timeout = if !self.ready.is_empty() || !may_block {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
@@ -482,6 +445,13 @@ impl Hub {
             crate::deadlock::deliver(self);
             return;
         };
+        if timeout == Some(Duration::ZERO) {
+            self.trim.busy_pass(self);
+        } else {
+            // Idle: give memory back first, a bounded step at a time (see `trim`); a
+            // step that leaves work makes this a look at the reactor, not a sleep.
+            timeout = self.trim.before_sleep(self, now, timeout);
+        }
         let sleeps = timeout != Some(Duration::ZERO);
         if sleeps {
             self.run_maintenance_hook(Maintenance::BeforeSleep);
@@ -489,8 +459,9 @@ impl Hub {
         self.poll(timeout);
         if sleeps {
             self.run_maintenance_hook(Maintenance::AfterSleep);
-        }
-        if timeout != Some(Duration::ZERO) {
+            // A handler that ran during the sleep ended it (the signal, or the hub's
+            // waker written by `run_signal_handler`).
+            signals::end_interrupted_waits(self, &self.signals_seen);
             now = Instant::now();
             self.fire_timers(now);
         }
@@ -502,12 +473,20 @@ impl Hub {
         }
     }
 
-    /// Whether anything can arrive through the reactor: a greenlet waits for an fd, or
-    /// another thread may wake one of ours.
+    /// Whether anything can arrive through the reactor: a greenlet waits for an fd,
+    /// another thread may wake one of ours, or a signal may end a wait (when signal
+    /// handlers that say so are installed; see `signals`).
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
             || self.remote.outstanding() > 0
             || self.external_waits.get() > 0
+            || self.signal_may_wake()
+    }
+
+    /// Whether a greenlet waits in a wait a signal may end, and handlers that end such
+    /// waits are installed.
+    fn signal_may_wake(&self) -> bool {
+        self.signal_waits.get() > 0 && signals::expected()
     }
 
     /// Whether the only hope left is an external wait (a futex) that no other thread
@@ -516,6 +495,7 @@ impl Hub {
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
             && self.remote.outstanding() == 0
+            && !self.signal_may_wake()
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
     }
@@ -568,30 +548,6 @@ fn run_hub() {
         });
         if !keep_going {
             return;
-        }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        HUB_PTR.set(std::ptr::null());
-        // Greenlets still blocked when their thread exits are abandoned, not unwound:
-        // their stacks may hold references into this hub, which is going away.
-        for (_, task) in std::mem::take(&mut *self.tasks.borrow_mut()) {
-            std::mem::forget(task);
-        }
-        self.ready.abandon();
-        // Finished records too: dropping their dead greenlets' parent handles could be
-        // the last handle of the hub greenlet, whose stack must not be unwound here.
-        std::mem::forget(std::mem::take(&mut *self.spare_tasks.borrow_mut()));
-        std::mem::forget(std::mem::replace(
-            &mut *self.timers.borrow_mut(),
-            Timers::new(),
-        ));
-        std::mem::forget(std::mem::take(&mut *self.io.borrow_mut()));
-        if self.greenlet.is_active() && greenlet::thread_alive() {
-            // Let the hub loop return so its stack goes back to the pool.
-            self.greenlet.switch(HubStop);
         }
     }
 }

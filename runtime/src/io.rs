@@ -74,6 +74,17 @@ impl IoTable {
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Gives back the memory of a burst of fd waits once they are over (a trim pass).
+    /// Tokens in use keep their keys: only the vacant tail of the slab goes.
+    pub(crate) fn shrink(&mut self) {
+        if crate::trim::oversized(self.entries.capacity(), self.entries.len()) {
+            self.entries.shrink_to_fit();
+        }
+        if crate::trim::oversized(self.by_fd.capacity(), self.by_fd.len()) {
+            self.by_fd.shrink_to_fit();
+        }
+    }
 }
 
 struct FdWait {
@@ -145,6 +156,7 @@ pub(crate) fn wait(
             io::ErrorKind::TimedOut,
             "timed out waiting for fd readiness",
         ))),
+        Ok(Wake::Signal) => Ok(Err(io::Error::from_raw_os_error(libc::EINTR))),
         Ok(_) => Ok(Ok(())),
         Err(interrupt) => Err(interrupt),
     }

@@ -60,11 +60,34 @@
 //!   returns an empty `Vec`. Releasing a `Semaphore` past `usize::MAX` permits panics at
 //!   the caller's line; a `BoundedSemaphore` returns a `ReleaseError` instead.
 //!
+//! # Thread exit and memory
+//!
+//! A thread's exit ends its greenlets and gives back everything its hub owns. The
+//! greenlets still alive are killed, as [`killall`] would (once, at their blocking
+//! point; one that never started never runs), and the hub runs until they have died,
+//! so their destructors run and may block. One that catches its kill and blocks
+//! again, or is still blocked in a destructor a second later, is *abandoned*: never
+//! resumed, its task record and stack kept for the life of the process. Then every
+//! stack, slab, timer, task record, fd registration and the reactor's own fds
+//! (epoll, eventfd) are released: threads that come and go, and [`workers`] called
+//! again and again, leave no memory behind. `Local` values of the main greenlet are
+//! dropped first. On the process's main thread this runs when the process exits
+//! normally. Nothing is ended (everything is abandoned, as a detached thread's work
+//! is) when the thread exits from inside a spawned greenlet (`std::process::exit`
+//! there) or in a forked child.
+//!
+//! While a hub is idle, memory left behind by a burst of greenlets goes back to the
+//! kernel: pooled stacks unused for a whole 250 ms period beyond the warm set of
+//! `HOT_STACKS` per stack size (their slabs unmapped when wholly free), in steps of
+//! under a millisecond between looks at the reactor, and the task registry's and run
+//! queue's spare capacity. A hub that keeps busy does the same in smaller steps,
+//! every thousand-odd maintenance passes. Spawn, join and switch do none of this work.
+//!
 //! # `panic = "unwind"` only
 //!
 //! A kill or an expired [`Timeout`] unwinds the greenlet's stack from its blocking call
 //! (running its destructors, releasing its locks), and so does a parked greenlet that
-//! is dropped at thread exit. Under `panic = "abort"` every one of these would abort
+//! is killed at thread exit. Under `panic = "abort"` every one of these would abort
 //! the process, so greenweave refuses such a build at compile time (`compile_error!`
 //! naming the setting) rather than support it.
 #![deny(unsafe_code)]
@@ -83,8 +106,11 @@ pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
 mod hub;
+mod injector;
 pub mod io;
 pub mod local;
+#[cfg(all(test, loom))]
+mod loom_model;
 pub mod net;
 #[allow(unsafe_code)]
 mod park;
@@ -96,15 +122,20 @@ mod report;
 #[allow(unsafe_code)]
 mod run_queue;
 pub mod server;
+mod signals;
 mod spawn;
 pub mod sync;
+#[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]
 mod task;
+mod thread_exit;
+mod thread_sync;
 pub mod threadpool;
 mod time;
 mod timeout;
 mod timer;
+mod trim;
 mod workers;
 
 #[doc(hidden)] // a tuning fact for benches and tests, not a user API

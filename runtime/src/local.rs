@@ -44,9 +44,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 ///   dropped when the greenlet finishes, returns, panics or is killed, while it still
 ///   exists (so the destructor may use greenlet APIs, but should not block).
 /// - The thread's main greenlet (and any greenlet greenweave did not spawn) has its own
-///   value too; it is dropped when the OS thread exits (Rust runs no thread-exit
-///   destructors for the process's main thread, so there it lives until the process
-///   exits).
+///   value too; it is dropped when the OS thread exits, first thing in the hub's
+///   teardown, while every greenlet of the thread still runs (on the process's main
+///   thread, when the process exits normally).
 /// - Accessing the same `Local` again from inside [`with`](Self::with) panics
 ///   (already borrowed); other `Local`s may be used freely, and `with` may block.
 /// - Dropping a `Local` that is not a `static` does not drop the values greenlets
@@ -253,9 +253,6 @@ impl<T: 'static> Local<T> {
         let cell = Rc::new(RefCell::new(value));
         let old = task.rare().locals.insert(self.id(), Box::new(cell.clone()));
         drop(old); // outside the borrow: a destructor may use other Locals
-        if task.location.is_none() {
-            drop_at_thread_exit(task);
-        }
         cell
     }
 }
@@ -266,39 +263,4 @@ impl<T: 'static> fmt::Debug for Local<T> {
             .field("type", &std::any::type_name::<T>())
             .finish_non_exhaustive()
     }
-}
-
-/// Greenlets greenweave did not spawn (the main one, raw `Greenlet`s) that hold locals.
-/// Spawned greenlets drop theirs when they finish (`run_task`); these have no such end,
-/// so their values are dropped when the thread exits.
-struct AdoptedLocals(RefCell<Vec<Rc<Task>>>);
-
-impl Drop for AdoptedLocals {
-    fn drop(&mut self) {
-        for task in self.0.take() {
-            let values = task
-                .rare_if_made()
-                .map(|mut rare| std::mem::take(&mut rare.locals));
-            drop(values);
-            // The hub leaks its tasks at thread exit for the same reason: dropping the
-            // greenlet handle now could touch the greenlet layer's thread-locals, which
-            // may already be gone.
-            std::mem::forget(task);
-        }
-    }
-}
-
-thread_local! {
-    static ADOPTED: AdoptedLocals = const { AdoptedLocals(RefCell::new(Vec::new())) };
-}
-
-fn drop_at_thread_exit(task: &Rc<Task>) {
-    // During thread exit the registry may be gone already; the values then leak, as
-    // everything else the hub owned does.
-    let _ = ADOPTED.try_with(|adopted| {
-        let mut tasks = adopted.0.borrow_mut();
-        if !tasks.iter().any(|t| Rc::ptr_eq(t, task)) {
-            tasks.push(task.clone());
-        }
-    });
 }

@@ -3,17 +3,20 @@
 //! A [`RemoteWaker`] is the `Send` form of a wait token. It goes to another thread
 //! (a thread-pool job, a callback from a C library); its [`wake`](RemoteWaker::wake)
 //! queues the token for the hub and wakes the hub's `epoll_wait` through a
-//! `mio::Waker`. While a `RemoteWaker` exists the hub counts it as outstanding work, so a
-//! greenlet waiting for another thread is never reported as deadlocked.
+//! waker (an eventfd; see `sys::EventFd`). While a `RemoteWaker` exists the hub counts it as outstanding work, so a
+//! greenlet waiting for another thread is never reported as deadlocked. The queue and
+//! the count, and the order in which both sides use them, are the `injector`'s.
 
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use mio::{Poll, Token, Waker};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
 
 use crate::hub::Hub;
+use crate::injector::Injector;
 use crate::park::{WaitToken, make_ready};
+use crate::sys::EventFd;
 use crate::task::{TaskState, Wake};
 
 /// The mio token of the hub's waker.
@@ -27,43 +30,35 @@ struct RemoteToken {
     generation: u64,
 }
 
+/// A hub's injector, woken through an eventfd registered on its poll.
 pub(crate) struct Shared {
-    waker: Waker,
-    queue: Mutex<Vec<RemoteToken>>,
-    outstanding: AtomicUsize,
+    injector: Injector<RemoteToken, EventFd>,
 }
 
 impl Shared {
     pub(crate) fn new(poll: &Poll) -> io::Result<Shared> {
+        let waker = EventFd::new()?;
+        poll.registry()
+            .register(&mut SourceFd(&waker.raw()), WAKER_TOKEN, Interest::READABLE)?;
         Ok(Shared {
-            waker: Waker::new(poll.registry(), WAKER_TOKEN)?,
-            queue: Mutex::new(Vec::new()),
-            outstanding: AtomicUsize::new(0),
+            injector: Injector::new(waker),
         })
+    }
+
+    /// Wakes the hub from a signal handler on its thread (async-signal-safe: one
+    /// `write` to the eventfd, no lock).
+    pub(crate) fn wake_from_signal_handler(&self) {
+        self.injector.raise();
     }
 
     /// `RemoteWaker`s alive or woken but not yet processed.
     pub(crate) fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::Acquire)
-    }
-
-    /// Queues a wake-up for the hub and wakes its `epoll_wait` (from any thread). The
-    /// token must be counted in `outstanding`, which `run_pending` takes it off.
-    fn inject(&self, token: RemoteToken) {
-        self.queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(token);
-        if let Err(err) = self.waker.wake() {
-            log::error!("greenweave: cannot wake the hub from another thread: {err}");
-        }
+        self.injector.outstanding()
     }
 
     /// Runs the wake-ups other threads queued (on the hub's thread).
     pub(crate) fn run_pending(&self, hub: &Hub) {
-        let pending =
-            std::mem::take(&mut *self.queue.lock().unwrap_or_else(PoisonError::into_inner));
-        for token in pending {
+        self.injector.drain(|token| {
             if let Some(task) = hub.task_by_key(token.key, token.id) {
                 if task.generation.get() == token.generation
                     && task.state.get() == TaskState::Blocked
@@ -71,8 +66,7 @@ impl Shared {
                     make_ready(&task, Wake::Notified);
                 }
             }
-            self.outstanding.fetch_sub(1, Ordering::AcqRel);
-        }
+        });
     }
 }
 
@@ -87,7 +81,7 @@ pub struct RemoteWaker {
 
 impl RemoteWaker {
     pub(crate) fn new(shared: Arc<Shared>, wait: &WaitToken) -> RemoteWaker {
-        shared.outstanding.fetch_add(1, Ordering::AcqRel);
+        shared.injector.expect();
         let task = wait.task();
         RemoteWaker {
             shared,
@@ -103,16 +97,15 @@ impl RemoteWaker {
     /// Wakes the greenlet (if its wait is still in progress).
     pub fn wake(mut self) {
         self.armed = false;
-        self.shared.inject(self.token);
+        self.shared.injector.inject(self.token);
     }
 }
 
 impl Drop for RemoteWaker {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.outstanding.fetch_sub(1, Ordering::AcqRel);
-            // Let the hub re-check whether anything can still wake its greenlets.
-            let _ = self.shared.waker.wake();
+            // The hub re-checks whether anything can still wake its greenlets.
+            self.shared.injector.forget();
         }
     }
 }
@@ -160,9 +153,9 @@ impl ThreadWaker {
         if woken_here == Some(true) {
             return;
         }
-        // `run_pending` takes one off `outstanding` per queued token.
-        self.shared.outstanding.fetch_add(1, Ordering::AcqRel);
-        self.shared.inject(self.token);
+        // Counted only now: until the hub handles this, its wait counts instead.
+        self.shared.injector.expect();
+        self.shared.injector.inject(self.token);
     }
 }
 

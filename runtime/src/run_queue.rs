@@ -112,9 +112,29 @@ impl RunQueue {
     }
 
     /// Forgets every queued task without dropping it (the hub abandons its tasks at
-    /// thread exit: their stacks may point into the hub being torn down).
+    /// thread exit when it cannot end them: their stacks may point into the hub).
     pub(crate) fn abandon(&self) {
         self.len.set(0);
+        self.head.set(0);
+    }
+
+    /// Gives back most of the ring once it is mostly empty (after a burst), moving the
+    /// occupied slots to the front of a smaller one. Called between runs, never from
+    /// inside a push or pop.
+    pub(crate) fn shrink(&self) {
+        // SAFETY: as in `push`.
+        let slots = unsafe { &mut *self.slots.get() };
+        let len = self.len.get();
+        if !crate::trim::oversized(slots.len(), len) {
+            return;
+        }
+        let cap = (len * 2).max(16).next_power_of_two();
+        let head = self.head.get();
+        let mask = slots.len() - 1;
+        let mut smaller = Vec::with_capacity(cap);
+        smaller.extend((0..len).map(|i| slots[(head + i) & mask]));
+        smaller.resize(cap, std::ptr::null());
+        *slots = smaller;
         self.head.set(0);
     }
 }
@@ -153,6 +173,49 @@ mod tests {
         }
         assert!(q.pop().is_none());
         assert!(q.is_empty());
+        for t in &tasks {
+            assert_eq!(Rc::strong_count(t), 1, "the queue gave back every count");
+        }
+    }
+
+    #[test]
+    fn shrinking_after_a_burst_keeps_the_queued_tasks_in_order() {
+        let q = RunQueue::new();
+        let tasks: Vec<Rc<Task>> = (0..8200).map(|_| task()).collect();
+        let mut expected = std::collections::VecDeque::new();
+        for t in &tasks[..8000] {
+            q.push(t.clone());
+            expected.push_back(t.clone());
+        }
+        // SAFETY: no reference into the slots is live.
+        let capacity = || unsafe { (*q.slots.get()).len() };
+        assert_eq!(capacity(), 8192);
+        // Leave 20 queued, straddling the end of the ring.
+        for _ in 0..7990 {
+            assert!(Rc::ptr_eq(
+                &q.pop().unwrap(),
+                &expected.pop_front().unwrap()
+            ));
+        }
+        for t in &tasks[8000..] {
+            q.push(t.clone());
+            expected.push_back(t.clone());
+        }
+        for _ in 0..190 {
+            assert!(Rc::ptr_eq(
+                &q.pop().unwrap(),
+                &expected.pop_front().unwrap()
+            ));
+        }
+        assert_eq!(q.len(), 20);
+        q.shrink();
+        assert_eq!(capacity(), 64);
+        while let Some(t) = expected.pop_front() {
+            assert!(Rc::ptr_eq(&q.pop().unwrap(), &t));
+        }
+        assert!(q.is_empty());
+        q.shrink();
+        assert_eq!(capacity(), 64, "a small ring is left alone");
         for t in &tasks {
             assert_eq!(Rc::strong_count(t), 1, "the queue gave back every count");
         }

@@ -12,6 +12,7 @@ use greenweave_greenlet::Greenlet;
 
 use crate::hub::InFrame;
 use crate::park::WaitQueue;
+use crate::signals::SignalWait;
 
 mod borrowed;
 mod interrupts;
@@ -59,6 +60,8 @@ pub(crate) struct Task {
     /// of its park call, set by [`Task::show_waiting_on`] for as long as that frame
     /// borrows it; only read while the task is blocked (see [`Task::waiting_on`]).
     waiting_on: Cell<Option<NonNull<()>>>,
+    /// Which signal handlers end its current wait (see `signals`).
+    pub(crate) signal_wait: Cell<SignalWait>,
     /// A kill was posted and not yet delivered. Written only by the transitions of
     /// [`interrupts`].
     kill_requested: Cell<bool>,
@@ -131,6 +134,9 @@ pub(crate) enum Wake {
     TimedOut,
     /// A kill, timeout or deadlock report is pending.
     Interrupted,
+    /// A signal handler ran on the thread while it waited in a wait marked as ended
+    /// by that handler (see `signals`).
+    Signal,
 }
 
 impl Task {
@@ -144,6 +150,7 @@ impl Task {
             generation: Cell::new(0),
             woken_by: Cell::new(Wake::Notified),
             waiting_on: Cell::new(None),
+            signal_wait: Cell::new(SignalWait::default()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
             joiners: WaitQueue::new(),
@@ -171,6 +178,7 @@ impl Task {
             generation,
             woken_by,
             waiting_on,
+            signal_wait,
             kill_requested,
             interrupted,
             joiners,
@@ -192,6 +200,7 @@ impl Task {
         generation.set(generation.get() + 1);
         woken_by.set(Wake::Notified);
         waiting_on.set(None);
+        signal_wait.set(SignalWait::default());
         kill_requested.set(false);
         interrupted.set(false);
         key.set(usize::MAX);
@@ -397,6 +406,7 @@ mod tests {
         Option<Rc<str>>,
         Option<&'static Location<'static>>,
         u64,
+        SignalWait,
     );
 
     fn fresh_parts(task: &Task) -> Fresh {
@@ -410,6 +420,7 @@ mod tests {
             task.name.clone(),
             task.location,
             task.id(),
+            task.signal_wait.get(),
         )
     }
 
@@ -427,6 +438,9 @@ mod tests {
         record.interrupted.set(true);
         record.key.set(7);
         record.generation.set(5);
+        record
+            .signal_wait
+            .set(SignalWait::marked(crate::coop::Eintr::Always));
 
         let g = Greenlet::builder().name("new").build(|_| ());
         let new = Task::new(g.clone(), Some(old_at));

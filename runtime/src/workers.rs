@@ -15,7 +15,8 @@ use crate::threadpool::oneshot;
 /// more. Each worker is an ordinary thread (named `greenweave-worker-{i}`) whose hub is
 /// created on first use, so `f` may spawn greenlets, sleep, lock and do I/O freely,
 /// exactly like `main`. Greenlets it spawns belong to its thread: join them before `f`
-/// returns (those still blocked when the thread exits are abandoned). The calling
+/// returns (those still alive when the thread exits are killed then, and the worker's
+/// hub gives back all its memory and fds; see the crate docs on thread exit). The calling
 /// greenlet parks until the workers are done; the other greenlets of its thread keep
 /// running meanwhile.
 ///

@@ -8,6 +8,9 @@
 //! The greenlets that would spin for ever if the hub never got a turn give up after
 //! [`GIVE_UP`], so a broken hub fails these tests instead of hanging them.
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -296,6 +299,11 @@ fn a_ring_of_sixteen_keeps_the_resume_chain_short() {
 
 #[test]
 fn timers_fire_while_ping_pong_keeps_the_run_queue_busy() {
+    if valgrind::skip_under_valgrind(
+        "counts round trips within a 50 ms sleep, which Valgrind's slowdown breaks",
+    ) {
+        return;
+    }
     let pp = PingPong::start();
     let start = Instant::now();
     sleep(Duration::from_millis(50));
@@ -316,6 +324,11 @@ fn timers_fire_while_ping_pong_keeps_the_run_queue_busy() {
 
 #[test]
 fn timers_fire_while_two_greenlets_yield_to_each_other() {
+    if valgrind::skip_under_valgrind(
+        "counts yields within a 50 ms sleep, which Valgrind's slowdown breaks",
+    ) {
+        return;
+    }
     let count = Rc::new(Cell::new(0));
     let spin = spinners(&count);
     let start = Instant::now();

@@ -3,6 +3,9 @@
 //! This binary holds a single test: it lowers the process's open-files limit, which
 //! would break tests running in parallel threads.
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
 use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -53,6 +56,11 @@ fn set_nofile_limit(limit: &libc::rlimit) {
 
 #[test]
 fn accept_out_of_fds_is_logged_and_backed_off_and_the_server_recovers() {
+    if valgrind::skip_under_valgrind(
+        "Valgrind keeps file descriptors of its own and refuses setrlimit(RLIMIT_NOFILE)",
+    ) {
+        return;
+    }
     log::set_logger(&LOG).unwrap();
     log::set_max_level(log::LevelFilter::Warn);
     yield_now(); // this thread's hub exists before the limit drops

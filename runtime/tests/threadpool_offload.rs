@@ -2,6 +2,9 @@
 //! bare `mio::Poll`, whose `poll` blocks in `epoll_wait`) used from greenlets.
 //! `tests/postgres.rs` at the workspace root does the same with a real database client.
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -61,6 +64,9 @@ impl Ticker {
 
 #[test]
 fn a_bare_event_loop_stalls_the_hub_and_offload_frees_it() {
+    if valgrind::skip_under_valgrind("measures the hub's stalls against 100 ms waits") {
+        return;
+    }
     const LOOPS: u32 = 5;
     const WAIT: Duration = Duration::from_millis(100);
     // Directly: each greenlet's `epoll_wait` blocks the thread, so the waits add up
@@ -124,6 +130,10 @@ fn calls_beyond_the_pool_size_queue() {
 
 #[test]
 fn a_timeout_returns_at_once_and_the_next_use_waits_for_the_call() {
+    if valgrind::skip_under_valgrind("needs the 150 ms call still running after two 20 ms timeouts")
+    {
+        return;
+    }
     let mut log = Offload::new(Vec::new());
     let start = Instant::now();
     let late = with_timeout(ms(20), || {

@@ -1,5 +1,8 @@
 //! Sleeping, yielding, timeouts and cross-thread wake-ups.
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
 use std::cell::RefCell;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -37,10 +40,12 @@ fn the_seed_gevent_sleep_example_prints_1_3_4_2_in_the_longest_sleep_not_the_sum
         elapsed >= ms(200),
         "slept at least the longest: {elapsed:?}"
     );
-    assert!(
-        elapsed < ms(290),
-        "the sleeps overlapped (sum would be 300 ms): {elapsed:?}"
-    );
+    if !valgrind::skip_under_valgrind("the 290 ms bound on two overlapping sleeps") {
+        assert!(
+            elapsed < ms(290),
+            "the sleeps overlapped (sum would be 300 ms): {elapsed:?}"
+        );
+    }
 }
 
 #[test]

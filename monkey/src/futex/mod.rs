@@ -39,14 +39,17 @@
 //! word of a greenlet parked in the kernel are untouched.
 
 mod kernel;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod parker;
+mod raw_lock;
 mod table;
 mod tls;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::coop::{self, ExternalWake};
+use greenweave_runtime::coop::{self, ExternalWake, ThreadWaker};
 use libc::{c_int, c_long};
 
 use crate::Area;
@@ -273,7 +276,7 @@ impl Futex {
     }
 
     fn wake(&self) -> Option<c_long> {
-        if !table::anyone_parked() {
+        if !table::global().anyone_parked() {
             return None;
         }
         let bitset = if self.command() == libc::FUTEX_WAKE {
@@ -282,7 +285,7 @@ impl Futex {
             self.val3
         };
         let max = self.val.min(i32::MAX as u32) as usize;
-        let (woken, shared_word) = table::wake(self.addr, max, bitset);
+        let (woken, shared_word) = table::global().wake(self.addr, max, bitset);
         if woken == 0 {
             return None;
         }
@@ -314,13 +317,14 @@ impl Futex {
     /// (whose condition only the kernel evaluates atomically) wakes every greenlet on
     /// both words. Either way the kernel then does its part.
     fn move_or_wake_both(&self) -> Option<c_long> {
-        if !table::anyone_parked() {
+        let table = table::global();
+        if !table.anyone_parked() {
             return None;
         }
         match self.command() {
             libc::FUTEX_WAKE_OP => {
-                table::wake(self.addr, usize::MAX, u32::MAX);
-                table::wake(self.addr2, usize::MAX, u32::MAX);
+                table.wake(self.addr, usize::MAX, u32::MAX);
+                table.wake(self.addr2, usize::MAX, u32::MAX);
             }
             _ => {
                 // SAFETY: CMP_REQUEUE compares the word first; the caller guarantees
@@ -331,8 +335,8 @@ impl Futex {
                 {
                     return None;
                 }
-                table::wake(self.addr, self.val as usize, u32::MAX);
-                table::requeue(self.addr, self.addr2, self.timeout_or_val2.max(0) as usize);
+                table.wake(self.addr, self.val as usize, u32::MAX);
+                table.requeue(self.addr, self.addr2, self.timeout_or_val2.max(0) as usize);
             }
         }
         None
@@ -342,11 +346,11 @@ impl Futex {
 /// Parks on a private word until woken, timed out, or (spuriously) interrupted.
 fn wait_on(word: &AtomicU32, expected: u32, bitset: u32, deadline: Option<Instant>) -> c_long {
     let addr = word.as_ptr() as usize;
-    let joining = table::Joining::start(addr);
-    if word.load(Ordering::SeqCst) != expected {
-        drop(joining);
+    let Some(joining) =
+        table::global().start_wait(addr, || word.load(Ordering::SeqCst) == expected)
+    else {
         return fail(libc::EAGAIN);
-    }
+    };
     park(addr, bitset, false, joining, deadline, || {}).into_return()
 }
 
@@ -394,7 +398,7 @@ fn park(
     addr: usize,
     bitset: u32,
     shared_by_thread: bool,
-    joining: table::Joining,
+    joining: table::Joining<'_, ThreadWaker>,
     deadline: Option<Instant>,
     joined: impl FnOnce(),
 ) -> Ended {
@@ -409,7 +413,7 @@ fn park(
         id = joining.join(bitset, shared_by_thread, waker);
         joined();
     });
-    let still_queued = table::leave(addr, id);
+    let still_queued = table::global().leave(addr, id);
     match woken {
         ExternalWake::Deadlock(report) if still_queued => deadlock(&report),
         _ if !still_queued => Ended::Woken,
@@ -462,6 +466,6 @@ pub(crate) fn wait_word(word: &AtomicU32, expected: u32) {
 
 /// Wakes every waiter of `word`, greenlets and threads (call after changing it).
 pub(crate) fn wake_word(word: &AtomicU32) {
-    table::wake(word.as_ptr() as usize, usize::MAX, u32::MAX);
+    table::global().wake(word.as_ptr() as usize, usize::MAX, u32::MAX);
     kernel::wake(word, i32::MAX);
 }

@@ -129,14 +129,14 @@ fn slice(parked: usize) -> Duration {
 /// from EMPTY to PARKED).
 pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
     let addr = word.as_ptr() as usize;
-    let joining = table::Joining::start(addr);
-    if word.load(Ordering::SeqCst) == NOTIFIED {
+    let Some(joining) =
+        table::global().start_wait(addr, || word.load(Ordering::SeqCst) != NOTIFIED)
+    else {
         // An unpark came between the caller's `park` and here: it takes the token,
         // and the others re-check.
-        drop(joining);
-        table::wake(addr, usize::MAX, u32::MAX);
+        table::global().wake(addr, usize::MAX, u32::MAX);
         return fail(libc::EAGAIN);
-    }
+    };
     let parked = PARKED_HERE.get() + 1;
     PARKED_HERE.set(parked);
     let slice_end = Instant::now() + slice(parked);
@@ -154,7 +154,7 @@ pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
     // so that it returns and its caller re-checks. A token already there is an unpark
     // the others have not seen yet: they re-check too.
     if word.swap(NOTIFIED, Ordering::SeqCst) == NOTIFIED {
-        table::wake(addr, usize::MAX, u32::MAX);
+        table::global().wake(addr, usize::MAX, u32::MAX);
     }
     0
 }
@@ -178,7 +178,7 @@ fn keep(phase: Maintenance) {
         Err(NOTIFIED) => {
             // An unpark came unseen: everyone parked here re-checks (each returns with
             // a token of its own), and the word goes back to EMPTY.
-            table::wake(addr, usize::MAX, u32::MAX);
+            table::global().wake(addr, usize::MAX, u32::MAX);
             let _ = word.compare_exchange(NOTIFIED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
         }
         Err(_) => {}

@@ -32,4 +32,5 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
 }
 
 pub mod http_server;
+pub mod signals;
 pub mod watch;

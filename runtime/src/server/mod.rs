@@ -81,8 +81,11 @@
 //! # }
 //! ```
 //!
-//! `signal-hook` installs its handlers with `SA_RESTART`, so the signal interrupts no
-//! blocking call (patched or not); a second Ctrl-C during the grace period writes
+//! `signal-hook` installs its handlers with `SA_RESTART`, so blocking transfers
+//! (`read`, `write`, `accept`) go on through the signal; `poll`, the sleeps and socket
+//! calls with a timeout return `EINTR`, as the kernel has them do (and so do patched
+//! ones: see greenweave-monkey's "Signals"; `std::thread::sleep` just sleeps the rest).
+//! A second Ctrl-C during the grace period writes
 //! another byte, which nobody reads (read again and call `std::process::exit` to
 //! make it a hard stop). The test `runtime/tests/server_signal.rs` runs this recipe
 //! in a child process and sends it a real `SIGTERM`.

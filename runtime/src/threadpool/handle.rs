@@ -8,71 +8,156 @@
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 use crate::remote::{RemoteWaker, park_for_thread};
 use crate::spawn::JoinError;
+use crate::thread_sync::{Arc, Mutex, MutexGuard};
 
-struct Slot<T> {
-    state: Mutex<State<T>>,
+/// Whoever waits for a [`Slot`]'s outcome, woken once it is in: a parked greenlet's
+/// [`RemoteWaker`] (the loom tests use a thread's event).
+pub(crate) trait Waiter: Send {
+    /// Wakes the waiter (from any thread).
+    fn wake(self);
 }
 
-struct State<T> {
-    /// Set once by the completer (or by its drop, as `Killed`).
-    outcome: Option<Result<T, JoinError>>,
-    /// The greenlet waiting in `join`, if any.
-    waiter: Option<RemoteWaker>,
-}
-
-impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+impl Waiter for RemoteWaker {
+    fn wake(self) {
+        RemoteWaker::wake(self);
     }
 }
 
+/// Where one outcome meets the one waiter for it, in either order, on any threads:
+/// both sides look at the other under the same lock, so the outcome never arrives
+/// unseen between a waiter's check and its registration.
+pub(crate) struct Slot<T, W> {
+    state: Mutex<State<T, W>>,
+}
+
+struct State<T, W> {
+    /// Set once by the completer (or by its drop, as `Killed`).
+    outcome: Option<T>,
+    /// Whoever waits in [`Slot::wait`], if anyone.
+    waiter: Option<W>,
+}
+
+impl<T, W: Waiter> Slot<T, W> {
+    fn new() -> Slot<T, W> {
+        Slot {
+            state: Mutex::new(State {
+                outcome: None,
+                waiter: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T, W>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores the outcome and wakes the waiter, if one is registered.
+    fn complete(&self, outcome: T) {
+        let waiter = {
+            let mut state = self.lock();
+            state.outcome = Some(outcome);
+            state.waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+
+    /// Whether the outcome is in.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.lock().outcome.is_some()
+    }
+
+    /// The outcome, if it is in (once).
+    pub(crate) fn take_outcome(&self) -> Option<T> {
+        self.lock().outcome.take()
+    }
+
+    /// Waits until the outcome is in. Each round calls `park` with a function that
+    /// registers a waiter: `park` must make one, hand it over, and return once it is
+    /// woken (or spuriously; the loop re-checks). An `Err` from `park` ends the wait.
+    /// Either way no waiter of ours stays registered afterwards (a stale
+    /// [`RemoteWaker`] would count as outstanding work for its hub until the job ends).
+    pub(crate) fn wait<E>(
+        &self,
+        mut park: impl FnMut(&mut dyn FnMut(W)) -> Result<(), E>,
+    ) -> Result<(), E> {
+        while !self.is_complete() {
+            let _clear = ClearWaiter(self);
+            park(&mut |waiter| self.register(waiter))?;
+        }
+        Ok(())
+    }
+
+    /// Registers `waiter`, or wakes it at once if the outcome is already in.
+    fn register(&self, waiter: W) {
+        let mut state = self.lock();
+        if state.outcome.is_some() {
+            drop(state);
+            waiter.wake();
+        } else {
+            state.waiter = Some(waiter);
+        }
+    }
+}
+
+/// Removes (and so disarms) the waiter a `wait` left in the slot.
+struct ClearWaiter<'a, T, W: Waiter>(&'a Slot<T, W>);
+
+impl<T, W: Waiter> Drop for ClearWaiter<'_, T, W> {
+    fn drop(&mut self) {
+        let waiter = self.0.lock().waiter.take();
+        drop(waiter);
+    }
+}
+
+/// A job's outcome: its value, or how it failed.
+type Outcome<T> = Result<T, JoinError>;
+
+/// The slot a job's outcome goes to, shared by its completer and its waiter.
+pub(crate) type OutcomeSlot<T, W> = Arc<Slot<Outcome<T>, W>>;
+
 /// A new one-shot result slot: complete it on the worker, join the handle anywhere.
 pub(crate) fn oneshot<T>() -> (Completer<T>, BlockingHandle<T>) {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(State {
-            outcome: None,
-            waiter: None,
-        }),
-    });
+    let (completer, slot) = completion();
+    (completer, BlockingHandle { slot })
+}
+
+/// A [`Completer`] and the slot it fills, for any kind of waiter.
+pub(crate) fn completion<T, W: Waiter>() -> (Completer<T, W>, OutcomeSlot<T, W>) {
+    let slot = Arc::new(Slot::new());
     (
         Completer {
             slot: Some(slot.clone()),
         },
-        BlockingHandle { slot },
+        slot,
     )
 }
 
 /// The sending half. Dropping it without completing reports [`JoinError::Killed`]
 /// (the work was discarded), so a waiter is never left parked for ever.
-pub(crate) struct Completer<T> {
-    slot: Option<Arc<Slot<T>>>,
+pub(crate) struct Completer<T, W: Waiter = RemoteWaker> {
+    slot: Option<OutcomeSlot<T, W>>,
 }
 
-impl<T> Completer<T> {
+impl<T, W: Waiter> Completer<T, W> {
     /// Stores the outcome and wakes the waiting greenlet, if any.
-    pub(crate) fn complete(mut self, outcome: Result<T, JoinError>) {
+    pub(crate) fn complete(mut self, outcome: Outcome<T>) {
         self.finish(outcome);
     }
 
-    fn finish(&mut self, outcome: Result<T, JoinError>) {
+    fn finish(&mut self, outcome: Outcome<T>) {
         if let Some(slot) = self.slot.take() {
-            let waiter = {
-                let mut state = slot.lock();
-                state.outcome = Some(outcome);
-                state.waiter.take()
-            };
-            if let Some(waiter) = waiter {
-                waiter.wake();
-            }
+            slot.complete(outcome);
         }
     }
 }
 
-impl<T> Drop for Completer<T> {
+impl<T, W: Waiter> Drop for Completer<T, W> {
     fn drop(&mut self) {
         self.finish(Err(JoinError::Killed));
     }
@@ -94,25 +179,37 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (completer, handle) = oneshot();
+    let (job, slot) = job_for(f);
+    (job, BlockingHandle { slot })
+}
+
+/// `f` as a [`Job`], and the slot its outcome goes to, for any kind of waiter.
+pub(crate) fn job_for<F, T, W>(f: F) -> (Box<dyn Job>, OutcomeSlot<T, W>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+    W: Waiter + 'static,
+{
+    let (completer, slot) = completion();
     let job = JobOf {
         f: Some(f),
         outcome: None,
         completer,
     };
-    (Box::new(job), handle)
+    (Box::new(job), slot)
 }
 
-struct JobOf<F, T> {
+struct JobOf<F, T, W: Waiter> {
     f: Option<F>,
-    outcome: Option<Result<T, JoinError>>,
-    completer: Completer<T>,
+    outcome: Option<Outcome<T>>,
+    completer: Completer<T, W>,
 }
 
-impl<F, T> Job for JobOf<F, T>
+impl<F, T, W> Job for JobOf<F, T, W>
 where
     F: FnOnce() -> T + Send,
     T: Send,
+    W: Waiter,
 {
     fn run(&mut self) {
         if let Some(f) = self.f.take() {
@@ -148,7 +245,7 @@ where
 /// assert_eq!(handle.join().unwrap(), 3_628_800);
 /// ```
 pub struct BlockingHandle<T> {
-    slot: Arc<Slot<T>>,
+    slot: OutcomeSlot<T, RemoteWaker>,
 }
 
 impl<T> BlockingHandle<T> {
@@ -184,7 +281,7 @@ impl<T> BlockingHandle<T> {
     #[track_caller]
     pub(crate) fn join_or_interrupt(self) -> Result<Result<T, JoinError>, crate::task::Interrupt> {
         loop {
-            if let Some(outcome) = self.slot.lock().outcome.take() {
+            if let Some(outcome) = self.slot.take_outcome() {
                 return Ok(outcome);
             }
             self.wait_or_interrupt()?;
@@ -196,22 +293,7 @@ impl<T> BlockingHandle<T> {
     /// either way, so a caller that was interrupted can wait again later.
     #[track_caller]
     pub(crate) fn wait_or_interrupt(&self) -> Result<(), crate::task::Interrupt> {
-        while !self.is_finished() {
-            // Whether the wait ends normally or is interrupted, no waker of ours stays
-            // behind (a stale one would count as outstanding work for our hub until the
-            // job finished).
-            let _clear = ClearWaiter(&self.slot);
-            park_for_thread(|waker| {
-                let mut state = self.slot.lock();
-                if state.outcome.is_some() {
-                    drop(state);
-                    waker.wake();
-                } else {
-                    state.waiter = Some(waker);
-                }
-            })?;
-        }
-        Ok(())
+        self.slot.wait(|register| park_for_thread(register))
     }
 
     /// Whether the job has finished (returned or panicked); [`join`](Self::join)
@@ -226,7 +308,7 @@ impl<T> BlockingHandle<T> {
     /// assert_eq!(handle.join().unwrap(), 5);
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.slot.lock().outcome.is_some()
+        self.slot.is_complete()
     }
 }
 
@@ -235,15 +317,5 @@ impl<T> fmt::Debug for BlockingHandle<T> {
         f.debug_struct("BlockingHandle")
             .field("finished", &self.is_finished())
             .finish()
-    }
-}
-
-/// Removes (and so disarms) the waiter a `join` left in the slot.
-struct ClearWaiter<'a, T>(&'a Slot<T>);
-
-impl<T> Drop for ClearWaiter<'_, T> {
-    fn drop(&mut self) {
-        let waiter = self.0.lock().waiter.take();
-        drop(waiter);
     }
 }

@@ -105,6 +105,8 @@
 //! (or drops, on the pool thread) afterwards: see [`Offload`].
 
 mod handle;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod map;
 mod offload;
 mod pool;

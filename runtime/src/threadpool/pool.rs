@@ -3,12 +3,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::sync::PoisonError;
 
 use super::handle::{self, BlockingHandle};
 use crate::remote::{RemoteWaker, wait_for_thread};
 use crate::spawn::JoinError;
+use crate::thread_sync::{Arc, Condvar, Mutex, MutexGuard, thread};
 
 type Job = Box<dyn handle::Job>;
 
@@ -281,7 +281,7 @@ impl ThreadPool {
     }
 
     #[track_caller]
-    fn submit(&self, job: Job) {
+    pub(super) fn submit(&self, job: Job) {
         if let Err((job, refused)) = self.try_submit(job) {
             drop(job);
             match refused {

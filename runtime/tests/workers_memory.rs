@@ -1,0 +1,38 @@
+//! `workers(2)` called 500 times leaves RSS, mappings and fds where they were: each
+//! worker thread's hub gives back its stacks, slabs, reactor and task records.
+//!
+//! One test per process: the figures are process-wide.
+
+#[path = "common/memory.rs"]
+mod memory;
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
+use greenweave_runtime::{spawn, workers};
+use memory::Usage;
+
+fn two_workers() {
+    let sums = workers(2, |i| {
+        let h: Vec<_> = (0..10).map(|j| spawn(move || i + j)).collect();
+        h.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    assert_eq!(sums, [45, 55]);
+}
+
+#[test]
+fn five_hundred_workers_calls_leave_no_memory_mappings_or_fds_behind() {
+    if valgrind::skip_under_valgrind(
+        "RSS, virtual size and mappings would measure Valgrind's own memory, not the program's",
+    ) {
+        return;
+    }
+    for _ in 0..50 {
+        two_workers();
+    }
+    let before = Usage::now();
+    for _ in 0..500 {
+        two_workers();
+    }
+    let after = Usage::now();
+    after.assert_within(&before, 2 << 20, 4, "500 workers(2) calls");
+}
