@@ -152,13 +152,29 @@ pub(crate) fn park(
     // No closures: LLVM may outline one, and a frame between the blocking call and
     // its switch costs a mispredicted return on every resume (see `hub::get`).
     let here = Here::new();
-    let hub = hub::get(&here);
-    let task = hub.current_task_borrowed();
-    if let Some(interrupt) = task.take_interrupt() {
-        return Err(interrupt);
-    }
+    let (hub, task) = about_to_park(&here)?;
     register(WaitToken::of(&task));
     let why = wait_here(hub, &task, on, deadline);
+    ended(&task, why)
+}
+
+/// The hub and the current task, for a blocking call about to park; or the interrupt
+/// already pending, taken, which the call returns instead of parking.
+#[inline(always)]
+#[track_caller]
+fn about_to_park(here: &Here) -> Result<(&Hub, TaskRef<'_>), Interrupt> {
+    let hub = hub::get(here);
+    let task = hub.current_task_borrowed();
+    match task.take_interrupt() {
+        Some(interrupt) => Err(interrupt),
+        None => Ok((hub, task)),
+    }
+}
+
+/// What a blocking call returns for a wait that ended with `why`: an interrupt that
+/// arrived meanwhile, taken, or `why`.
+#[inline(always)]
+fn ended(task: &Task, why: Wake) -> Result<Wake, Interrupt> {
     match task.take_interrupt() {
         Some(interrupt) => Err(interrupt),
         None => Ok(why),

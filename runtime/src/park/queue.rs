@@ -8,8 +8,8 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use super::any::{self, Shared};
-use super::{make_ready, raise, wait_here};
-use crate::hub::{self, Here};
+use super::{about_to_park, ended, make_ready, raise, wait_here};
+use crate::hub::Here;
 use crate::task::{Describe, Interrupt, TaskRef, TaskState, Wake};
 
 /// A link to a node, its lifetime erased: the node is alive while it is linked (rules
@@ -179,24 +179,16 @@ impl WaitQueue {
         // Straight-line, no closures: one frame between the caller and the switch
         // (see `hub::get`).
         let here = Here::new();
-        let hub = hub::get(&here);
-        let task = hub.current_task_borrowed();
-        if let Some(interrupt) = task.take_interrupt() {
-            return Err(interrupt);
-        }
+        let (hub, task) = about_to_park(&here)?;
         let node = pin!(Waiter::task(task.reborrow(), slot));
         self.link(node.as_ref());
         let why = wait_here(hub, &task, on, deadline);
-        match task.take_interrupt() {
-            None => Ok(why),
-            Some(interrupt) => {
-                if PASS_ON && node.notified() {
-                    // Taken off the queue by the notification: it is not linked.
-                    self.notify_one();
-                }
-                Err(interrupt)
-            }
+        let result = ended(&task, why);
+        if PASS_ON && result.is_err() && node.notified() {
+            // Taken off the queue by the notification: it is not linked.
+            self.notify_one();
         }
+        result
         // A wait that a timeout or an interrupt ended leaves the queue as the node
         // drops, right after this.
     }
