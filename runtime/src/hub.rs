@@ -61,7 +61,7 @@ use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
 use crate::signals;
-use crate::task::{Task, TaskRef, TaskState, Wake};
+use crate::task::{Interrupt, Task, TaskRef, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
 /// Greenlet runs between two maintenance passes while the run queue stays busy.
@@ -250,7 +250,7 @@ impl Hub {
     #[inline]
     pub(crate) fn recycle(&self, task: Rc<Task>) {
         let unshared = Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0;
-        if unshared && task.state.get() == TaskState::Done {
+        if unshared && task.state() == TaskState::Done {
             let mut spares = self.spare_tasks.borrow_mut();
             if spares.len() < SPARE_TASKS {
                 spares.push(task);
@@ -261,13 +261,12 @@ impl Hub {
     #[inline]
     pub(crate) fn register(&self, task: &Rc<Task>) {
         let key = self.tasks.borrow_mut().insert(task.clone());
-        task.key.set(key);
+        task.registered(key);
     }
 
     #[inline]
     pub(crate) fn unregister(&self, task: &Task) {
-        let key = task.key.replace(usize::MAX);
-        if key != usize::MAX {
+        if let Some(key) = task.unregistered() {
             self.tasks.borrow_mut().try_remove(key);
         }
     }
@@ -327,8 +326,8 @@ impl Hub {
         }
         let task = self
             .ready
-            .pop_if(|task| task.state.get() == TaskState::Ready && cheap(task))?;
-        task.state.set(TaskState::Running);
+            .pop_if(|task| task.state() == TaskState::Ready && cheap(task))?;
+        task.start_running();
         self.runs_since_maintenance.set(runs + 1);
         Some(task)
     }
@@ -406,10 +405,10 @@ impl Hub {
             let Some(task) = self.ready.pop() else {
                 break;
             };
-            if task.state.get() != TaskState::Ready {
+            if task.state() != TaskState::Ready {
                 continue;
             }
-            task.state.set(TaskState::Running);
+            task.start_running();
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
                 return false;
@@ -511,7 +510,7 @@ impl Hub {
                 }
                 Action::Timeout { task, id } => {
                     if let Some(task) = task.upgrade() {
-                        crate::timeout::deliver(&task, id);
+                        task.interrupt(Interrupt::TimedOut(id));
                     }
                 }
             }

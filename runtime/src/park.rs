@@ -75,7 +75,7 @@ use std::time::Instant;
 use greenweave_greenlet::GreenletExit;
 
 use crate::hub::{self, Here, Hub};
-use crate::task::{Describe, Interrupt, Task, TaskRef, TaskState, Wake};
+use crate::task::{Describe, Interrupt, Task, TaskRef, Wake};
 use crate::timeout::TimeoutFired;
 
 mod any;
@@ -101,7 +101,7 @@ impl WaitToken {
     fn of(task: &Rc<Task>) -> WaitToken {
         WaitToken {
             task: Rc::clone(task),
-            generation: task.generation.get(),
+            generation: task.generation(),
         }
     }
 
@@ -110,30 +110,16 @@ impl WaitToken {
     }
 
     /// Whether the wait this token belongs to is still in progress.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn is_live(&self) -> bool {
-        self.task.generation.get() == self.generation && self.task.state.get() == TaskState::Blocked
+        self.task.is_in_wait(self.generation)
     }
 
     /// Ends the wait with `why` and puts the task on the run queue. Returns `false`
     /// (and does nothing) if the token is stale.
     pub(crate) fn wake(&self, why: Wake) -> bool {
-        if !self.is_live() {
-            return false;
-        }
-        make_ready(&self.task, why);
-        true
+        self.task.wake_wait(self.generation, why)
     }
-}
-
-/// Moves a blocked task to the run queue, ending its current wait.
-#[inline]
-pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
-    let task = Rc::clone(task);
-    task.generation.set(task.generation.get() + 1);
-    task.woken_by.set(why);
-    task.state.set(TaskState::Ready);
-    hub::get(&Here::new()).schedule(task);
 }
 
 /// Parks the current greenlet until a token handed to `register` is woken, the
@@ -193,11 +179,10 @@ fn wait_here(hub: &Hub, task: &TaskRef<'_>, on: &dyn Describe, deadline: Option<
             .insert(at, crate::timer::Action::Wake(WaitToken::of(task)))
     });
     let shows = task.show_waiting_on(&on);
-    task.state.set(TaskState::Blocked);
+    task.block();
     hub.switch_away(false);
     drop(shows);
-    task.state.set(TaskState::Running);
-    let why = task.woken_by.get();
+    let why = task.resume();
     if let Some(key) = timer {
         if why != Wake::TimedOut {
             hub.timers.borrow_mut().cancel(key);

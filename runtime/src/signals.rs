@@ -33,7 +33,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::hub::{self, Hub};
-use crate::park::make_ready;
 use crate::task::{Task, TaskState, Wake};
 
 /// Which signal handlers end a wait, as signal(7) says for the system call it stands
@@ -165,7 +164,7 @@ impl Interruptible {
         let here = hub::Here::new();
         let hub = hub::get(&here);
         let task = hub.current_task();
-        task.signal_wait.set(SignalWait {
+        task.set_signal_wait(SignalWait {
             eintr,
             since: handled_here(),
         });
@@ -177,7 +176,7 @@ impl Interruptible {
 impl Drop for Interruptible {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.signal_wait.set(SignalWait::default());
+            task.set_signal_wait(SignalWait::default());
             if let Some(hub) = hub::existing(&hub::Here::new()) {
                 hub.signal_waits.set(hub.signal_waits.get() - 1);
             }
@@ -196,8 +195,8 @@ pub(crate) fn end_interrupted_waits(hub: &Hub, seen: &Cell<Handled>) {
         return;
     }
     for task in hub.tasks() {
-        if task.state.get() == TaskState::Blocked && task.signal_wait.get().ended_by(now) {
-            make_ready(&task, Wake::Signal);
+        if task.state() == TaskState::Blocked && task.signal_wait().ended_by(now) {
+            task.wake(Wake::Signal);
         }
     }
 }

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use greenweave_greenlet::{self as greenlet, GreenletExit};
 
 use crate::hub;
-use crate::park::make_ready;
-use crate::task::{Describe, Task, TaskState, Wake};
+use crate::task::{Describe, Interrupt, Task, TaskState};
 use crate::time::deadline_after;
 
 mod error;
@@ -114,8 +113,7 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
             }
         })
     };
-    *task.result.borrow_mut() = Some(smallbox::smallbox!(outcome));
-    task.state.set(TaskState::Done);
+    task.finish(smallbox::smallbox!(outcome));
     // Locals may run user destructors; drop them while the greenlet still exists.
     drop(task.take_rare());
     let here = hub::Here::new();
@@ -125,18 +123,6 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     // Break the greenlet -> task -> greenlet cycle.
     task.detach();
     hub.finish_into_next(&task.greenlet);
-}
-
-/// Posts a kill to `task`, delivered once at its current or next blocking point (waking
-/// it if it is blocked); nothing happens if it has finished.
-pub(crate) fn kill_task(task: &Rc<Task>) {
-    if task.state.get() == TaskState::Done {
-        return;
-    }
-    task.post_kill();
-    if task.state.get() == TaskState::Blocked {
-        make_ready(task, Wake::Interrupted);
-    }
 }
 
 /// Spawns `f` in a new greenlet (gevent's `spawn`). It starts when the spawner next
@@ -264,9 +250,7 @@ impl<T> JoinHandle<T> {
     {
         let result = self
             .task
-            .result
-            .borrow_mut()
-            .take()
+            .take_result()
             .expect("a finished greenlet stored its result");
         let result = match result.downcast::<Result<T, JoinError>>() {
             Ok(result) => result.into_inner(),
@@ -356,12 +340,12 @@ impl<T> JoinHandle<T> {
     /// Asks the greenlet to die at its current or next blocking point and returns at
     /// once (see [`kill`](Self::kill) for how the kill is delivered).
     pub fn kill_nowait(&self) {
-        kill_task(&self.task);
+        self.task.interrupt(Interrupt::Killed);
     }
 
     /// Whether the greenlet has finished (returned, panicked or was killed).
     pub fn is_finished(&self) -> bool {
-        self.task.state.get() == TaskState::Done
+        self.task.state() == TaskState::Done
     }
 
     /// The greenlet's name.

@@ -1,4 +1,8 @@
 //! The runtime's record of one greenlet: identity, wait state, interrupts, locals.
+//!
+//! Where its state changes: the transitions in [`state`] (run state, waits, registry
+//! key, result) and [`interrupts`] (what is pending to interrupt it) are the only
+//! writers of the [`Task`] cells that change after a spawn.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, RefMut};
@@ -16,6 +20,7 @@ use crate::signals::SignalWait;
 
 mod borrowed;
 mod interrupts;
+mod state;
 
 pub(crate) use borrowed::TaskRef;
 pub use interrupts::Interrupt;
@@ -51,17 +56,19 @@ pub(crate) struct Task {
     pub(crate) name: Option<Rc<str>>,
     /// Where it was spawned; `None` for greenlets the runtime adopted (main, raw ones).
     pub(crate) location: Option<&'static Location<'static>>,
-    pub(crate) state: Cell<TaskState>,
+    /// Written only by the transitions of [`state`], as are the `generation`,
+    /// `woken_by`, `signal_wait`, `key` and `result`.
+    state: Cell<TaskState>,
     /// Bumped every time a wait ends, so wake-ups meant for an earlier wait are ignored.
-    pub(crate) generation: Cell<u64>,
+    generation: Cell<u64>,
     /// Why the last wait ended.
-    pub(crate) woken_by: Cell<Wake>,
+    woken_by: Cell<Wake>,
     /// What it waits on while blocked: the address of a `&dyn Describe` in the frame
     /// of its park call, set by [`Task::show_waiting_on`] for as long as that frame
     /// borrows it; only read while the task is blocked (see [`Task::waiting_on`]).
     waiting_on: Cell<Option<NonNull<()>>>,
     /// Which signal handlers end its current wait (see `signals`).
-    pub(crate) signal_wait: Cell<SignalWait>,
+    signal_wait: Cell<SignalWait>,
     /// A kill was posted and not yet delivered. Written only by the transitions of
     /// [`interrupts`].
     kill_requested: Cell<bool>,
@@ -72,7 +79,7 @@ pub(crate) struct Task {
     /// Greenlets waiting for this one to finish.
     pub(crate) joiners: WaitQueue,
     /// Key in the hub's registry while alive.
-    pub(crate) key: Cell<usize>,
+    key: Cell<usize>,
     /// What most tasks never use (expired timeouts, a deadlock report, `Local`
     /// values), made on first use: one word here instead of three containers to build
     /// and drop on every spawn.
@@ -80,7 +87,7 @@ pub(crate) struct Task {
     /// What its function came to, a `Result<T, JoinError>` for the `JoinHandle<T>` to
     /// take: inline when it fits four words (most results do), so a spawn allocates no
     /// separate result slot.
-    pub(crate) result: RefCell<Option<TaskResult>>,
+    result: RefCell<Option<TaskResult>>,
 }
 
 /// The parts of a [`Task`] that most tasks never use.
@@ -158,52 +165,6 @@ impl Task {
             rare: RefCell::new(None),
             result: RefCell::new(None),
         }
-    }
-
-    /// Makes this finished, joined record the record of a new task, as
-    /// `*self = Task::new(greenlet, location)` would, without dropping the parts a
-    /// finished, joined task leaves empty (its joiners were all woken, its rare parts and
-    /// its result taken): those are only checked. Every field is named below, so a new
-    /// field cannot be forgotten here.
-    pub(crate) fn reuse(
-        &mut self,
-        greenlet: Greenlet,
-        location: Option<&'static Location<'static>>,
-    ) {
-        let Task {
-            greenlet: old_greenlet,
-            name,
-            location: old_location,
-            state,
-            generation,
-            woken_by,
-            waiting_on,
-            signal_wait,
-            kill_requested,
-            interrupted,
-            joiners,
-            key,
-            rare,
-            result,
-        } = self;
-        if !joiners.is_empty() || rare.get_mut().is_some() || result.get_mut().is_some() {
-            *self = Task::new(greenlet, location);
-            return;
-        }
-        *name = greenlet.name();
-        *old_greenlet = greenlet;
-        *old_location = location;
-        state.set(TaskState::Ready);
-        // The generation goes on counting instead of restarting, so no token of the old
-        // task's waits could ever match a new wait (none can be left: the record was
-        // unshared when it was kept).
-        generation.set(generation.get() + 1);
-        woken_by.set(Wake::Notified);
-        waiting_on.set(None);
-        signal_wait.set(SignalWait::default());
-        kill_requested.set(false);
-        interrupted.set(false);
-        key.set(usize::MAX);
     }
 
     /// A new task in its `Rc`, built in place: a `Task` is a few hundred bytes, and
@@ -302,7 +263,7 @@ impl Task {
 
     /// What this task waits on, if it is blocked and its park call said.
     pub(crate) fn waiting_on(&self) -> Option<&dyn Describe> {
-        if self.state.get() != TaskState::Blocked {
+        if self.state() != TaskState::Blocked {
             return None;
         }
         let on = self.waiting_on.get()?.cast::<&dyn Describe>();
@@ -321,7 +282,7 @@ impl Task {
             None if self.greenlet.is_main() => write!(out, "{self}, the thread's main greenlet"),
             None => write!(out, "{self}, not spawned by greenweave"),
         };
-        match self.state.get() {
+        match self.state() {
             TaskState::Blocked => {
                 out.push_str(", waits on ");
                 match self.waiting_on() {
@@ -383,72 +344,8 @@ impl GreenletInfo {
             id: task.id(),
             name: task.name.as_deref().map(str::to_owned),
             spawned_at: task.location,
-            state: task.state.get(),
+            state: task.state(),
             waiting_on,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use greenweave_greenlet::Greenlet;
-
-    use super::*;
-
-    /// What `Task::new` sets and `Task::reuse` resets, for comparison.
-    type Fresh = (
-        TaskState,
-        Wake,
-        bool,
-        bool,
-        bool,
-        usize,
-        Option<Rc<str>>,
-        Option<&'static Location<'static>>,
-        u64,
-        SignalWait,
-    );
-
-    fn fresh_parts(task: &Task) -> Fresh {
-        (
-            task.state.get(),
-            task.woken_by.get(),
-            task.waiting_on.get().is_none(),
-            task.kill_requested.get(),
-            task.interrupted.get(),
-            task.key.get(),
-            task.name.clone(),
-            task.location,
-            task.id(),
-            task.signal_wait.get(),
-        )
-    }
-
-    #[test]
-    fn a_reused_record_starts_out_as_a_new_one_does() {
-        static WAITED_ON: &str = "something";
-        let old_at = Location::caller();
-        let mut record = Task::new(Greenlet::builder().name("old").build(|_| ()), None);
-        // Everything a finished task can leave behind in the parts `reuse` resets.
-        record.state.set(TaskState::Done);
-        record.woken_by.set(Wake::TimedOut);
-        let on: &dyn Describe = &WAITED_ON;
-        std::mem::forget(record.show_waiting_on(&on));
-        record.kill_requested.set(true);
-        record.interrupted.set(true);
-        record.key.set(7);
-        record.generation.set(5);
-        record
-            .signal_wait
-            .set(SignalWait::marked(crate::coop::Eintr::Always));
-
-        let g = Greenlet::builder().name("new").build(|_| ());
-        let new = Task::new(g.clone(), Some(old_at));
-        record.reuse(g, Some(old_at));
-        assert_eq!(fresh_parts(&record), fresh_parts(&new));
-        assert!(
-            record.generation.get() > 5,
-            "the generation goes on counting"
-        );
     }
 }

@@ -1,11 +1,10 @@
 //! Sleeping and yielding.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub;
 use crate::park::{self, raise};
-use crate::task::{Describe, TaskState, Wake};
+use crate::task::{Describe, Wake};
 
 /// The deadline `timeout` from now, or `None` if it is too far to represent (such a
 /// wait never times out).
@@ -85,10 +84,9 @@ pub fn yield_now() {
     if let Some(interrupt) = task.take_interrupt() {
         raise(interrupt);
     }
-    task.state.set(TaskState::Ready);
-    hub.schedule(Rc::clone(&task));
+    task.requeue(hub);
     hub.switch_away(true);
-    task.state.set(TaskState::Running);
+    task.resume();
     if let Some(interrupt) = task.take_interrupt() {
         raise(interrupt);
     }

@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::hub;
-use crate::park::make_ready;
-use crate::task::{Task, TaskState, Wake};
+use crate::task::Task;
 use crate::timer::{Action, TimerKey};
 
 /// The unwind payload of an expired [`Timeout`]; caught by [`with_timeout`]. If it
@@ -113,14 +112,6 @@ impl Drop for Timeout {
         if let Some(task) = self.task.upgrade() {
             task.cancel_timeout(self.id);
         }
-    }
-}
-
-/// Records that timeout `id` of `task` expired and wakes the task if it is blocked.
-pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
-    task.post_timeout(id);
-    if task.state.get() == TaskState::Blocked {
-        make_ready(task, Wake::Interrupted);
     }
 }
 

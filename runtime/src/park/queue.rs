@@ -8,7 +8,7 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use super::any::{self, Shared};
-use super::{about_to_park, ended, make_ready, raise, wait_here};
+use super::{about_to_park, ended, raise, wait_here};
 use crate::hub::Here;
 use crate::task::{Describe, Interrupt, TaskRef, TaskState, Wake};
 
@@ -108,7 +108,7 @@ impl<'a> Waiter<'a> {
     #[inline(always)]
     fn is_live(&self) -> bool {
         match &self.whom {
-            Whom::Task(task) => task.state.get() == TaskState::Blocked,
+            Whom::Task(task) => task.state() == TaskState::Blocked,
             Whom::Member(..) => true,
         }
     }
@@ -119,7 +119,7 @@ impl<'a> Waiter<'a> {
     pub(super) fn notify(&self) {
         self.notified.set(true);
         match &self.whom {
-            Whom::Task(task) => make_ready(task, Wake::Notified),
+            Whom::Task(task) => task.wake(Wake::Notified),
             Whom::Member(set, index) => any::member_notified(*set, *index),
         }
     }

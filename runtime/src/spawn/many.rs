@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(joiners(&ts), [0, 0, 0], "the unwind dropped the iterator");
         gate.set();
         yield_now();
-        assert!(ts.iter().all(|t| t.state.get() == crate::TaskState::Done));
+        assert!(ts.iter().all(|t| t.state() == crate::TaskState::Done));
     }
 
     #[test]
