@@ -19,6 +19,8 @@ use greenweave_runtime::Interrupt;
 use greenweave_runtime::coop::{self, Eintr};
 use libc::{c_int, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
@@ -72,7 +74,7 @@ pub(crate) fn preserving_errno<R: PartialOrd + Default>(f: impl FnOnce() -> R) -
 /// One cooperative blocking call on one fd.
 pub(crate) struct Call {
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     /// The socket option holding this call's timeout, if any.
     timeout_option: Option<c_int>,
     nonblocking: Option<bool>,
@@ -80,12 +82,12 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A call waiting for `fd` to become readable (or writable), honouring the socket
+    /// A call waiting for `fd` to become ready for `direction`, honouring the socket
     /// timeout in `timeout_option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`) if given.
-    pub(crate) fn new(fd: c_int, writable: bool, timeout_option: Option<c_int>) -> Call {
+    pub(crate) fn new(fd: c_int, direction: Direction, timeout_option: Option<c_int>) -> Call {
         Call {
             fd,
-            writable,
+            direction,
             timeout_option,
             nonblocking: None,
             deadline: None,
@@ -147,7 +149,7 @@ impl Call {
         }
         let deadline = self.deadline();
         let eintr = self.eintr();
-        match wait_fd_or_interrupt(self.fd, self.writable, deadline, eintr) {
+        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
                 coop::put_back(interrupt);
@@ -159,23 +161,23 @@ impl Call {
     }
 }
 
-/// Parks until `fd` is readable (or writable) or `deadline` passes. An interrupt is
+/// Parks until `fd` is ready for `direction` or `deadline` passes. An interrupt is
 /// delivered as its errno ([`Stop::Fail`]); a signal handler that `eintr` names ends
 /// the wait with `EINTR`.
 pub(crate) fn wait_fd(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, writable, deadline, eintr)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
 /// [`wait_fd`] with the interrupt, taken but not yet delivered, as the outer `Err`.
 fn wait_fd_or_interrupt(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<Result<(), Stop>, Interrupt> {
@@ -183,7 +185,7 @@ fn wait_fd_or_interrupt(
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
         return Ok(Err(Stop::Unwatchable));
     }
-    Ok(match coop::wait_fd(fd, writable, deadline, eintr)? {
+    Ok(match coop::wait_fd(fd, direction, deadline, eintr)? {
         Ok(()) => Ok(()),
         Err(err) => match err.raw_os_error() {
             Some(errno @ (libc::EBADF | libc::EINTR)) => Err(Stop::Fail(errno)),

@@ -58,21 +58,16 @@ pub fn can_park() -> bool {
     .unwrap_or(false)
 }
 
-/// Parks until `fd` is readable (or writable), the deadline passes (inner
+/// Parks until `fd` is ready for `direction`, the deadline passes (inner
 /// `Err(TimedOut)`), a signal handler that `eintr` names runs on this thread (inner
 /// `Err` with `EINTR`), or an interrupt arrives (`Err`).
 #[track_caller]
 pub fn wait_fd(
     fd: RawFd,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
-    let direction = if writable {
-        Direction::Write
-    } else {
-        Direction::Read
-    };
     let _signals = Interruptible::enter(eintr);
     io::wait(fd, direction, deadline)
 }

@@ -79,6 +79,15 @@ const SPARE_TASKS: usize = 64;
 /// The value the hub is switched with when its thread exits: stop the loop.
 struct HubStop;
 
+/// How the running greenlet leaves in [`Hub::switch_away`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaving {
+    /// It parked: it runs again when something wakes it.
+    Parked,
+    /// It queued itself again (a yield): it is in the run queue already.
+    Requeued,
+}
+
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
     pub(crate) ready: RunQueue,
@@ -277,8 +286,8 @@ impl Hub {
         self.ready.push(task);
     }
 
-    /// Leaves the running greenlet, which has just parked itself or (`requeued`)
-    /// queued itself again, for the next ready one; returns when someone makes it run
+    /// Leaves the running greenlet, which has just parked itself or queued itself
+    /// again (`leaving`), for the next ready one; returns when someone makes it run
     /// again.
     ///
     /// The next greenlet is switched to directly when that is a single corosensei
@@ -295,8 +304,8 @@ impl Hub {
     /// spends one per greenlet). Two greenlets handing off (ping-pong, `yield_now`
     /// between two, a spawn and its join) are where the direct switch pays.
     #[inline(always)]
-    pub(crate) fn switch_away(&self, requeued: bool) {
-        let next = self.take_direct(requeued);
+    pub(crate) fn switch_away(&self, leaving: Leaving) {
+        let next = self.take_direct(leaving);
         let to = match &next {
             Some(task) => &task.greenlet,
             None => &self.greenlet,
@@ -309,8 +318,8 @@ impl Hub {
     /// The front of the run queue, taken and marked running, if it can be switched to
     /// directly now (see [`switch_away`](Self::switch_away)).
     #[inline(always)]
-    fn take_direct(&self, requeued: bool) -> Option<Rc<Task>> {
-        let others_ready = self.ready.len() - usize::from(requeued);
+    fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
+        let others_ready = self.ready.len() - usize::from(leaving == Leaving::Requeued);
         // A depth limit of 0 admits only the greenlet that resumed us.
         let max_depth = if others_ready == 1 { DIRECT_DEPTH } else { 0 };
         self.take_front_if(|task| task.greenlet.is_one_switch_away(max_depth))

@@ -45,10 +45,12 @@ use crate::park::{WaitQueue, raise};
 use crate::task::{Describe, Wake};
 use crate::time::deadline_after;
 
-/// Readiness direction.
+/// Which readiness of an fd a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
+    /// Readable (or at end of file, or in error).
     Read,
+    /// Writable (or in error).
     Write,
 }
 

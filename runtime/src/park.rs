@@ -74,7 +74,7 @@ use std::time::Instant;
 
 use greenweave_greenlet::GreenletExit;
 
-use crate::hub::{self, Here, Hub};
+use crate::hub::{self, Here, Hub, Leaving};
 use crate::task::{Describe, Interrupt, Task, TaskRef, Wake};
 use crate::timeout::TimeoutFired;
 
@@ -148,7 +148,7 @@ pub(crate) fn park(
 /// already pending, taken, which the call returns instead of parking.
 #[inline(always)]
 #[track_caller]
-fn about_to_park(here: &Here) -> Result<(&Hub, TaskRef<'_>), Interrupt> {
+pub(crate) fn about_to_park(here: &Here) -> Result<(&Hub, TaskRef<'_>), Interrupt> {
     let hub = hub::get(here);
     let task = hub.current_task_borrowed();
     match task.take_interrupt() {
@@ -160,7 +160,7 @@ fn about_to_park(here: &Here) -> Result<(&Hub, TaskRef<'_>), Interrupt> {
 /// What a blocking call returns for a wait that ended with `why`: an interrupt that
 /// arrived meanwhile, taken, or `why`.
 #[inline(always)]
-fn ended(task: &Task, why: Wake) -> Result<Wake, Interrupt> {
+pub(crate) fn ended(task: &Task, why: Wake) -> Result<Wake, Interrupt> {
     match task.take_interrupt() {
         Some(interrupt) => Err(interrupt),
         None => Ok(why),
@@ -180,7 +180,7 @@ fn wait_here(hub: &Hub, task: &TaskRef<'_>, on: &dyn Describe, deadline: Option<
     });
     let shows = task.show_waiting_on(&on);
     task.block();
-    hub.switch_away(false);
+    hub.switch_away(Leaving::Parked);
     drop(shows);
     let why = task.resume();
     if let Some(key) = timer {

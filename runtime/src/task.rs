@@ -308,12 +308,10 @@ impl Drop for ShowsWaitingOn<'_> {
     }
 }
 
+/// As its greenlet's (`greenlet 'name' (id 3)`).
 impl fmt::Display for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "greenlet '{name}' (id {})", self.id()),
-            None => write!(f, "greenlet id {}", self.id()),
-        }
+        fmt::Display::fmt(&self.greenlet, f)
     }
 }
 

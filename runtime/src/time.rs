@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::hub;
+use crate::hub::{self, Leaving};
 use crate::park::{self, raise};
 use crate::task::{Describe, Wake};
 
@@ -79,15 +79,14 @@ pub fn yield_now() {
     // Straight-line, no closures: one frame between the caller and the switch (see
     // `hub::get`).
     let here = hub::Here::new();
-    let hub = hub::get(&here);
-    let task = hub.current_task_borrowed();
-    if let Some(interrupt) = task.take_interrupt() {
-        raise(interrupt);
-    }
+    let (hub, task) = match park::about_to_park(&here) {
+        Ok(parts) => parts,
+        Err(interrupt) => raise(interrupt),
+    };
     task.requeue(hub);
-    hub.switch_away(true);
-    task.resume();
-    if let Some(interrupt) = task.take_interrupt() {
+    hub.switch_away(Leaving::Requeued);
+    let why = task.resume();
+    if let Err(interrupt) = park::ended(&task, why) {
         raise(interrupt);
     }
 }

@@ -8,10 +8,11 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::hub;
 use crate::task::Task;
+use crate::time::deadline_after;
 use crate::timer::{Action, TimerKey};
 
 /// The unwind payload of an expired [`Timeout`]; caught by [`with_timeout`]. If it
@@ -81,7 +82,7 @@ impl Timeout {
         let id = NEXT_TIMEOUT.fetch_add(1, Ordering::Relaxed);
         hub::with(|hub| {
             let task = hub.current_task();
-            let timer = Instant::now().checked_add(duration).map(|at| {
+            let timer = deadline_after(duration).map(|at| {
                 hub.timers.borrow_mut().insert(
                     at,
                     Action::Timeout {
