@@ -117,27 +117,7 @@ pub(super) fn driver_main(commands: &mpsc::Receiver<Command>) {
 }
 
 pub(super) fn open_connections(addr: SocketAddr, n: usize) -> Vec<Rc<TcpStream>> {
-    let connectors = CONNECTING_AT_ONCE.min(n);
-    let jobs: Vec<_> = (0..connectors)
-        .map(|j| {
-            // Connector j opens connections j, j + connectors, ...
-            let mine = (j..n).step_by(connectors).count();
-            greenweave::spawn(move || {
-                (0..mine)
-                    .map(|_| {
-                        let c = TcpStream::connect(addr).expect("connect to the server");
-                        c.set_nodelay(true).expect("TCP_NODELAY");
-                        c
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .collect();
-    greenweave::joinall(jobs)
-        .into_iter()
-        .flat_map(|r| r.expect("connector greenlets do not panic"))
-        .map(Rc::new)
-        .collect()
+    reqresp::connect_in_greenlets(addr, n, reqresp::greenweave_connect)
 }
 
 /// `rounds` round trips spread over `conns` (all at once); the time they took.

@@ -1,6 +1,8 @@
 //! TCP servers under load: echo round trips and the accept rate, greenweave against
-//! tokio, may and a thread per connection. Only the server differs between the
-//! functions of a group: every server is driven by the same client driver.
+//! tokio, may and a thread per connection (only the server differs between the
+//! functions of those groups: every server is driven by the same client driver); and
+//! request–response clients, greenweave against tokio and OS threads (only the client
+//! differs: every client talks to the same server).
 //!
 //! # The client driver
 //!
@@ -21,6 +23,25 @@
 //!   per second = 1 / time (criterion prints it as `elem/s`).
 //! - `echo_4k`: the same with 4 KiB messages.
 //! - `echo_1000conns`: the same with 64-byte messages over 1,000 connections.
+//! - `echo_cpu`: 100 connections, 4 KiB messages, and a handler that does real CPU
+//!   work before each reply: it hashes what it read 200 times (`cpu_work`, about 0.2 ms
+//!   per 4 KiB, some 20 times what the client spends on a round trip). The server, not
+//!   the client driver, is then the bottleneck, so a second core shows: `workers(2)`
+//!   against one hub, beside tokio's `current_thread` and 2-worker multi-thread
+//!   runtimes running the same handler.
+//! - `reqresp_50`, `reqresp_1000`: request–response *clients* (issue 15): 50 or 1,000
+//!   connections, each its own client sending a 64-byte request and reading the
+//!   response before the next, against one `greenweave_1hub` echo server in a process
+//!   of its own; the client, written four ways (see `reqresp.rs`: unmodified `std::net`
+//!   after `patch_all`, `greenweave::net`, tokio `current_thread`, an OS thread per
+//!   connection), runs in a process of its own too, started once per function and
+//!   driven over a pipe (see `procs.rs`). One iteration is one round trip; the time is
+//!   the client's, from its first write to its last read. After the groups, a full
+//!   `cargo bench` run counts each client's system calls per round trip with
+//!   `strace -f -c` (see `syscalls.rs`) into `target/reqresp_syscalls.json`.
+//! - `echo_10k`: 10,000 connections, 64-byte echo round trips against the
+//!   `greenweave_1hub` and `tokio_current_thread` servers, each in a process of its
+//!   own, driven by the `greenweave_net` request–response client in another.
 //! - `accept`: one iteration is one connection: connect, wait until the server has
 //!   accepted it and closed it (the client reads end-of-file), then close with
 //!   `SO_LINGER` 0 (a reset, so that neither side keeps the 4-tuple in `TIME_WAIT` and
@@ -68,11 +89,15 @@
 //!
 //! Goals (see BENCHMARKS.md, `cargo run --release -p xtask -- bench-report`): `echo`
 //! `greenweave_1hub` ≥ 1.0× `tokio_current_thread`; `greenweave_workers2` ≥ 1.6×
-//! `greenweave_1hub`.
+//! `greenweave_1hub`; `echo_cpu` `greenweave_workers2` ≥ 1.7× `greenweave_1hub`; the
+//! request–response clients `std_net_patched` and `greenweave_net` ≥ 1.0× `tokio_current_thread` at 50 and 1,000 connections, ≥ 2×
+//! `os_threads` at 1,000, with no more system calls per round trip than tokio's;
+//! `echo_10k` `greenweave_1hub` ≥ 1.0× `tokio_current_thread`.
 //!
-//! Run with `cargo bench --bench echo` (about a minute: 20 functions, each with 0.5 s of
-//! warm-up and 10 samples over 2 s, plus server setup; criterion's `--warm-up-time`,
-//! `--measurement-time` and `--sample-size` flags override these defaults).
+//! Run with `cargo bench --bench echo` (a few minutes: 30 functions, each with 0.5 s of
+//! warm-up and 10 samples over 2 s (4 s at 10,000 connections), plus setup and the
+//! `strace` counts; criterion's `--warm-up-time`, `--measurement-time` and
+//! `--sample-size` flags override these defaults).
 
 // `criterion_group!` and `criterion_main!` generate public items without doc comments,
 // which the workspace's `missing_docs = "deny"` would reject.
@@ -89,16 +114,18 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{
-    BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group};
 use greenweave::net::TcpStream;
 use greenweave::server::StreamServer;
 
 mod client;
+mod procs;
+mod reqresp;
 mod servers;
+mod syscalls;
 
 use client::*;
+use procs::{ClientProcess, ServerProcess};
 use servers::*;
 
 /// Size of every server's per-connection read buffer.
@@ -113,11 +140,16 @@ const ACCEPT_CONCURRENCY: usize = 32;
 
 type Group<'a> = BenchmarkGroup<'a, WallTime>;
 
-/// One echo group: every server, `conns` connections, `size`-byte messages.
-fn echo_group(mut group: Group, client: &ClientDriver, conns: usize, size: usize) {
+/// One echo group: each of `servers`, `conns` connections, `size`-byte messages.
+fn echo_group(
+    mut group: Group,
+    client: &ClientDriver,
+    (conns, size): (usize, usize),
+    servers: &[ServerPeer],
+) {
     group.throughput(Throughput::Elements(1));
     group.sampling_mode(SamplingMode::Flat);
-    for (name, start) in ECHO_SERVERS {
+    for &(name, start) in servers {
         let server = start();
         client.connect(server.addr, conns);
         group.bench_function(name, |b| b.iter_custom(|iters| client.echo(iters, size)));
@@ -129,9 +161,21 @@ fn echo_group(mut group: Group, client: &ClientDriver, conns: usize, size: usize
 
 fn echo(c: &mut Criterion) {
     let client = ClientDriver::start();
-    echo_group(c.benchmark_group("echo"), &client, 100, 64);
-    echo_group(c.benchmark_group("echo_4k"), &client, 100, 4096);
-    echo_group(c.benchmark_group("echo_1000conns"), &client, 1000, 64);
+    echo_group(c.benchmark_group("echo"), &client, (100, 64), &ECHO_SERVERS);
+    echo_group(
+        c.benchmark_group("echo_4k"),
+        &client,
+        (100, 4096),
+        &ECHO_SERVERS,
+    );
+    let group = c.benchmark_group("echo_1000conns");
+    echo_group(group, &client, (1000, 64), &ECHO_SERVERS);
+    echo_group(
+        c.benchmark_group("echo_cpu"),
+        &client,
+        (100, 4096),
+        &CPU_SERVERS,
+    );
 }
 
 fn accept(c: &mut Criterion) {
@@ -154,6 +198,64 @@ fn accept(c: &mut Criterion) {
     group.finish();
 }
 
+/// The request–response groups: name and connections.
+const REQRESP_GROUPS: [(&str, usize); 2] = [("reqresp_50", 50), ("reqresp_1000", 1000)];
+/// The server every request–response client talks to (in a process of its own).
+const REQRESP_SERVER: &str = "greenweave_1hub";
+
+fn reqresp(c: &mut Criterion) {
+    let server = ServerProcess::start(REQRESP_SERVER);
+    for (name, conns) in REQRESP_GROUPS {
+        let mut group = c.benchmark_group(name);
+        group
+            .throughput(Throughput::Elements(1))
+            .sampling_mode(SamplingMode::Flat);
+        for kind in reqresp::KINDS {
+            let mut client = ClientProcess::start(kind, conns, server.addr);
+            group.bench_function(kind.name(), |b| b.iter_custom(|iters| client.run(iters)));
+            client.stop();
+        }
+        group.finish();
+    }
+    server.stop();
+    if counting_syscalls() {
+        syscalls::count_and_save(REQRESP_SERVER, &REQRESP_GROUPS);
+    }
+}
+
+/// Whether this run counts system calls: a full `cargo bench` run (not `cargo test
+/// --benches`) whose filter, if any, selects the request–response groups.
+fn counting_syscalls() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    args.iter().any(|a| a == "--bench")
+        && (filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| "reqresp".contains(f.as_str()) || f.contains("reqresp")))
+}
+
+/// Echo servers at 10,000 connections, driven by a client in another process.
+fn echo_10k(c: &mut Criterion) {
+    let mut group = c.benchmark_group("echo_10k");
+    group
+        .throughput(Throughput::Elements(1))
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(4));
+    for name in ["greenweave_1hub", "tokio_current_thread"] {
+        let server = ServerProcess::start(name);
+        let kind = reqresp::Kind::GreenweaveNet;
+        let mut client = ClientProcess::start(kind, ECHO_10K_CONNS, server.addr);
+        group.bench_function(name, |b| b.iter_custom(|iters| client.run(iters)));
+        client.stop();
+        server.stop();
+    }
+    group.finish();
+}
+
+/// Connections of the `echo_10k` group.
+const ECHO_10K_CONNS: usize = 10_000;
+
 fn config() -> Criterion {
     // Defaults for a plain `cargo bench` (20 functions, about a minute in all);
     // command-line flags override them. Each sample takes many iterations, so 10 samples
@@ -167,6 +269,14 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = echo, accept
+    targets = echo, accept, reqresp, echo_10k
 }
-criterion_main!(benches);
+
+fn main() {
+    // A server or client process this bench started (see `procs`).
+    if procs::run_role_if_asked() {
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -12,6 +12,28 @@ pub(super) enum Mode {
     Echo,
     /// Close at once (the `accept` group).
     Close,
+    /// Echo until end-of-file, after [`cpu_work`] on each read (the `echo_cpu` group).
+    Work,
+}
+
+/// Passes of [`cpu_work`] over each read's bytes.
+pub(super) const WORK_PASSES: u64 = 200;
+
+/// The `echo_cpu` handlers' work: hashes `bytes` [`WORK_PASSES`] times (SipHash, std's
+/// default hasher), about 0.2 ms for 4 KiB, so that a request costs the server far more
+/// CPU than the client. The work is per byte, so a message read in pieces costs the
+/// same as one read whole.
+pub(super) fn cpu_work(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hash = 0;
+    for pass in 0..WORK_PASSES {
+        let mut hasher =
+            std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().build_hasher();
+        hasher.write_u64(pass ^ hash);
+        hasher.write(bytes);
+        hash = hasher.finish();
+    }
+    std::hint::black_box(hash)
 }
 
 /// A one-shot stop signal any thread can wait for.
@@ -56,6 +78,9 @@ pub(super) fn greenweave_handler(mode: Mode) -> impl Fn(TcpStream, SocketAddr) +
         let _ = conn.set_nodelay(true);
         let mut buf = vec![0; SERVER_BUF];
         while let Ok(n @ 1..) = conn.read(&mut buf) {
+            if mode == Mode::Work {
+                cpu_work(&buf[..n]);
+            }
             if conn.write_all(&buf[..n]).is_err() {
                 return;
             }
@@ -129,6 +154,9 @@ async fn tokio_serve(listener: tokio::net::TcpListener, mode: Mode) {
             let _ = conn.set_nodelay(true);
             let mut buf = vec![0; SERVER_BUF];
             while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                if mode == Mode::Work {
+                    cpu_work(&buf[..n]);
+                }
                 if conn.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
@@ -222,9 +250,12 @@ impl Drop for LiveGuard {
 }
 
 /// Echoes on a blocking-style stream (may's or std's) until end-of-file.
-pub(super) fn blocking_echo(mut conn: impl Read + Write) {
+pub(super) fn blocking_echo(mut conn: impl Read + Write, mode: Mode) {
     let mut buf = vec![0; SERVER_BUF];
     while let Ok(n @ 1..) = conn.read(&mut buf) {
+        if mode == Mode::Work {
+            cpu_work(&buf[..n]);
+        }
         if conn.write_all(&buf[..n]).is_err() {
             return;
         }
@@ -248,9 +279,9 @@ pub(super) fn may_server(mode: Mode) -> RunningServer {
             let guard = LiveGuard::new(&l);
             may_go(move || {
                 let _guard = guard;
-                if mode == Mode::Echo {
+                if mode != Mode::Close {
                     let _ = conn.set_nodelay(true);
-                    blocking_echo(conn);
+                    blocking_echo(conn, mode);
                 }
             });
         }
@@ -284,9 +315,9 @@ pub(super) fn thread_per_connection_server(mode: Mode) -> RunningServer {
             let guard = LiveGuard::new(&l);
             thread::spawn(move || {
                 let _guard = guard;
-                if mode == Mode::Echo {
+                if mode != Mode::Close {
                     let _ = conn.set_nodelay(true);
-                    blocking_echo(conn);
+                    blocking_echo(conn, mode);
                 }
             });
         }
@@ -315,4 +346,12 @@ pub(super) const ECHO_SERVERS: [ServerPeer; 6] = [
     ("thread_per_connection", || {
         thread_per_connection_server(Mode::Echo)
     }),
+];
+
+/// The servers of the `echo_cpu` group: one core against two.
+pub(super) const CPU_SERVERS: [ServerPeer; 4] = [
+    ("greenweave_1hub", || greenweave_server(1, Mode::Work)),
+    ("greenweave_workers2", || greenweave_server(2, Mode::Work)),
+    ("tokio_current_thread", || tokio_server(None, Mode::Work)),
+    ("tokio_multi_thread2", || tokio_server(Some(2), Mode::Work)),
 ];

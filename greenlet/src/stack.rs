@@ -26,7 +26,7 @@
 //!    holds [`HOT_STACKS`] gives back all but its top 8 KiB at once (one `madvise`),
 //!    so a shallow greenlet reusing it soon faults no page in.
 //! 3. **Idle.** [`mark_idle`](StackPool::mark_idle), called periodically from outside
-//!    (the runtime's hub does, at most every 250 ms), moves the free stacks beyond the
+//!    (the runtime's hub does, at most every 200 ms), moves the free stacks beyond the
 //!    warm set that no greenlet took since the previous call to a release queue, and
 //!    [`release`](StackPool::release) gives their memory back a bounded number at a
 //!    time (see `release`): a slab whose stacks are then all free is unmapped, the
@@ -88,10 +88,9 @@ mod release;
 struct Slab {
     base: *mut u8,
     len: usize,
-    /// The `limit`s of this slab's cold stacks: free, pages given back, and holding no
-    /// reference to the slab (the size class's `cold_slabs` entry holds one for all).
-    cold: RefCell<Vec<usize>>,
-    /// This slab's index in its size class's `cold_slabs` while `cold` is not empty.
+    /// This slab's entry in its size class's `cold_slabs` while it has cold stacks,
+    /// [`NOT_COLD`] otherwise. (The cold list lives there, not here: a slab stays the
+    /// size it was, so memory per greenlet does not grow.)
     cold_index: Cell<usize>,
     /// The usable range of each stack carved so far, registered as a stack with
     /// Valgrind for as long as the mapping exists, so that memcheck takes a switch onto
@@ -106,10 +105,21 @@ impl Drop for Slab {
         // Deregistered before the memory goes.
         self.valgrind.get_mut().clear();
         // SAFETY: the mapping was made by `map_stacks` with this length, and every
-        // stack carved from it held an `Rc<Slab>` (a cold one through `cold_slabs`):
+        // stack carved from it held an `Rc<Slab>` (cold ones through `cold_slabs`):
         // the last one is gone, so nothing runs on or points into it any more.
         unsafe { sys::unmap(self.base, self.len) };
     }
+}
+
+/// [`Slab::cold_index`] of a slab without cold stacks.
+const NOT_COLD: usize = usize::MAX;
+
+/// A slab's cold stacks: free, their pages given back, and holding no reference to the
+/// slab each (this entry holds one for all of them).
+struct ColdSlab {
+    slab: Rc<Slab>,
+    /// The cold stacks' `limit`s.
+    limits: Vec<usize>,
 }
 
 /// A stack's place in a slab, without the pool-returning behaviour of [`PooledStack`].
@@ -119,7 +129,7 @@ struct Slot {
     /// Highest address of the stack (where it starts growing down from).
     base: usize,
     /// Keeps the mapping alive: every stack carved from a slab, free or in use, holds
-    /// one reference (cold ones excepted, see [`Slab::cold`]), and the size class one
+    /// one reference (cold ones excepted, see [`ColdSlab`]), and the size class one
     /// more while it carves the slab.
     slab: Rc<Slab>,
 }
@@ -203,8 +213,8 @@ struct SizeClass {
     /// Free stacks that went unused for a whole period, waiting for
     /// [`release`](StackPool::release); handed out when `free` is empty.
     idle: Vec<Slot>,
-    /// Slabs holding cold stacks (see [`Slab::cold`]), one reference each.
-    cold_slabs: Vec<Rc<Slab>>,
+    /// The slabs holding cold stacks, each with its cold stacks.
+    cold_slabs: Vec<ColdSlab>,
     /// The slab being carved, and how many of its stacks are handed out so far.
     carving: Option<(Rc<Slab>, usize)>,
     stacks_per_slab: usize,
@@ -239,8 +249,7 @@ impl SizeClass {
                     base,
                     len,
                     valgrind: RefCell::new(Vec::with_capacity(self.stacks_per_slab)),
-                    cold: RefCell::new(Vec::new()),
-                    cold_index: Cell::new(0),
+                    cold_index: Cell::new(NOT_COLD),
                 };
                 (Rc::new(slab), 0)
             }
@@ -333,7 +342,7 @@ impl StackPool {
         self.classes
             .iter()
             .map(|c| {
-                let cold: usize = c.cold_slabs.iter().map(|s| s.cold.borrow().len()).sum();
+                let cold: usize = c.cold_slabs.iter().map(|s| s.limits.len()).sum();
                 c.free.len() + c.idle.len() + cold
             })
             .sum()

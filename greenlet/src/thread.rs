@@ -183,7 +183,7 @@ pub fn pooled_stacks() -> usize {
 /// system call: a queued stack is still handed out (after the warm ones) until it is
 /// released.
 ///
-/// Call it periodically (greenweave's hub does, at most every 250 ms), then release
+/// Call it periodically (greenweave's hub does, at most every 200 ms), then release
 /// the queue a bounded number at a time while the thread is idle: a stack has to go
 /// unused for a whole period to be queued, so a load that goes up and down keeps its
 /// stacks. Costs nothing on spawn or switch. Does nothing during thread exit.

@@ -61,13 +61,13 @@ fn finish(parked: Vec<(Greenlet, usize)>) {
 
 #[test]
 fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
-    if std::env::var_os("RUNNING_UNDER_VALGRIND").is_some() {
-        // Valgrind keeps its own view of the address space: /proc/self/maps tells
-        // nothing about the program's unmapped slabs under it.
+    // Valgrind keeps its own view of the address space: /proc/self/maps tells nothing
+    // about the program's unmapped slabs under it. Everything else is checked.
+    let maps = std::env::var_os("RUNNING_UNDER_VALGRIND").is_none();
+    if !maps {
         eprintln!("skipped under Valgrind: which addresses are mapped");
-        return;
     }
-    std::thread::spawn(|| {
+    let addrs = std::thread::spawn(move || {
         let burst = park(BURST);
         let addrs: Vec<usize> = burst.iter().map(|(_, a)| *a).collect();
         finish(burst);
@@ -89,7 +89,7 @@ fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
         );
         assert_eq!(surplus_stacks(), 10);
         assert!(
-            addrs.iter().all(|&a| mapped(a)),
+            !maps || addrs.iter().all(|&a| mapped(a)),
             "queuing makes no system call"
         );
         assert_eq!(release_idle_stacks(100), queued - 100, "a bounded step");
@@ -100,7 +100,7 @@ fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
         // the next one only gives back pages.
         let unmapped_slabs = queued / PER_SLAB;
         let kept = BURST - unmapped_slabs * PER_SLAB;
-        for (i, &addr) in addrs.iter().enumerate() {
+        for (i, &addr) in addrs.iter().enumerate().filter(|_| maps) {
             assert_eq!(
                 mapped(addr),
                 i >= unmapped_slabs * PER_SLAB,
@@ -137,7 +137,8 @@ fn idle_stacks_beyond_the_warm_set_are_released_and_exit_unmaps_the_rest() {
         addrs
     })
     .join()
-    .unwrap()
-    .into_iter()
-    .for_each(|addr| assert!(!mapped(addr), "the thread's exit unmapped every slab"));
+    .unwrap();
+    for addr in addrs.into_iter().filter(|_| maps) {
+        assert!(!mapped(addr), "the thread's exit unmapped every slab");
+    }
 }

@@ -1,30 +1,33 @@
-//! `close`, `dup`, `dup2`, `dup3`, `fcntl`, `pipe`, `pipe2`: keeping the fd table
-//! right, and waking greenlets whose fd is closed.
+//! `close`, `dup`, `dup2`, `dup3`, `fcntl`, `ioctl`, `pipe`, `pipe2`: keeping the fd
+//! table right, and waking greenlets whose fd is closed.
 //!
-//! - `close` (and `dup2`/`dup3` replacing an open fd) first wakes every greenlet of
-//!   this thread's hub waiting on the fd, whose call then fails with `EBADF`
-//!   ([`notify_closed`](greenweave_runtime::coop::notify_closed)), then closes it and
-//!   drops its table entry. Greenlets of *other* threads' hubs waiting on the same fd
-//!   are not woken (epoll forgets a closed fd silently; nothing crosses threads), and
-//!   neither are waiters when the close is made by the hub itself.
-//! - `dup`, `dup2`, `dup3`, `fcntl(F_DUPFD*)` give the new fd the old one's kind;
-//!   `pipe`/`pipe2` record their fds as pipes.
+//! - `close` (and `dup2`/`dup3` replacing an open fd) first reports the fd to the
+//!   runtime ([`notify_closed`](greenweave_runtime::coop::notify_closed)): this
+//!   thread's hub drops its epoll registration while the fd is still open and wakes
+//!   every greenlet waiting on it, whose call then fails with `EBADF`; other threads'
+//!   hubs drop theirs at their next use of the number. Then it closes the fd and drops
+//!   its table entry. Greenlets of *other* threads' hubs waiting on the same fd are not
+//!   woken (epoll forgets a closed fd silently; nothing crosses threads).
+//! - `dup`, `dup2`, `dup3`, `fcntl(F_DUPFD*)` give the new fd the old one's kind and
+//!   state (both then shared, see the `fd` module); `pipe`/`pipe2` record their fds as
+//!   pipes, with the `O_NONBLOCK` given.
+//! - `fcntl(F_SETFL)` and `ioctl(FIONBIO)` record the user's `O_NONBLOCK`.
 //! - `fcntl(F_GETFL)` hides the `O_NONBLOCK` that `connect` sets for the length of its
 //!   syscall (see the `net` module), so callers only ever see their own flag.
 //!
 //! These hooks work whenever the socket area is patched, on every thread: the table is
 //! shared by all of them.
 //!
-//! `fcntl` is variadic in C. The hook takes its optional third argument as a fixed
-//! `c_ulong`: on the Linux ABIs (x86_64, aarch64, …) the first variadic integer or
-//! pointer arguments travel exactly like fixed ones, and the real function is called
-//! through a variadic pointer.
+//! `fcntl` and `ioctl` are variadic in C. The hooks take the optional third argument
+//! as a fixed `c_ulong`: on the Linux ABIs (x86_64, aarch64, …) the first variadic
+//! integer or pointer arguments travel exactly like fixed ones, and the real functions
+//! are called through a variadic pointer.
 
 use greenweave_runtime::coop;
 use libc::{c_int, c_ulong};
 
 use crate::Area;
-use crate::fd::{self, Kind};
+use crate::fd::{self, Kind, Opened};
 use crate::state::is_patched;
 
 /// The real functions.
@@ -66,6 +69,22 @@ pub mod real {
         unsafe { variadic(c"fcntl64", fd, cmd, arg) }
     }
 
+    /// libc's `ioctl`, with its optional argument as an integer (pointers fit).
+    ///
+    /// # Safety
+    ///
+    /// The same contract as the libc function: `arg` is what `request` expects.
+    pub unsafe fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong) -> c_int {
+        use std::sync::atomic::AtomicPtr;
+        static IOCTL: AtomicPtr<libc::c_void> = AtomicPtr::new(std::ptr::null_mut());
+        let ptr = crate::real::resolve(&IOCTL, c"ioctl");
+        // SAFETY: `ptr` is libc's `ioctl`, which is variadic after `request`.
+        let f: unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int =
+            unsafe { std::mem::transmute(ptr) };
+        // SAFETY: as the caller guarantees.
+        unsafe { f(fd, request, arg) }
+    }
+
     /// Calls the real variadic `name` (`fcntl` or `fcntl64`).
     ///
     /// # Safety
@@ -98,16 +117,17 @@ pub(crate) const HOOKS: &[*const ()] = &[
     dup3 as *const (),
     fcntl as *const (),
     fcntl64 as *const (),
+    ioctl as *const (),
     pipe as *const (),
     pipe2 as *const (),
 ];
 
-/// Wakes this hub's greenlets waiting on `fd`, which is about to be closed.
+/// Reports `fd`, about to be closed or replaced, to the runtime: this thread's hub
+/// drops its registration and wakes its waiters (`EBADF`); other hubs drop theirs at
+/// their next use. A forked child's hub copy must not be touched (it shares the
+/// parent's epoll instance).
 fn wake_waiters(fd: c_int) {
-    // Only a thread whose hub is not running has greenlets that could wait here; on a
-    // plain thread no hub is made; a forked child's hub copy must not be touched (it
-    // shares the parent's epoll instance).
-    if coop::can_park() && !crate::wait::forked() {
+    if !crate::wait::forked() {
         coop::notify_closed(fd);
     }
 }
@@ -195,8 +215,8 @@ unsafe fn replace(old: c_int, new: c_int, call: impl FnOnce() -> c_int) -> c_int
     rc
 }
 
-/// Hook for `fcntl(2)`: `F_GETFL` shows only the user's `O_NONBLOCK`; `F_DUPFD*`
-/// copies the kind.
+/// Hook for `fcntl(2)`: `F_GETFL` shows only the user's `O_NONBLOCK`; `F_SETFL`
+/// records it; `F_DUPFD*` copies the kind and state.
 ///
 /// # Safety
 ///
@@ -206,7 +226,7 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { real::fcntl(fd, cmd, arg) };
     if is_patched(Area::Socket) {
-        after_fcntl(fd, cmd, rc)
+        after_fcntl(fd, cmd, arg, rc)
     } else {
         rc
     }
@@ -222,15 +242,19 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { real::fcntl64(fd, cmd, arg) };
     if is_patched(Area::Socket) {
-        after_fcntl(fd, cmd, rc)
+        after_fcntl(fd, cmd, arg, rc)
     } else {
         rc
     }
 }
 
-/// The table side of an `fcntl` that returned `rc`.
-fn after_fcntl(fd: c_int, cmd: c_int, rc: c_int) -> c_int {
+/// The table side of an `fcntl(fd, cmd, arg)` that returned `rc`.
+fn after_fcntl(fd: c_int, cmd: c_int, arg: c_ulong, rc: c_int) -> c_int {
     match cmd {
+        libc::F_SETFL if rc == 0 => {
+            fd::set_nonblocking(fd, arg as c_int & libc::O_NONBLOCK != 0);
+            rc
+        }
         libc::F_GETFL if rc >= 0 && rc & libc::O_NONBLOCK != 0 && fd::is_connecting(fd) => {
             rc & !libc::O_NONBLOCK
         }
@@ -240,6 +264,24 @@ fn after_fcntl(fd: c_int, cmd: c_int, rc: c_int) -> c_int {
         }
         _ => rc,
     }
+}
+
+/// Hook for `ioctl(2)`: `FIONBIO` (std's `set_nonblocking`) records the user's
+/// `O_NONBLOCK`.
+///
+/// # Safety
+///
+/// As `ioctl(2)`: `arg` is what `request` expects (ignored if it expects none).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: c_ulong) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { real::ioctl(fd, request, arg) };
+    if rc == 0 && request == libc::FIONBIO && is_patched(Area::Socket) {
+        // SAFETY: the kernel has just read an int through `arg`.
+        let on = unsafe { (arg as *const c_int).read_unaligned() } != 0;
+        fd::set_nonblocking(fd, on);
+    }
+    rc
 }
 
 /// Hook for `pipe(2)`: records both ends as pipes.
@@ -252,7 +294,7 @@ pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     // SAFETY: the caller's argument, passed on unchanged.
     let rc = unsafe { real::pipe(fds) };
     // SAFETY: on success the kernel filled in both fds.
-    unsafe { record_pipe(rc, fds) };
+    unsafe { record_pipe(rc, fds, 0) };
     rc
 }
 
@@ -266,17 +308,23 @@ pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
     // SAFETY: the caller's arguments, passed on unchanged.
     let rc = unsafe { real::pipe2(fds, flags) };
     // SAFETY: on success the kernel filled in both fds.
-    unsafe { record_pipe(rc, fds) };
+    unsafe { record_pipe(rc, fds, flags) };
     rc
 }
 
 /// # Safety
 ///
-/// If `rc == 0`, `fds` holds two fds.
-unsafe fn record_pipe(rc: c_int, fds: *const c_int) {
+/// If `rc == 0`, `fds` holds two fds, made with `flags`.
+unsafe fn record_pipe(rc: c_int, fds: *const c_int, flags: c_int) {
     if rc == 0 && is_patched(Area::Socket) {
         // SAFETY: as the caller guarantees.
         let pair = unsafe { [*fds, *fds.add(1)] };
-        pair.into_iter().for_each(|fd| fd::set(fd, Kind::Fifo));
+        let state = Opened {
+            tcp: false,
+            nonblocking: flags & libc::O_NONBLOCK != 0,
+            timeouts_of: None,
+        };
+        pair.into_iter()
+            .for_each(|fd| fd::opened(fd, Kind::Fifo, state));
     }
 }

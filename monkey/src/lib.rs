@@ -86,7 +86,7 @@
 //!
 //! | Area | Calls |
 //! |---|---|
-//! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping: `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `pipe*` |
+//! | [`Area::Socket`] | `read`, `write`, `readv`, `writev` (sockets, pipes, FIFOs, devices); `recv`, `recvfrom`, `recvmsg`, `recvmmsg`, `send`, `sendto`, `sendmsg`, `sendmmsg`; `sendfile`, `sendfile64`, `splice`; `connect`, `accept`, `accept4`; `poll`, `ppoll`, `select`, `pselect`; fd bookkeeping (kind, blocking mode, socket timeouts): `socket`, `socketpair`, `close`, `dup*`, `fcntl`, `ioctl(FIONBIO)`, `setsockopt`, `pipe*` |
 //! | [`Area::Time`] | `nanosleep`, `clock_nanosleep`, `usleep`, `sleep` |
 //! | [`Area::Dns`] | `getaddrinfo` (on the thread pool) |
 //! | [`Area::Threads`] | `syscall` (futex numbers only: std's locks, condvars, `Once`, `Barrier`, channels, `thread::park`; parking_lot's per-thread waits block the thread), `pthread_join` |

@@ -36,7 +36,7 @@ pub(crate) unsafe fn recvmsg_coop(
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO));
+    let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO)).reading_socket(flags);
     let waitall = kind == Kind::Stream && flags & libc::MSG_WAITALL != 0;
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::recvmsg(fd, msg, flags | f) };

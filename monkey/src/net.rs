@@ -1,7 +1,10 @@
-//! `socket`, `socketpair`, `connect`, `accept`, `accept4`.
+//! `socket`, `socketpair`, `connect`, `accept`, `accept4`, `setsockopt`.
 //!
 //! - `socket`/`socketpair` (and the fds `accept*` returns) are recorded in the fd
-//!   table as they are made, whenever the socket area is patched.
+//!   table as they are made, whenever the socket area is patched, with their blocking
+//!   mode (`SOCK_NONBLOCK`) and timeouts (none; an accepted connection's are its
+//!   listener's). `setsockopt` of `SO_RCVTIMEO`/`SO_SNDTIMEO` records the new
+//!   timeout (see the `fd` module).
 //! - `accept`/`accept4` have no per-call non-blocking flag, and making the listener
 //!   non-blocking, even briefly, would make a concurrent blocking `accept` on another
 //!   thread or process fail with `EAGAIN`. So the hook polls the listener with a zero
@@ -21,20 +24,22 @@
 //!   cooperative back-off. (A `fcntl(F_SETFL)` by another thread during that one
 //!   syscall would be undone by the restore.)
 
-use libc::{c_int, sockaddr, socklen_t};
+use std::time::Duration;
+
+use libc::{c_int, c_void, sockaddr, socklen_t};
 
 use greenweave_runtime::io::Direction;
 
 use crate::Area;
 use crate::errno::{errno, set_errno};
-use crate::fd::{self, Kind};
+use crate::fd::{self, Kind, Opened};
 use crate::poll::ready;
 use crate::state::is_patched;
 use crate::wait::{Call, Stop, back_off, cooperative_socket, preserving_errno, wait_fd};
 
 /// The real functions.
 pub mod real {
-    use libc::{c_int, sockaddr, socklen_t};
+    use libc::{c_int, c_void, sockaddr, socklen_t};
 
     crate::real::real_fns! {
         /// libc's `socket`.
@@ -47,6 +52,8 @@ pub mod real {
         fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
         /// libc's `accept4`.
         fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
+        /// libc's `setsockopt`.
+        fn setsockopt(fd: c_int, level: c_int, name: c_int, value: *const c_void, len: socklen_t) -> c_int;
     }
 }
 
@@ -57,6 +64,7 @@ pub(crate) const HOOKS: &[*const ()] = &[
     connect as *const (),
     accept as *const (),
     accept4 as *const (),
+    setsockopt as *const (),
 ];
 
 /// Hook for `socket(2)`: records the new socket's kind.
@@ -69,9 +77,20 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     // SAFETY: plain integer arguments.
     let fd = unsafe { real::socket(domain, ty, protocol) };
     if fd >= 0 && is_patched(Area::Socket) {
-        fd::set(fd, Kind::of_socket_type(ty));
+        let kind = Kind::of_socket_type(ty);
+        let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
+        fd::opened(fd, kind, made(ty, inet && kind == Kind::Stream));
     }
     fd
+}
+
+/// What a socket made with type `ty` (flags included) is known to be.
+fn made(ty: c_int, tcp: bool) -> Opened {
+    Opened {
+        tcp,
+        nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+        timeouts_of: None,
+    }
 }
 
 /// Hook for `socketpair(2)`: records the new sockets' kind.
@@ -91,8 +110,9 @@ pub unsafe extern "C" fn socketpair(
     if rc == 0 && is_patched(Area::Socket) {
         // SAFETY: the kernel just filled in both fds.
         let pair = unsafe { [*sv, *sv.add(1)] };
+        let kind = Kind::of_socket_type(ty);
         pair.into_iter()
-            .for_each(|fd| fd::set(fd, Kind::of_socket_type(ty)));
+            .for_each(|fd| fd::opened(fd, kind, made(ty, false)));
     }
     rc
 }
@@ -143,7 +163,8 @@ unsafe fn accept_hook(
             None => real::accept(fd, addr, len),
         };
         if new >= 0 && is_patched(Area::Socket) {
-            fd::copy(fd, new);
+            let nonblocking = flags.is_some_and(|f| f & libc::SOCK_NONBLOCK != 0);
+            fd::accepted(fd, new, nonblocking);
         }
         new
     };
@@ -154,8 +175,9 @@ unsafe fn accept_hook(
         let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO));
         let mut checked = false;
         loop {
-            // Ready also covers errors and hang-ups: the real call reports those.
-            if ready(fd, libc::POLLIN) {
+            // Ready also covers errors and hang-ups: the real call reports those. (A
+            // listener the hub knows has nothing queued is not polled.)
+            if !call.parks_first() && ready(fd, libc::POLLIN) {
                 return real();
             }
             // Before the first park: a socket that is not listening fails at once.
@@ -300,4 +322,63 @@ fn finish_connect(fd: c_int, call: &mut Call) -> c_int {
         return fail(err);
     }
     0
+}
+
+/// Hook for `setsockopt(2)`: records a new `SO_RCVTIMEO`/`SO_SNDTIMEO` in the fd
+/// table once the kernel has taken it.
+///
+/// # Safety
+///
+/// As `setsockopt(2)`: `value` is readable for `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: the caller's arguments, passed on unchanged.
+    let rc = unsafe { real::setsockopt(fd, level, name, value, len) };
+    if rc == 0 && level == libc::SOL_SOCKET && is_patched(Area::Socket) {
+        // SAFETY: the kernel accepted `value` as this option's argument.
+        if let Some(timeout) = unsafe { timeout_value(name, value, len) } {
+            fd::set_timeout(fd, name, timeout);
+        }
+    }
+    rc
+}
+
+/// The timeout a successful `setsockopt(SOL_SOCKET, name, value, len)` set, if `name`
+/// is a timeout option: `Some(None)` for none (zero, or a negative time, which Linux
+/// takes as none).
+///
+/// # Safety
+///
+/// The kernel accepted `value` (`len` bytes) for `name`.
+#[allow(clippy::useless_conversion)] // `time_t` and `suseconds_t` are `i64` on 64-bit Linux only
+unsafe fn timeout_value(
+    name: c_int,
+    value: *const c_void,
+    len: socklen_t,
+) -> Option<Option<Duration>> {
+    let (sec, usec) = match name {
+        libc::SO_RCVTIMEO | libc::SO_SNDTIMEO if len as usize >= size_of::<libc::timeval>() => {
+            // SAFETY: as the caller guarantees; read unaligned, as the kernel does.
+            let tv = unsafe { value.cast::<libc::timeval>().read_unaligned() };
+            (i64::from(tv.tv_sec), i64::from(tv.tv_usec))
+        }
+        fd::SO_RCVTIMEO_NEW | fd::SO_SNDTIMEO_NEW if len as usize >= size_of::<[i64; 2]>() => {
+            // SAFETY: as above (`struct __kernel_sock_timeval`).
+            let [sec, usec] = unsafe { value.cast::<[i64; 2]>().read_unaligned() };
+            (sec, usec)
+        }
+        _ => return None,
+    };
+    if sec < 0 || (sec == 0 && usec <= 0) {
+        return Some(None);
+    }
+    Some(Some(
+        Duration::from_secs(sec as u64) + Duration::from_micros(usec.max(0) as u64),
+    ))
 }

@@ -39,7 +39,9 @@ use libc::{c_int, c_short, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 use greenweave_runtime::io::Direction;
 
 use crate::errno::set_errno;
-use crate::wait::{Stop, back_off, cooperative_socket, preserving_errno, sleep_until, wait_fd};
+use crate::wait::{
+    Stop, back_off, cooperative_socket, preserving_errno, sleep_until, wait_fd, wait_fd_once,
+};
 
 /// The real functions.
 pub mod real {
@@ -391,7 +393,8 @@ impl Waiter {
             // Never restarted after a signal handler (signal(7)).
             Waiter::Sleep => sleep_until(deadline, Eintr::Always),
             Waiter::One { fd, direction } => wait_fd(fd, direction, deadline, Eintr::Always),
-            Waiter::Epoll(epfd) => wait_fd(epfd, Direction::Read, deadline, Eintr::Always),
+            // Its own epoll fd, closed with the waiter behind the `close` hook.
+            Waiter::Epoll(epfd) => wait_fd_once(epfd, Direction::Read, deadline, Eintr::Always),
             Waiter::BackOff(ref mut step) => back_off(step, deadline, Eintr::Always),
         };
         match outcome {

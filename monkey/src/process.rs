@@ -60,7 +60,7 @@ use greenweave_runtime::io::Direction;
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd};
+use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd_once};
 
 /// The real functions.
 pub mod real {
@@ -158,8 +158,9 @@ fn park_until_reported(
         let until = Instant::now().checked_add(pause);
         pause = (pause * 2).min(longest);
         let woken = match pidfd {
-            // Restarted after an `SA_RESTART` handler, as `wait4` is.
-            Some(fd) => wait_fd(fd, Direction::Read, until, Eintr::UnlessRestarted),
+            // Restarted after an `SA_RESTART` handler, as `wait4` is. The pidfd is
+            // registered for this wait only (the hook closes it behind the `close` hook).
+            Some(fd) => wait_fd_once(fd, Direction::Read, until, Eintr::UnlessRestarted),
             None => sleep_until(until, Eintr::UnlessRestarted),
         };
         match woken {

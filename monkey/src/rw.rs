@@ -231,7 +231,7 @@ unsafe fn transfer_coop(
         match (n, errno()) {
             // The entry was stale (the fd was closed behind the hooks' back and its
             // number reused): classify again.
-            (-1, libc::ENOTSOCK) if kind.is_socket() => fd::forget(fd),
+            (-1, libc::ENOTSOCK) if kind.is_socket() => fd::stale(fd),
             // The kernel has no RWF_NOWAIT for this file: poll it from now on.
             (-1, libc::EOPNOTSUPP) if matches!(kind, Kind::Fifo | Kind::Device) => {
                 let polled = if kind == Kind::Fifo {
@@ -272,7 +272,7 @@ unsafe fn nowait(
             // epoll refused the file: the entry may be stale (see `fd`), so ask again
             // next time.
             (false, _) => {
-                fd::forget(fd);
+                fd::stale(fd);
                 if writing {
                     real::writev(fd, iov, cnt)
                 } else {

@@ -219,7 +219,7 @@ pub(crate) fn one_buffer(
     } else {
         libc::SO_RCVTIMEO
     };
-    let mut call = Call::new(fd, direction, Some(option));
+    let mut call = Call::new(fd, direction, Some(option)).reading_socket(flags);
     let stream = kind == Kind::Stream;
     let waitall = !sending && stream && flags & libc::MSG_WAITALL != 0;
     if waitall && flags & libc::MSG_PEEK != 0 {

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 pub enum Area {
     /// Sockets, pipes and other fds: `read`/`write` families (never on fds 0–2),
     /// `recv*`/`send*` (with `recvmmsg`/`sendmmsg`), `sendfile`/`splice`, `connect`,
-    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking.
+    /// `accept*`, `poll`/`ppoll`/`select`/`pselect`, `close` and fd-state tracking
+    /// (`socket`, `dup*`, `fcntl`, `ioctl(FIONBIO)`, `setsockopt`, `pipe*`).
     Socket,
     /// `nanosleep`, `clock_nanosleep`, `usleep`, `sleep`.
     Time,

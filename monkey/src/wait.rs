@@ -1,10 +1,16 @@
 //! Parking inside a hook, and the retry loop every transferring hook shares.
 //!
-//! A hook first makes a non-blocking attempt. Only when that says `EAGAIN` does it ask
-//! the kernel whether the *user* made the description non-blocking (`F_GETFL`; if so,
-//! `EAGAIN` is the answer, as the kernel gave it) and, for sockets, for the
-//! `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must honour. Then it parks the greenlet until
-//! the fd is ready, and tries again.
+//! A hook makes non-blocking attempts. When one says `EAGAIN` it looks up whether the
+//! *user* made the description non-blocking (if so, `EAGAIN` is the answer, as the
+//! kernel gave it) and, for sockets, the `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must
+//! honour, both from the fd table (see the `fd` module: no system call for an fd the
+//! hooks have seen made). Then it parks the greenlet until epoll reports the fd ready,
+//! and tries again. The fd stays registered with the hub for its life, and the hub
+//! keeps what epoll last reported (see `greenweave_runtime::io`): a blocking call
+//! whose fd is known not to be ready (its last attempt found nothing and no event came
+//! since) parks *before* trying, and a read of a TCP stream that returns less than
+//! asked marks it not ready. A request–response exchange then costs one `send` and
+//! one `recv`.
 //!
 //! Every park says which signal handlers end it (a [`coop::Eintr`] class, after
 //! signal(7)); one that does ends the call with `EINTR`, or with the progress made
@@ -77,6 +83,8 @@ pub(crate) struct Call {
     direction: Direction,
     /// The socket option holding this call's timeout, if any.
     timeout_option: Option<c_int>,
+    /// A read shorter than asked means the fd was drained (a TCP stream, no peek).
+    drains: bool,
     nonblocking: Option<bool>,
     deadline: Option<Option<Instant>>,
 }
@@ -89,34 +97,45 @@ impl Call {
             fd,
             direction,
             timeout_option,
+            drains: false,
             nonblocking: None,
             deadline: None,
         }
     }
 
-    /// Whether the user made the file description non-blocking (asked once per call).
-    /// `Err(errno)` if the fd is not open.
+    /// A read call made with `flags` on a socket: a short read drains a TCP stream
+    /// unless it only peeked.
+    pub(crate) fn reading_socket(mut self, flags: c_int) -> Call {
+        self.drains = self.direction == Direction::Read
+            && flags & libc::MSG_PEEK == 0
+            && crate::fd::is_tcp(self.fd);
+        self
+    }
+
+    /// Whether the user made the file description non-blocking (looked up once per
+    /// call, in the fd table). `Err(errno)` if the fd is not open.
     pub(crate) fn user_nonblocking(&mut self) -> Result<bool, c_int> {
         if let Some(known) = self.nonblocking {
             return Ok(known);
         }
-        // SAFETY: F_GETFL takes no argument.
-        let flags = unsafe { crate::ctl::real::fcntl(self.fd, libc::F_GETFL, 0) };
-        if flags < 0 {
-            return Err(errno());
-        }
-        // While `connect` (on another thread) has the description non-blocking for
-        // itself, the flag is not the user's.
-        let known = flags & libc::O_NONBLOCK != 0 && !crate::fd::is_connecting(self.fd);
+        let known = crate::fd::user_nonblocking(self.fd)?;
         self.nonblocking = Some(known);
         Ok(known)
+    }
+
+    /// Whether the next attempt can be skipped for a park: the call would park on
+    /// `EAGAIN` (a blocking fd, known without a system call) and the hub knows the fd
+    /// is not ready (see `coop::fd_ready`).
+    pub(crate) fn parks_first(&self) -> bool {
+        crate::fd::cached_nonblocking(self.fd) == Some(false)
+            && !coop::fd_ready(self.fd, self.direction)
     }
 
     /// When the socket timeout of this call expires (fixed at the first park).
     pub(crate) fn deadline(&mut self) -> Option<Instant> {
         *self.deadline.get_or_insert_with(|| {
             let option = self.timeout_option?;
-            let timeout = socket_timeout(self.fd, option)?;
+            let timeout = crate::fd::socket_timeout(self.fd, option)?;
             Instant::now().checked_add(timeout)
         })
     }
@@ -149,7 +168,7 @@ impl Call {
         }
         let deadline = self.deadline();
         let eintr = self.eintr();
-        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr) {
+        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, true) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
                 coop::put_back(interrupt);
@@ -161,31 +180,51 @@ impl Call {
     }
 }
 
-/// Parks until `fd` is ready for `direction` or `deadline` passes. An interrupt is
-/// delivered as its errno ([`Stop::Fail`]); a signal handler that `eintr` names ends
-/// the wait with `EINTR`.
+/// Parks until `fd` is ready for `direction` or `deadline` passes, for a caller that
+/// has just found it not ready; the fd stays registered (until its `close`). An
+/// interrupt is delivered as its errno ([`Stop::Fail`]); a signal handler that `eintr`
+/// names ends the wait with `EINTR`.
 pub(crate) fn wait_fd(
     fd: c_int,
     direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, direction, deadline, eintr)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, true)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
-/// [`wait_fd`] with the interrupt, taken but not yet delivered, as the outer `Err`.
+/// [`wait_fd`] for an fd registered for this wait only: one the hooks open and close
+/// themselves behind the `close` hook's back (a pidfd, a private epoll instance).
+pub(crate) fn wait_fd_once(
+    fd: c_int,
+    direction: Direction,
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<(), Stop> {
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, false)
+        .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
+}
+
+/// [`wait_fd`] (`keep`) or [`wait_fd_once`] with the interrupt, taken but not yet
+/// delivered, as the outer `Err`.
 fn wait_fd_or_interrupt(
     fd: c_int,
     direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
+    keep: bool,
 ) -> Result<Result<(), Stop>, Interrupt> {
     if crate::foreign::inside_event_loop() {
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
         return Ok(Err(Stop::Unwatchable));
     }
-    Ok(match coop::wait_fd(fd, direction, deadline, eintr)? {
+    let waited = if keep {
+        coop::wait_fd(fd, direction, deadline, eintr)
+    } else {
+        coop::wait_fd_once(fd, direction, deadline, eintr)
+    };
+    Ok(match waited? {
         Ok(()) => Ok(()),
         Err(err) => match err.raw_os_error() {
             Some(errno @ (libc::EBADF | libc::EINTR)) => Err(Stop::Fail(errno)),
@@ -193,24 +232,6 @@ fn wait_fd_or_interrupt(
             _ => Err(Stop::Unwatchable),
         },
     })
-}
-
-/// A socket's `SO_RCVTIMEO`/`SO_SNDTIMEO`, `None` if unset (or not a socket).
-fn socket_timeout(fd: c_int, option: c_int) -> Option<Duration> {
-    let mut tv = libc::timeval {
-        tv_sec: 0,
-        tv_usec: 0,
-    };
-    let mut len = size_of::<libc::timeval>() as libc::socklen_t;
-    let saved = errno();
-    // SAFETY: `tv` and `len` are valid out-pointers of the sizes given.
-    let rc =
-        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, option, (&raw mut tv).cast(), &mut len) };
-    set_errno(saved);
-    if rc != 0 || (tv.tv_sec <= 0 && tv.tv_usec <= 0) {
-        return None;
-    }
-    Some(Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
 }
 
 /// The blocking-call loop shared by the transferring hooks.
@@ -232,8 +253,16 @@ pub(crate) fn transfer(
 ) -> ssize_t {
     let mut done = 0_usize;
     loop {
+        if call.parks_first() {
+            if let Some(answer) = park_or_answer(call, done, || op(done, false)) {
+                return answer;
+            }
+        }
         let n = op(done, true);
         if n >= 0 {
+            if call.drains && n > 0 && (n as usize) < total - done {
+                coop::fd_not_ready(call.fd, Direction::Read);
+            }
             done += n as usize;
             let more = fill && n > 0 && done < total;
             // A partial transfer on a user-non-blocking fd is the kernel's answer.

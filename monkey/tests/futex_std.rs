@@ -92,22 +92,40 @@ fn a_condvar_timeout_elapses_while_other_greenlets_run() {
 #[test]
 fn many_greenlets_receive_from_channels_fed_by_other_threads() {
     greenweave_monkey::patch_all();
-    let (ticks, tick) = ticker();
+    // The senders wait for a gate that a greenlet opens after 20 sleeps on the hub: the
+    // values arrive only if the hub kept running while every receiver was parked (a
+    // receiver blocking the thread would time out after 10 s instead). No tick count,
+    // so no bound a loaded machine or Valgrind could break.
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
     // Every receiver parks on this thread's one thread::park word at the same time.
     let receivers: Vec<_> = (0..20_u64)
         .map(|i| {
             let (tx, rx) = mpsc::channel::<u64>();
+            let gate = gate.clone();
             std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20 + 3 * i));
+                let (open, opened) = &*gate;
+                drop(
+                    opened
+                        .wait_while(open.lock().unwrap(), |open| !*open)
+                        .unwrap(),
+                );
+                std::thread::sleep(Duration::from_millis(3 * i));
                 tx.send(i * 10).unwrap();
             });
-            spawn(move || rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            spawn(move || rx.recv_timeout(Duration::from_secs(10)))
         })
         .collect();
-    let got: Vec<u64> = joinall(receivers).into_iter().map(Result::unwrap).collect();
-    assert_eq!(got, (0..20).map(|i| i * 10).collect::<Vec<_>>());
-    assert!(ticks.get() >= 20, "{} ticks", ticks.get());
-    tick.kill();
+    let opener = spawn(move || {
+        for _ in 0..20 {
+            sleep(Duration::from_millis(1));
+        }
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+    });
+    let got: Vec<_> = joinall(receivers).into_iter().map(Result::unwrap).collect();
+    let expected: Vec<_> = (0..20).map(|i| Ok(i * 10)).collect();
+    assert_eq!(got, expected, "a receiver blocked the hub thread");
+    opener.join().unwrap();
 }
 
 #[test]

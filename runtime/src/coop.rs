@@ -37,7 +37,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::hub;
-use crate::io::{self, Direction};
+use crate::io::{self, Direction, Keep};
 use crate::park;
 use crate::task::{Describe, Interrupt, Wake};
 
@@ -60,7 +60,11 @@ pub fn can_park() -> bool {
 
 /// Parks until `fd` is ready for `direction`, the deadline passes (inner
 /// `Err(TimedOut)`), a signal handler that `eintr` names runs on this thread (inner
-/// `Err` with `EINTR`), or an interrupt arrives (`Err`).
+/// `Err` with `EINTR`), or an interrupt arrives (`Err`). For a caller that has just
+/// found the fd not ready (an `EAGAIN`, a zero-timeout poll): it parks until epoll
+/// reports the fd ready, and the fd stays registered with this thread's hub
+/// afterwards, until [`notify_closed`] reports its close (see [`io`] for the rules).
+/// An fd whose close nobody will report takes [`wait_fd_once`].
 #[track_caller]
 pub fn wait_fd(
     fd: RawFd,
@@ -69,7 +73,40 @@ pub fn wait_fd(
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
     let _signals = Interruptible::enter(eintr);
-    io::wait(fd, direction, deadline)
+    io::wait(fd, direction, deadline, Keep::Registered)
+}
+
+/// [`wait_fd`] for an fd registered for this wait only (a pidfd the caller opens and
+/// closes itself with a raw system call). The caller need not have looked first: epoll
+/// reports the fd's current readiness.
+#[track_caller]
+pub fn wait_fd_once(
+    fd: RawFd,
+    direction: Direction,
+    deadline: Option<Instant>,
+    eintr: Eintr,
+) -> Result<std::io::Result<()>, Interrupt> {
+    let _signals = Interruptible::enter(eintr);
+    io::wait(fd, direction, deadline, Keep::Once)
+}
+
+/// Whether a transfer on `fd` in `direction` is worth trying now: the last
+/// event from epoll said it was ready and no attempt since found it would block, or
+/// this thread's hub keeps no registration of it (nothing known: try). A `false` means
+/// an attempt would find nothing (or no room) unless the kernel raised an event this
+/// hub has not collected yet: a caller that would park on `EAGAIN` can park at once.
+#[inline]
+pub fn fd_ready(fd: RawFd, direction: Direction) -> bool {
+    io::is_ready(fd, direction)
+}
+
+/// Records that a transfer on `fd` found it not ready without parking (a read of a TCP
+/// stream that returned less than asked: the kernel had no more), so the next one
+/// waits for an event before trying. An `EAGAIN` followed by [`wait_fd`] needs no call:
+/// the wait records it.
+#[inline]
+pub fn fd_not_ready(fd: RawFd, direction: Direction) {
+    io::clear_ready(fd, direction);
 }
 
 struct Sleeping;

@@ -77,7 +77,7 @@
 //! there) or in a forked child.
 //!
 //! While a hub is idle, memory left behind by a burst of greenlets goes back to the
-//! kernel: pooled stacks unused for a whole 250 ms period beyond the warm set of
+//! kernel: pooled stacks unused for a whole 200 ms period beyond the warm set of
 //! `HOT_STACKS` per stack size (their slabs unmapped when wholly free), in steps of
 //! under a millisecond between looks at the reactor, and the task registry's and run
 //! queue's spare capacity. A hub that keeps busy does the same in smaller steps,

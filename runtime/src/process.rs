@@ -74,7 +74,7 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::io::Direction;
+use crate::io::{Direction, Keep};
 use crate::park::raise;
 use crate::time::deadline_after;
 
@@ -216,7 +216,7 @@ fn wait_until(child: &mut Child, deadline: Option<Instant>) -> io::Result<Option
         }
         match watching {
             Some(fd) => {
-                let ready = crate::io::wait(fd, Direction::Read, deadline);
+                let ready = crate::io::wait(fd, Direction::Read, deadline, Keep::Once);
                 match ready.unwrap_or_else(|interrupt| raise(interrupt)) {
                     // Exited. Should `try_wait` not reap it even so (a zombie its
                     // tracer has not collected yet), the pidfd would stay readable:

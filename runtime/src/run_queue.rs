@@ -41,6 +41,13 @@ impl RunQueue {
         self.len.get() == 0
     }
 
+    /// Slots in the ring.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        // SAFETY: as in `push`.
+        unsafe { (*self.slots.get()).len() }
+    }
+
     /// Adds `task` at the back.
     #[inline]
     pub(crate) fn push(&self, task: Rc<Task>) {
@@ -187,8 +194,7 @@ mod tests {
             q.push(t.clone());
             expected.push_back(t.clone());
         }
-        // SAFETY: no reference into the slots is live.
-        let capacity = || unsafe { (*q.slots.get()).len() };
+        let capacity = || q.capacity();
         assert_eq!(capacity(), 8192);
         // Leave 20 queued, straddling the end of the ring.
         for _ in 0..7990 {

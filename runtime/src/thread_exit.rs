@@ -47,12 +47,10 @@ use crate::task::{Describe, Interrupt, Task, TaskState};
 /// How long a thread's exit waits for the greenlets it killed to die.
 pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
 
-/// How a hub's greenlets ended at thread exit.
+/// How far a hub's teardown got at thread exit.
 pub(crate) enum Ending {
-    /// All of them finished: everything may be dropped.
-    Clean,
-    /// The hub loop is over, but some greenlets live on, abandoned.
-    Abandoned,
+    /// The hub loop is over; greenlets still alive (if any) are abandoned.
+    Stopped,
     /// Nothing could be switched to: every greenlet and the hub greenlet are abandoned.
     Frozen,
 }
@@ -68,21 +66,17 @@ pub(crate) fn shut_down(hub: &Hub) -> Ending {
         log::error!("greenweave: a Local value's destructor panicked at thread exit");
     }
     let ended = panic::catch_unwind(AssertUnwindSafe(|| {
-        let all_died = kill_and_wait(hub);
+        kill_and_wait(hub);
         hub.stop_loop();
-        all_died
     }));
-    match ended {
-        Ok(true) => Ending::Clean,
-        Ok(false) => Ending::Abandoned,
-        Err(_) => {
-            log::error!(
-                "greenweave: ending this thread's greenlets at its exit panicked; they are \
-                 abandoned"
-            );
-            Ending::Frozen
-        }
+    if ended.is_err() {
+        log::error!(
+            "greenweave: ending this thread's greenlets at its exit panicked; they are \
+             abandoned"
+        );
+        return Ending::Frozen;
     }
+    Ending::Stopped
 }
 
 /// Drops the `Local` values of the greenlets the runtime did not spawn (spawned ones
@@ -105,8 +99,8 @@ impl Describe for ExitWait<'_> {
 }
 
 /// Kills every spawned greenlet still alive (and those spawned meanwhile) and waits for
-/// them to die; `false` if some are still alive after [`EXIT_GRACE`].
-fn kill_and_wait(hub: &Hub) -> bool {
+/// them to die, at most until [`EXIT_GRACE`] has passed.
+fn kill_and_wait(hub: &Hub) {
     let deadline = Instant::now() + EXIT_GRACE;
     let mut killed = HashSet::new();
     loop {
@@ -116,7 +110,7 @@ fn kill_and_wait(hub: &Hub) -> bool {
             .filter(|t| t.location.is_some() && t.state() != TaskState::Done)
             .collect();
         if alive.is_empty() {
-            return true;
+            return;
         }
         for task in &alive {
             if killed.insert(task.id()) {
@@ -126,21 +120,22 @@ fn kill_and_wait(hub: &Hub) -> bool {
         for task in &alive {
             while task.state() != TaskState::Done {
                 if Instant::now() >= deadline {
-                    return false;
+                    return;
                 }
                 if task.joiners.wait(&ExitWait(task), Some(deadline)).is_err() {
                     // An interrupt of the main greenlet itself. None is expected (no
                     // handle can kill it, its `Timeout`s are gone with its frames, and
                     // the deadline's timer rules out a deadlock report), but if one
                     // comes, waiting is over.
-                    return false;
+                    return;
                 }
             }
         }
     }
 }
 
-/// Frees `hub` after [`shut_down`], keeping what abandoned greenlets may refer to.
+/// Frees `hub` after [`shut_down`], except the records of abandoned greenlets (and,
+/// when frozen, everything that holds a greenlet): dropping one could resume it.
 pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
     let tasks = std::mem::take(&mut *hub.tasks.borrow_mut());
     match ending {
@@ -158,7 +153,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
             // its stack must not be unwound now.
             std::mem::forget((greenlet, timers, io, spare_tasks));
         }
-        Ending::Clean | Ending::Abandoned => {
+        Ending::Stopped => {
             for (_, task) in tasks {
                 let ended = match task.location {
                     Some(_) => task.state() == TaskState::Done,

@@ -28,7 +28,7 @@ use crate::hub::Hub;
 
 /// The shortest time between two trim passes, and so how long a pooled stack must go
 /// unused before its memory is given back (one to two periods).
-pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(250);
+pub(crate) const TRIM_PERIOD: Duration = Duration::from_millis(200);
 
 /// Maintenance passes without a sleep between two looks at the clock for a trim pass.
 const BUSY_CHECK: u32 = 1024;
@@ -105,5 +105,40 @@ impl Trim {
         self.next.set(now + TRIM_PERIOD);
         greenlet::trim_stack_pool();
         hub.shrink_buffers();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{hub, spawn, yield_now};
+
+    #[test]
+    fn a_trim_pass_gives_back_the_registry_and_run_queue_a_burst_grew() {
+        std::thread::spawn(|| {
+            yield_now(); // the main greenlet's record comes first: the burst's can all go
+            let burst: Vec<_> = (0..5000).map(|i| spawn(move || i)).collect();
+            let here = hub::Here::new();
+            let hub = hub::get(&here);
+            assert!(hub.tasks.borrow().capacity() >= 5000);
+            assert!(hub.ready.capacity() >= 5000);
+            for (i, h) in burst.into_iter().enumerate() {
+                assert_eq!(h.join().unwrap(), i);
+            }
+            hub.shrink_buffers();
+            assert!(
+                hub.tasks.borrow().capacity() <= super::SHRINK_ABOVE,
+                "registry capacity {}",
+                hub.tasks.borrow().capacity()
+            );
+            assert!(
+                hub.ready.capacity() <= 16,
+                "run queue {}",
+                hub.ready.capacity()
+            );
+            // Still in working order.
+            assert_eq!(spawn(|| 7).join().unwrap(), 7);
+        })
+        .join()
+        .unwrap();
     }
 }

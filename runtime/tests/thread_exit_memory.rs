@@ -6,14 +6,11 @@
 
 #[path = "common/memory.rs"]
 mod memory;
-#[path = "common/valgrind.rs"]
-mod valgrind;
 
 use std::time::Duration;
 
 use greenweave_runtime::sync::Event;
 use greenweave_runtime::{sleep, spawn, yield_now};
-use memory::Usage;
 
 /// One short-lived thread: a joined greenlet, and maybe one left parked at exit.
 fn short_lived_thread(i: usize) {
@@ -39,18 +36,10 @@ fn short_lived_thread(i: usize) {
 
 #[test]
 fn two_thousand_short_lived_threads_leave_no_memory_mappings_or_fds_behind() {
-    if valgrind::skip_under_valgrind(
-        "RSS, virtual size and mappings would measure Valgrind's own memory, not the program's",
-    ) {
-        return;
-    }
-    for i in 0..200 {
-        short_lived_thread(i);
-    }
-    let before = Usage::now();
-    for i in 0..2_000 {
-        short_lived_thread(i);
-    }
-    let after = Usage::now();
-    after.assert_within(&before, 2 << 20, 4, "2,000 threads that used greenweave");
+    memory::assert_leaves_nothing_behind(
+        "2,000 threads that used greenweave",
+        200,
+        2_000,
+        short_lived_thread,
+    );
 }

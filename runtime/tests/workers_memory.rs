@@ -5,11 +5,8 @@
 
 #[path = "common/memory.rs"]
 mod memory;
-#[path = "common/valgrind.rs"]
-mod valgrind;
 
 use greenweave_runtime::{spawn, workers};
-use memory::Usage;
 
 fn two_workers() {
     let sums = workers(2, |i| {
@@ -21,18 +18,5 @@ fn two_workers() {
 
 #[test]
 fn five_hundred_workers_calls_leave_no_memory_mappings_or_fds_behind() {
-    if valgrind::skip_under_valgrind(
-        "RSS, virtual size and mappings would measure Valgrind's own memory, not the program's",
-    ) {
-        return;
-    }
-    for _ in 0..50 {
-        two_workers();
-    }
-    let before = Usage::now();
-    for _ in 0..500 {
-        two_workers();
-    }
-    let after = Usage::now();
-    after.assert_within(&before, 2 << 20, 4, "500 workers(2) calls");
+    memory::assert_leaves_nothing_behind("500 workers(2) calls", 50, 500, |_| two_workers());
 }

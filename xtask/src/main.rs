@@ -8,8 +8,11 @@
 //!   the median point estimate), runs `examples/memory_table` (which writes
 //!   `target/memory_table.json`; with `--skip-memory` the saved file is read instead),
 //!   and renders one table per benchmark group with the ratio of greenweave to each peer
-//!   and the project's goals beside them, and builds `examples/code_size` to report what
-//!   an inlined `put` + `get` call site costs in code. It never edits by hand what it wrote: run it
+//!   and the project's goals beside them; the request–response groups also get the
+//!   system calls per round trip the echo bench counted with `strace`
+//!   (`target/reqresp_syscalls.json`, if it was written); and it builds
+//!   `examples/code_size` to report what an inlined `put` + `get` call site costs in
+//!   code. It never edits by hand what it wrote: run it
 //!   again to regenerate. The analysis lives in the hand-written `docs/bench-notes.md`.
 //!
 //! The usual sequence is
@@ -24,6 +27,7 @@ mod data;
 mod machine;
 mod report;
 mod spec;
+mod syscalls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

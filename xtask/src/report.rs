@@ -10,7 +10,8 @@ use crate::chart::{self, Bar, format_ratio};
 use crate::code_size::{self, CodeSize};
 use crate::data::{Estimates, memory_table};
 use crate::machine::{Machine, utc};
-use crate::spec::{Check, GOALS, GROUPS, Goal, Group, Unit};
+use crate::spec::{Check, GOALS, GROUPS, Goal, Group, SYSCALL_GROUPS, Unit};
+use crate::syscalls::{self, Syscalls};
 
 /// Where the chart goes, relative to the workspace root (and to BENCHMARKS.md).
 const CHART: &str = "docs/bench-ratios.svg";
@@ -33,18 +34,19 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
         );
     }
     let memory = memory_table(root, &target.join("memory_table.json"), options.skip_memory);
+    let syscalls = Syscalls::load(&target.join("reqresp_syscalls.json"));
     let code_size = code_size::measure(root, target);
     let machine = Machine::detect();
 
     let bars = chart_bars(&estimates);
     chart::render(&bars, &root.join(CHART))?;
-    let markdown = render(
-        &machine,
-        &estimates,
-        memory.as_ref(),
-        code_size.as_ref(),
-        !bars.is_empty(),
-    );
+    let figures = Figures {
+        estimates: &estimates,
+        memory: memory.as_ref(),
+        syscalls: syscalls.as_ref(),
+        code_size: code_size.as_ref(),
+    };
+    let markdown = render(&machine, &figures, !bars.is_empty());
     std::fs::write(&options.out, markdown)
         .map_err(|e| format!("writing {}: {e}", options.out.display()))?;
     eprintln!(
@@ -167,8 +169,18 @@ fn format_bytes(b: f64) -> String {
     }
 }
 
+/// Everything measured: criterion's estimates, the memory table, the system calls,
+/// the code size.
+struct Figures<'a> {
+    estimates: &'a Estimates,
+    memory: Option<&'a Value>,
+    syscalls: Option<&'a Syscalls>,
+    code_size: Result<&'a CodeSize, &'a String>,
+}
+
 /// A goal's measured value (as text) and whether it is met; `None` without data.
-fn evaluate(goal: &Goal, estimates: &Estimates, memory: Option<&Value>) -> Option<(String, bool)> {
+fn evaluate(goal: &Goal, figures: &Figures) -> Option<(String, bool)> {
+    let (estimates, memory) = (figures.estimates, figures.memory);
     match goal.check {
         Check::MaxNs {
             group,
@@ -221,6 +233,11 @@ fn evaluate(goal: &Goal, estimates: &Estimates, memory: Option<&Value>) -> Optio
                 live >= n,
             ))
         }
+        Check::MaxSyscalls {
+            group,
+            subject,
+            peer,
+        } => syscalls::evaluate(figures.syscalls, group, subject, peer),
     }
 }
 
@@ -234,13 +251,8 @@ fn met_cell(result: Option<&(String, bool)>) -> &'static str {
 }
 
 /// The whole Markdown document.
-fn render(
-    machine: &Machine,
-    estimates: &Estimates,
-    memory: Option<&Value>,
-    code_size: Result<&CodeSize, &String>,
-    has_chart: bool,
-) -> String {
+fn render(machine: &Machine, figures: &Figures, has_chart: bool) -> String {
+    let estimates = figures.estimates;
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(
@@ -251,8 +263,8 @@ fn render(
     let _ = writeln!(w, "# greenweave benchmarks\n");
     let _ = writeln!(
         w,
-        "Generated from the figures of the last benchmark run (criterion's saved medians and \
-         `examples/memory_table`). To measure again and regenerate this file:\n\n\
+        "Generated from the figures of the last benchmark run (criterion's saved medians, \
+         `examples/memory_table`, and the echo bench's `strace` counts). To measure again and regenerate this file:\n\n\
          ```sh\ncargo bench --workspace && cargo run --release -p xtask -- bench-report\n```\n\n\
          What the figures mean, where the time goes and what would change them: \
          [{NOTES}]({NOTES}) (hand-written). Each bench file's `//!` docs say exactly what \
@@ -284,7 +296,7 @@ fn render(
     // Goals.
     let _ = writeln!(w, "## Goals\n\n| Goal | Measured | Met |\n|---|---|---|");
     for goal in GOALS {
-        let result = evaluate(goal, estimates, memory);
+        let result = evaluate(goal, figures);
         let measured = result.as_ref().map_or("—", |(t, _)| t.as_str());
         let _ = writeln!(
             w,
@@ -307,15 +319,16 @@ fn render(
     }
 
     for group in GROUPS {
-        render_group(w, group, estimates);
+        render_group(w, group, figures);
     }
-    render_memory(w, memory);
-    code_size::render(w, code_size);
+    render_memory(w, figures.memory);
+    code_size::render(w, figures.code_size);
     md
 }
 
-/// One group's section: functions, medians, ratios, goals.
-fn render_group(w: &mut String, group: &Group, estimates: &Estimates) {
+/// One group's section: functions, medians, ratios, system calls, goals.
+fn render_group(w: &mut String, group: &Group, figures: &Figures) {
+    let estimates = figures.estimates;
     let _ = writeln!(w, "## {} (`{}`)\n", group.title, group.name);
     let _ = writeln!(
         w,
@@ -382,19 +395,23 @@ fn render_group(w: &mut String, group: &Group, estimates: &Estimates) {
         }
         let _ = writeln!(w, "{row}");
     }
+    if SYSCALL_GROUPS.contains(&group.name) {
+        syscalls::render(w, group.name, group.functions, figures.syscalls);
+    }
     let goals: Vec<&Goal> = GOALS
         .iter()
         .filter(|g| match g.check {
             Check::MaxNs { group: name, .. }
             | Check::MinSpeedup { group: name, .. }
-            | Check::MaxExtraNs { group: name, .. } => name == group.name,
+            | Check::MaxExtraNs { group: name, .. }
+            | Check::MaxSyscalls { group: name, .. } => name == group.name,
             Check::MinLiveGreenlets(_) => false,
         })
         .collect();
     if !goals.is_empty() {
         let _ = writeln!(w, "\nGoals:\n");
         for goal in goals {
-            let result = evaluate(goal, estimates, None);
+            let result = evaluate(goal, figures);
             let measured = result.as_ref().map_or("no data", |(t, _)| t.as_str());
             let _ = writeln!(
                 w,

@@ -92,6 +92,16 @@ pub enum Check {
     },
     /// At least this many greenlets live at once (from the memory table).
     MinLiveGreenlets(u64),
+    /// `subject` makes at most as many system calls per round trip as `peer` (from
+    /// the request–response groups' `strace` counts).
+    MaxSyscalls {
+        /// Criterion group (both functions are in it).
+        group: &'static str,
+        /// greenweave's function.
+        subject: &'static str,
+        /// The peer it is compared with.
+        peer: &'static str,
+    },
 }
 
 /// A goal: its wording and its check.
@@ -276,6 +286,22 @@ pub const GROUPS: &[Group] = &[
         pairs: &[],
     },
     Group {
+        name: "echo_cpu",
+        title: "Echo server with CPU work: 100 connections, 4 KiB, 200 hashes per read",
+        bench: "echo",
+        iteration: "one 4 KiB round trip on one of 100 connections; before replying, the \
+                    handler hashes what it read 200 times (about 0.2 ms), so the server, not \
+                    the client, is the bottleneck and a second core shows",
+        unit: Unit::Rate("round trips/s"),
+        functions: CPU_FUNCTIONS,
+        subjects: &["greenweave_1hub", "greenweave_workers2"],
+        pairs: &[
+            ("greenweave_workers2", "greenweave_1hub"),
+            ("greenweave_1hub", "tokio_current_thread"),
+            ("greenweave_workers2", "tokio_multi_thread2"),
+        ],
+    },
+    Group {
         name: "accept",
         title: "Accept rate",
         bench: "echo",
@@ -293,6 +319,48 @@ pub const GROUPS: &[Group] = &[
             ),
         ],
         subjects: &["greenweave"],
+        pairs: &[],
+    },
+    Group {
+        name: "reqresp_50",
+        title: "Request–response clients: 50 connections, 64 B, server in another process",
+        bench: "echo",
+        iteration: "one 64-byte request and its 64-byte response on one of 50 connections, \
+                    each its own client, all busy at once, against a `StreamServer` in \
+                    another process; the rate is the client's round trips per second",
+        unit: Unit::Rate("round trips/s"),
+        functions: REQRESP_FUNCTIONS,
+        subjects: &["std_net_patched", "greenweave_net"],
+        pairs: REQRESP_PAIRS,
+    },
+    Group {
+        name: "reqresp_1000",
+        title: "Request–response clients: 1,000 connections, 64 B, server in another process",
+        bench: "echo",
+        iteration: "one 64-byte request and its response on one of 1,000 connections",
+        unit: Unit::Rate("round trips/s"),
+        functions: REQRESP_FUNCTIONS,
+        subjects: &["std_net_patched", "greenweave_net"],
+        pairs: REQRESP_PAIRS,
+    },
+    Group {
+        name: "echo_10k",
+        title: "Echo server: 10,000 connections, 64 B, client in another process",
+        bench: "echo",
+        iteration: "one 64-byte round trip on one of 10,000 connections, driven by a \
+                    `greenweave::net` client in another process",
+        unit: Unit::Rate("round trips/s"),
+        functions: &[
+            (
+                "greenweave_1hub",
+                "`StreamServer` on one hub (one OS thread)",
+            ),
+            (
+                "tokio_current_thread",
+                "accept loop + a task per connection, `current_thread` runtime",
+            ),
+        ],
+        subjects: &["greenweave_1hub"],
         pairs: &[],
     },
     Group {
@@ -410,6 +478,41 @@ pub const GROUPS: &[Group] = &[
         subjects: &["greenlets"],
         pairs: &[("greenlets", "os_threads")],
     },
+];
+
+/// The groups whose functions have system-call counts (`target/reqresp_syscalls.json`).
+pub const SYSCALL_GROUPS: &[&str] = &["reqresp_50", "reqresp_1000"];
+
+/// The clients of the request–response groups.
+const REQRESP_FUNCTIONS: &[(&str, &str)] = &[
+    (
+        "std_net_patched",
+        "unmodified blocking `std::net` after `patch_all`, a greenlet per connection",
+    ),
+    (
+        "greenweave_net",
+        "`greenweave::net::TcpStream`, a greenlet per connection",
+    ),
+    (
+        "tokio_current_thread",
+        "`tokio::net::TcpStream`, a task per connection, `current_thread` runtime",
+    ),
+    (
+        "os_threads",
+        "blocking `std::net`, an OS thread per connection",
+    ),
+];
+
+/// The servers of the `echo_cpu` group (the first four echo servers): one core against
+/// two, greenweave and tokio.
+const CPU_FUNCTIONS: &[(&str, &str)] = ECHO_FUNCTIONS.split_at(4).0;
+
+/// The ratios the request–response groups show.
+const REQRESP_PAIRS: &[(&str, &str)] = &[
+    ("std_net_patched", "tokio_current_thread"),
+    ("std_net_patched", "os_threads"),
+    ("greenweave_net", "tokio_current_thread"),
+    ("greenweave_net", "os_threads"),
 ];
 
 /// The servers of the three echo groups.
@@ -544,6 +647,110 @@ pub const GOALS: &[Goal] = &[
             subject: "greenweave_workers2",
             peer: "greenweave_1hub",
             factor: 1.6,
+        },
+    },
+    Goal {
+        text: "echo with CPU work: `workers(2)` ≥ 1.7× one hub",
+        check: Check::MinSpeedup {
+            group: "echo_cpu",
+            subject: "greenweave_workers2",
+            peer: "greenweave_1hub",
+            factor: 1.7,
+        },
+    },
+    Goal {
+        text: "request–response, 50 clients: patched `std::net` ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "reqresp_50",
+            subject: "std_net_patched",
+            peer: "tokio_current_thread",
+            factor: 1.0,
+        },
+    },
+    Goal {
+        text: "request–response, 50 clients: `greenweave::net` ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "reqresp_50",
+            subject: "greenweave_net",
+            peer: "tokio_current_thread",
+            factor: 1.0,
+        },
+    },
+    Goal {
+        text: "request–response, 50 clients: patched `std::net` system calls per round trip ≤ tokio's",
+        check: Check::MaxSyscalls {
+            group: "reqresp_50",
+            subject: "std_net_patched",
+            peer: "tokio_current_thread",
+        },
+    },
+    Goal {
+        text: "request–response, 50 clients: `greenweave::net` system calls per round trip ≤ tokio's",
+        check: Check::MaxSyscalls {
+            group: "reqresp_50",
+            subject: "greenweave_net",
+            peer: "tokio_current_thread",
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: patched `std::net` ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "reqresp_1000",
+            subject: "std_net_patched",
+            peer: "tokio_current_thread",
+            factor: 1.0,
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: `greenweave::net` ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "reqresp_1000",
+            subject: "greenweave_net",
+            peer: "tokio_current_thread",
+            factor: 1.0,
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: patched `std::net` ≥ 2× OS threads",
+        check: Check::MinSpeedup {
+            group: "reqresp_1000",
+            subject: "std_net_patched",
+            peer: "os_threads",
+            factor: 2.0,
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: `greenweave::net` ≥ 2× OS threads",
+        check: Check::MinSpeedup {
+            group: "reqresp_1000",
+            subject: "greenweave_net",
+            peer: "os_threads",
+            factor: 2.0,
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: patched `std::net` system calls per round trip ≤ tokio's",
+        check: Check::MaxSyscalls {
+            group: "reqresp_1000",
+            subject: "std_net_patched",
+            peer: "tokio_current_thread",
+        },
+    },
+    Goal {
+        text: "request–response, 1,000 clients: `greenweave::net` system calls per round trip ≤ tokio's",
+        check: Check::MaxSyscalls {
+            group: "reqresp_1000",
+            subject: "greenweave_net",
+            peer: "tokio_current_thread",
+        },
+    },
+    Goal {
+        text: "echo at 10,000 connections (client in another process) ≥ 1.0× tokio current_thread",
+        check: Check::MinSpeedup {
+            group: "echo_10k",
+            subject: "greenweave_1hub",
+            peer: "tokio_current_thread",
+            factor: 1.0,
         },
     },
     Goal {

@@ -6,12 +6,12 @@
 //! looks at each slab's share: if those stacks are the slab's last references (every
 //! other stack of the slab is cold), the slab is unmapped; otherwise their pages are
 //! released, one `madvise` per run of neighbours, and they become cold. Cold stacks
-//! are recorded in their slab, not in a list of the pool, so deciding that a slab is
-//! wholly free never scans the pool: the work is proportional to the stacks released.
+//! are listed per slab (the slab knows its entry), so deciding that a slab is wholly
+//! free never scans the pool: the work is proportional to the stacks released.
 
 use std::rc::Rc;
 
-use super::{GUARD_SIZE, HOT_STACKS, SizeClass, Slot};
+use super::{ColdSlab, GUARD_SIZE, HOT_STACKS, NOT_COLD, SizeClass, Slot};
 use crate::sys;
 
 impl SizeClass {
@@ -55,17 +55,18 @@ impl SizeClass {
 
     /// A cold stack, if there is one (its pages come back zeroed as it is used).
     pub(super) fn take_cold(&mut self) -> Option<Slot> {
-        let slab = self.cold_slabs.last()?;
-        let limit = slab
-            .cold
-            .borrow_mut()
+        let entry = self.cold_slabs.last_mut()?;
+        let limit = entry
+            .limits
             .pop()
             .expect("a slab in `cold_slabs` has cold stacks");
-        let slab = if slab.cold.borrow().is_empty() {
+        let slab = if entry.limits.is_empty() {
             // Its `cold_slabs` reference becomes the slot's.
-            self.cold_slabs.pop().expect("just looked at")
+            let entry = self.cold_slabs.pop().expect("just looked at");
+            entry.slab.cold_index.set(NOT_COLD);
+            entry.slab
         } else {
-            slab.clone()
+            entry.slab.clone()
         };
         Some(Slot {
             limit,
@@ -87,7 +88,7 @@ impl SizeClass {
             while let Some(next) = slots.next_if(|slot| Rc::as_ptr(&slot.slab) == slab) {
                 group.push(next);
             }
-            let has_cold = !group[0].slab.cold.borrow().is_empty();
+            let has_cold = group[0].slab.cold_index.get() != NOT_COLD;
             let carving = self
                 .carving
                 .as_ref()
@@ -117,22 +118,26 @@ impl SizeClass {
     /// Records `group`, free stacks of one slab, as cold, and drops their slots.
     fn make_cold(&mut self, group: Vec<Slot>) {
         let slab = &group[0].slab;
-        let mut cold = slab.cold.borrow_mut();
-        if cold.is_empty() {
-            slab.cold_index.set(self.cold_slabs.len());
-            self.cold_slabs.push(slab.clone());
+        let mut index = slab.cold_index.get();
+        if index == NOT_COLD {
+            index = self.cold_slabs.len();
+            slab.cold_index.set(index);
+            self.cold_slabs.push(ColdSlab {
+                slab: slab.clone(),
+                limits: Vec::new(),
+            });
         }
-        cold.extend(group.iter().map(|slot| slot.limit));
+        let limits = &mut self.cold_slabs[index].limits;
+        limits.extend(group.iter().map(|slot| slot.limit));
     }
 
     /// Drops the cold stacks of `slot`'s slab, which is about to be unmapped.
     fn forget_cold(&mut self, slot: &Slot) {
-        slot.slab.cold.borrow_mut().clear();
-        let index = slot.slab.cold_index.get();
+        let index = slot.slab.cold_index.replace(NOT_COLD);
         let removed = self.cold_slabs.swap_remove(index);
-        debug_assert!(Rc::ptr_eq(&removed, &slot.slab));
+        debug_assert!(Rc::ptr_eq(&removed.slab, &slot.slab));
         if let Some(moved) = self.cold_slabs.get(index) {
-            moved.cold_index.set(index);
+            moved.slab.cold_index.set(index);
         }
     }
 }

@@ -34,9 +34,10 @@ impl Drop for HubOwner {
         // SAFETY: made by `Box::into_raw` in `first_use` and owned by this value only.
         let ending = crate::thread_exit::shut_down(unsafe { &*hub });
         HUB_PTR.set(std::ptr::null());
-        // SAFETY: as above; nothing can reach the hub any more (`HUB_PTR` is null and
-        // the thread's own code is over), except the stacks of abandoned greenlets,
-        // which are never resumed: `release` keeps whatever they refer to.
+        // SAFETY: as above. Nothing reaches the hub any more: `HUB_PTR` is null, the
+        // thread's own code is over, and the only frames still holding a reference are
+        // on the stacks of abandoned greenlets, which are never resumed (`release`
+        // forgets their task records, whose drop could resume them).
         crate::thread_exit::release(unsafe { Box::from_raw(hub) }, ending);
     }
 }

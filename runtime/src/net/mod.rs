@@ -30,15 +30,23 @@
 //!
 //! Underneath, every socket is always in non-blocking mode. A call tries the system
 //! call; when the kernel says `EWOULDBLOCK` it parks the greenlet until the fd is
-//! readable or writable (see [`io`](crate::io)) and tries again. `EINTR` is retried;
+//! readable or writable (see [`io`](crate::io)) and tries again. The fd is registered
+//! with the hub at its first wait and stays registered until the handle is dropped;
+//! the readiness epoll reported is kept, so a call whose last attempt found nothing
+//! parks before trying again, and a read of a TCP stream shorter than its buffer counts
+//! as having drained it (`net/sock.rs`). `EINTR` is retried;
 //! every other error is returned as the kernel gave it.
 //!
 //! - **Timeouts** are the socket's own `SO_RCVTIMEO`/`SO_SNDTIMEO`, set with
 //!   `set_read_timeout`/`set_write_timeout` as in std: they are shared by
-//!   `try_clone`d handles, survive [`into_std`](TcpStream::into_std) and are looked up
-//!   only when a call is about to park. A call that waits that long fails with
-//!   `ErrorKind::TimedOut` (std gives `WouldBlock` or
-//!   `TimedOut` depending on the platform; greenweave always gives `TimedOut`).
+//!   `try_clone`d handles, survive [`into_std`](TcpStream::into_std), and an accepted
+//!   connection starts with its listener's. The handles remember what they set (read
+//!   from the kernel the first time a call parks, for a socket adopted with its
+//!   options), so a call that parks asks the kernel nothing; a timeout set on the fd
+//!   behind the handles' back (`setsockopt` through [`AsFd`](std::os::fd::AsFd)) is not
+//!   seen. A call that waits that long fails with `ErrorKind::TimedOut` (std gives
+//!   `WouldBlock` or `TimedOut` depending on the platform; greenweave always gives
+//!   `TimedOut`).
 //! - **`set_nonblocking(true)`** makes *that handle* return `WouldBlock` instead of
 //!   parking, as std's does; it is a flag of the handle, not shared with clones.
 //! - **Kills and `Timeout`s** are delivered while a call is parked: it unwinds, and the
@@ -73,6 +81,7 @@
 
 mod addr;
 mod lookup;
+mod sock;
 mod tcp;
 mod tcp_listener;
 mod udp;
@@ -81,10 +90,7 @@ mod unix_datagram;
 
 use std::io::{self, ErrorKind};
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-use socket2::SockRef;
 
 pub use addr::ToSocketAddrs;
 pub(crate) use addr::resolve_all;
@@ -96,54 +102,19 @@ pub use unix::{UnixIncoming, UnixListener, UnixStream};
 pub use unix_datagram::UnixDatagram;
 
 pub(crate) use crate::io::Direction;
+use crate::io::Keep;
 use crate::park::raise;
 use crate::time::deadline_after;
+pub(crate) use sock::Sock;
 
 /// How long a socket call may park when the kernel says it would block.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Until {
-    /// The socket's own `SO_RCVTIMEO` (reads) or `SO_SNDTIMEO` (writes), looked up only
-    /// when the call is about to park.
+    /// The socket's own `SO_RCVTIMEO` (reads) or `SO_SNDTIMEO` (writes), as last set
+    /// through one of its handles, looked up only when the call is about to park.
     SocketTimeout,
     /// A fixed deadline (`None`: for ever).
     Deadline(Option<Instant>),
-}
-
-/// The shared blocking path of every socket call: runs `op` until it does not fail
-/// with `WouldBlock`, parking on `fd`'s readiness in `direction` in between. `EINTR`
-/// is retried; other errors are returned. A wait that reaches the deadline fails with
-/// `TimedOut`; `nonblocking` returns `WouldBlock` instead of parking.
-///
-/// # Panics
-///
-/// Unwinds if the greenlet is killed or a `Timeout` expires while it is parked.
-#[track_caller]
-pub(crate) fn retry<T>(
-    fd: BorrowedFd<'_>,
-    direction: Direction,
-    until: Until,
-    nonblocking: bool,
-    mut op: impl FnMut() -> io::Result<T>,
-) -> io::Result<T> {
-    // Worked out on the first `WouldBlock` and kept across retries, so spurious wakes
-    // (another greenlet took the data) do not extend the wait.
-    let mut deadline: Option<Option<Instant>> = None;
-    loop {
-        match op() {
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                if nonblocking {
-                    return Err(e);
-                }
-                let at = match deadline {
-                    Some(at) => at,
-                    None => *deadline.insert(resolve_deadline(fd, direction, until)?),
-                };
-                wait(fd, direction, at)?;
-            }
-            done => return done,
-        }
-    }
 }
 
 /// Parks until `fd` is ready in `direction` or `deadline` passes (`TimedOut`);
@@ -154,29 +125,11 @@ pub(crate) fn wait(
     direction: Direction,
     deadline: Option<Instant>,
 ) -> io::Result<()> {
-    match crate::io::wait(fd.as_raw_fd(), direction, deadline) {
+    match crate::io::wait(fd.as_raw_fd(), direction, deadline, Keep::Registered) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) if e.kind() == ErrorKind::TimedOut => Err(timed_out(direction)),
         Ok(Err(e)) => Err(e),
         Err(interrupt) => raise(interrupt),
-    }
-}
-
-fn resolve_deadline(
-    fd: BorrowedFd<'_>,
-    direction: Direction,
-    until: Until,
-) -> io::Result<Option<Instant>> {
-    match until {
-        Until::Deadline(at) => Ok(at),
-        Until::SocketTimeout => {
-            let sock = SockRef::from(&fd);
-            let timeout = match direction {
-                Direction::Read => sock.read_timeout()?,
-                Direction::Write => sock.write_timeout()?,
-            };
-            Ok(timeout.and_then(deadline_after))
-        }
     }
 }
 
@@ -199,63 +152,20 @@ pub(crate) fn checked_deadline(timeout: Duration) -> io::Result<Option<Instant>>
     Ok(deadline_after(timeout))
 }
 
-/// A std socket kept in non-blocking mode, plus the handle's own "do not park" flag.
-#[derive(Debug)]
-pub(crate) struct Sock<S> {
-    pub(crate) io: S,
-    nonblocking: AtomicBool,
-}
-
-impl<S: std::os::fd::AsFd> Sock<S> {
-    /// Wraps a socket already in non-blocking mode.
-    pub(crate) fn new(io: S) -> Sock<S> {
-        Sock {
-            io,
-            nonblocking: AtomicBool::new(false),
-        }
-    }
-
-    /// Runs `op`, parking until readable (bounded by the read timeout).
-    #[track_caller]
-    pub(crate) fn read<T>(&self, op: impl FnMut(&S) -> io::Result<T>) -> io::Result<T> {
-        self.run(Direction::Read, Until::SocketTimeout, op)
-    }
-
-    /// Runs `op`, parking until writable (bounded by the write timeout).
-    #[track_caller]
-    pub(crate) fn write<T>(&self, op: impl FnMut(&S) -> io::Result<T>) -> io::Result<T> {
-        self.run(Direction::Write, Until::SocketTimeout, op)
-    }
-
-    #[track_caller]
-    pub(crate) fn run<T>(
-        &self,
-        direction: Direction,
-        until: Until,
-        mut op: impl FnMut(&S) -> io::Result<T>,
-    ) -> io::Result<T> {
-        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
-        retry(self.io.as_fd(), direction, until, nonblocking, || {
-            op(&self.io)
-        })
-    }
-
-    pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
-        self.nonblocking.store(nonblocking, Ordering::Relaxed);
-    }
-}
-
 /// `AsFd`, `AsRawFd`, `IntoRawFd`, `From<T> for OwnedFd`, `FromRawFd`,
 /// `TryFrom<std type>`, `into_std`, `set_nonblocking` and `Debug` for a socket type
 /// wrapping `Sock<$std>` in a field `sock`.
 /// `Read` and `Write` for a stream socket type and for shared references to it (so one
 /// greenlet can read while another writes), all through its `Sock`'s retry loop.
+/// `drains: true` (TCP) lets a read shorter than its buffer clear the read readiness.
 macro_rules! stream_io {
-    ($ty:ident) => {
+    ($ty:ident, drains: $drains:expr) => {
         impl ::std::io::Read for &$ty {
             #[track_caller]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.sock.read(|mut s| ::std::io::Read::read(&mut s, buf))
+                let len = buf.len();
+                self.sock
+                    .read_stream($drains, len, |mut s| ::std::io::Read::read(&mut s, buf))
             }
 
             #[track_caller]
@@ -263,8 +173,10 @@ macro_rules! stream_io {
                 &mut self,
                 bufs: &mut [::std::io::IoSliceMut<'_>],
             ) -> ::std::io::Result<usize> {
-                self.sock
-                    .read(|mut s| ::std::io::Read::read_vectored(&mut s, bufs))
+                let len = bufs.iter().map(|b| b.len()).sum();
+                self.sock.read_stream($drains, len, |mut s| {
+                    ::std::io::Read::read_vectored(&mut s, bufs)
+                })
             }
         }
 

@@ -109,7 +109,7 @@ impl TcpStream {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 
@@ -130,7 +130,7 @@ impl TcpStream {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_read_timeout(timeout)
+        self.sock.set_timeout(Direction::Read, timeout)
     }
 
     /// Sets `SO_SNDTIMEO`: how long a write may park (`None`: for ever).
@@ -139,7 +139,7 @@ impl TcpStream {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_write_timeout(timeout)
+        self.sock.set_timeout(Direction::Write, timeout)
     }
 
     /// The read timeout.
@@ -234,8 +234,13 @@ fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStr
         Type::STREAM.nonblocking(),
         Some(Protocol::TCP),
     )?;
-    let stream = std::net::TcpStream::from(socket);
-    let started = SockRef::from(&stream).connect(&addr.into());
+    // Wrapped first, so the registration the handshake's wait makes is the one the
+    // stream keeps.
+    let conn = TcpStream {
+        sock: Sock::new(std::net::TcpStream::from(socket)),
+    };
+    let stream = &conn.sock.io;
+    let started = SockRef::from(stream).connect(&addr.into());
     if let Err(first) = started {
         // Usually EINPROGRESS (std has no stable `ErrorKind` for it) or EINTR: the
         // handshake goes on and the socket turns writable when it ends. A connect that
@@ -255,7 +260,7 @@ fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStr
             return Err(first);
         }
     }
-    TcpStream::try_from(stream)
+    Ok(conn)
 }
 
-stream_io!(TcpStream);
+stream_io!(TcpStream, drains: true);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Direction, Sock, TcpStream, Until, checked_deadline, retry, socket_glue};
+use super::{Direction, Sock, TcpStream, Until, checked_deadline, socket_glue};
 
 /// The backlog of [`TcpListener::bind`].
 const DEFAULT_BACKLOG: i32 = 1024;
@@ -101,17 +101,24 @@ impl TcpListener {
 
     #[track_caller]
     fn accept_until(&self, until: Until) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = self.sock.run(Direction::Read, until, |l| l.accept())?;
-        Ok((TcpStream::try_from(stream)?, peer))
+        let (stream, peer) = self.sock.run(Direction::Read, until, accept_nonblocking)?;
+        Ok((
+            TcpStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            peer,
+        ))
     }
 
     /// One `accept4` attempt that never parks: `WouldBlock` when nothing is queued.
     pub(crate) fn accept_now(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let as_fd = std::os::fd::AsFd::as_fd(&self.sock.io);
-        let (stream, peer) = retry(as_fd, Direction::Read, Until::Deadline(None), true, || {
-            self.sock.io.accept()
-        })?;
-        Ok((TcpStream::try_from(stream)?, peer))
+        let (stream, peer) = self.sock.try_once(Direction::Read, accept_nonblocking)?;
+        Ok((
+            TcpStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            peer,
+        ))
     }
 
     /// An endless iterator of [`accept`](Self::accept)ed connections (without their
@@ -150,7 +157,7 @@ impl TcpListener {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<TcpListener> {
         Ok(TcpListener {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 
@@ -195,4 +202,17 @@ impl Iterator for Incoming<'_> {
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
         Some(self.listener.accept().map(|(stream, _)| stream))
     }
+}
+
+/// `accept4` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the connection is non-blocking from
+/// the start (no `ioctl` per connection).
+fn accept_nonblocking(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    let (socket, addr) = SockRef::from(listener).accept4(flags)?;
+    let addr = addr
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accept gave an address that is not IP"))?;
+    Ok((socket.into(), addr))
 }

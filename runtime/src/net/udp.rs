@@ -7,7 +7,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, first_addr};
-use super::{Sock, socket_glue};
+use super::{Direction, Sock, socket_glue};
 
 /// A UDP socket whose `recv*` and `send*` park the greenlet (std's `UdpSocket` API).
 ///
@@ -160,7 +160,7 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_read_timeout(timeout)
+        self.sock.set_timeout(Direction::Read, timeout)
     }
 
     /// Sets `SO_SNDTIMEO`: how long a send may park (`None`: for ever).
@@ -169,7 +169,7 @@ impl UdpSocket {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_write_timeout(timeout)
+        self.sock.set_timeout(Direction::Write, timeout)
     }
 
     /// The read timeout.
@@ -234,7 +234,7 @@ impl UdpSocket {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UdpSocket> {
         Ok(UdpSocket {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 

@@ -113,7 +113,7 @@ impl UnixStream {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_read_timeout(timeout)
+        self.sock.set_timeout(Direction::Read, timeout)
     }
 
     /// Sets `SO_SNDTIMEO`: how long a write may park (`None`: for ever).
@@ -122,7 +122,7 @@ impl UnixStream {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_write_timeout(timeout)
+        self.sock.set_timeout(Direction::Write, timeout)
     }
 
     /// The read timeout.
@@ -151,7 +151,7 @@ impl UnixStream {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixStream> {
         Ok(UnixStream {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 
@@ -165,7 +165,7 @@ impl UnixStream {
     }
 }
 
-stream_io!(UnixStream);
+stream_io!(UnixStream, drains: false);
 
 /// A listening Unix-domain socket whose `accept` parks the greenlet (std's
 /// `UnixListener` API).
@@ -211,7 +211,13 @@ impl UnixListener {
         let (stream, addr) = self
             .sock
             .run(Direction::Read, Until::Deadline(None), |l| l.accept())?;
-        Ok((UnixStream::try_from(stream)?, addr))
+        stream.set_nonblocking(true)?;
+        Ok((
+            UnixStream {
+                sock: self.sock.accepted(stream)?,
+            },
+            addr,
+        ))
     }
 
     /// An endless iterator of accepted connections.
@@ -235,7 +241,7 @@ impl UnixListener {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixListener> {
         Ok(UnixListener {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 

@@ -6,7 +6,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Sock, socket_glue};
+use super::{Direction, Sock, socket_glue};
 
 /// A Unix-domain datagram socket whose `recv*` and `send*` park the greenlet (std's
 /// `UnixDatagram` API).
@@ -151,7 +151,7 @@ impl UnixDatagram {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_read_timeout(timeout)
+        self.sock.set_timeout(Direction::Read, timeout)
     }
 
     /// Sets `SO_SNDTIMEO`: how long a send may park (`None`: for ever).
@@ -160,7 +160,7 @@ impl UnixDatagram {
     ///
     /// `InvalidInput` for a zero duration, as in std.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.io.set_write_timeout(timeout)
+        self.sock.set_timeout(Direction::Write, timeout)
     }
 
     /// The read timeout.
@@ -189,7 +189,7 @@ impl UnixDatagram {
     /// When out of file descriptors.
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
-            sock: Sock::new(self.sock.io.try_clone()?),
+            sock: self.sock.dup(self.sock.io.try_clone()?),
         })
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use mio::unix::pipe::Receiver;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::io::Direction;
+use crate::io::{Direction, Keep};
 use crate::park::raise;
 
 /// One pipe being read to its end.
@@ -81,7 +81,7 @@ pub(super) fn read_both(
         if !streams.iter().flatten().any(|s| s.open) {
             break;
         }
-        let ready = crate::io::wait(poll.as_raw_fd(), Direction::Read, None);
+        let ready = crate::io::wait(poll.as_raw_fd(), Direction::Read, None, Keep::Once);
         ready.unwrap_or_else(|interrupt| raise(interrupt))?;
         // Consume the events (which pipe does not matter: every open one is drained).
         match poll.poll(&mut events, Some(Duration::ZERO)) {
