@@ -51,12 +51,12 @@ fn stale_registration_round(target: RawFd, signal: &(OwnedFd, OwnedFd)) {
     (&old_peer).write_all(b"1").unwrap();
     let old = reader.join().unwrap();
     // Keep the file open under another number, then close `target` behind the
-    // runtime's back and forget the handle (its fd is gone).
+    // runtime's back. The handle stays untouched until the round ends, when it is
+    // dropped in place of closing the new file at `target`.
     // SAFETY: a plain fd argument.
     let keep = unsafe { OwnedFd::from_raw_fd(libc::dup(target)) };
     // SAFETY: closing our own fd with the raw syscall, which nothing reports.
     assert_eq!(unsafe { libc::syscall(libc::SYS_close, target) }, 0);
-    std::mem::forget(old);
 
     // The new file at `target`.
     let (new, new_peer) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -85,9 +85,8 @@ fn stale_registration_round(target: RawFd, signal: &(OwnedFd, OwnedFd)) {
     new_written.set(true);
     (&new_peer).write_all(b"new").unwrap();
     waiter.join().unwrap();
-    // SAFETY: closing our own fd.
-    unsafe { libc::close(target) };
-    drop((keep, new, new_peer, old_peer));
+    // The old handle's fd number is the new file's now: dropping it closes that.
+    drop((old, keep, new, new_peer, old_peer));
 }
 
 #[test]
