@@ -168,7 +168,7 @@ impl Call {
         }
         let deadline = self.deadline();
         let eintr = self.eintr();
-        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, true) {
+        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, coop::wait_fd) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
                 coop::put_back(interrupt);
@@ -190,7 +190,7 @@ pub(crate) fn wait_fd(
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, direction, deadline, eintr, true)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, coop::wait_fd)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
@@ -202,29 +202,29 @@ pub(crate) fn wait_fd_once(
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, direction, deadline, eintr, false)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, coop::wait_fd_once)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
-/// [`wait_fd`] (`keep`) or [`wait_fd_once`] with the interrupt, taken but not yet
-/// delivered, as the outer `Err`.
+/// The runtime's wait for an fd: `coop::wait_fd` (the registration stays) or
+/// `coop::wait_fd_once`.
+type CoopWait =
+    fn(c_int, Direction, Option<Instant>, Eintr) -> Result<std::io::Result<()>, Interrupt>;
+
+/// [`wait_fd`] or [`wait_fd_once`] (as `wait` says) with the interrupt, taken but not
+/// yet delivered, as the outer `Err`.
 fn wait_fd_or_interrupt(
     fd: c_int,
     direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
-    keep: bool,
+    wait: CoopWait,
 ) -> Result<Result<(), Stop>, Interrupt> {
     if crate::foreign::inside_event_loop() {
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
         return Ok(Err(Stop::Unwatchable));
     }
-    let waited = if keep {
-        coop::wait_fd(fd, direction, deadline, eintr)
-    } else {
-        coop::wait_fd_once(fd, direction, deadline, eintr)
-    };
-    Ok(match waited? {
+    Ok(match wait(fd, direction, deadline, eintr)? {
         Ok(()) => Ok(()),
         Err(err) => match err.raw_os_error() {
             Some(errno @ (libc::EBADF | libc::EINTR)) => Err(Stop::Fail(errno)),
