@@ -124,12 +124,10 @@ pub(crate) const HOOKS: &[*const ()] = &[
 
 /// Reports `fd`, about to be closed or replaced, to the runtime: this thread's hub
 /// drops its registration and wakes its waiters (`EBADF`); other hubs drop theirs at
-/// their next use. A forked child's hub copy must not be touched (it shares the
-/// parent's epoll instance).
+/// their next use. (In a forked child the hub was rebuilt with an epoll instance of its
+/// own, so this is as safe there.)
 fn wake_waiters(fd: c_int) {
-    if !crate::wait::forked() {
-        coop::notify_closed(fd);
-    }
+    coop::notify_closed(fd);
 }
 
 /// Hook for `close(2)`: wakes this thread's greenlets waiting on `fd` (their calls

@@ -1,7 +1,6 @@
 //! Which areas are patched, and the check every hook makes first.
 
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A group of hooks that can be switched on separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,32 +41,19 @@ impl Area {
 
 static PATCHED: AtomicU8 = AtomicU8::new(0);
 
-/// Set in the child of a `fork` made after patching: the child's hubs are copies that
-/// share the parent's epoll instances, so parking there (or unregistering a closed fd)
-/// would steal or drop the parent's events. Every hook passes straight through there.
-static FORKED: AtomicBool = AtomicBool::new(false);
-static WATCHING_FORKS: Once = Once::new();
-
-/// Arranges for a forked child to be recognised (a `pthread_atfork` handler).
-fn watch_forks() {
-    WATCHING_FORKS.call_once(|| {
-        unsafe extern "C" fn in_child() {
-            FORKED.store(true, Ordering::Relaxed);
-        }
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
-    });
-}
-
-/// Whether this process is the child of a `fork` made after patching.
-pub(crate) fn forked() -> bool {
-    FORKED.load(Ordering::Relaxed)
-}
-
 fn patch(area: Area) {
     crate::link_hooks();
-    watch_forks();
+    greenweave_runtime::coop::on_fork_child(after_fork);
     PATCHED.fetch_or(area.bit(), Ordering::Release);
+}
+
+/// The monkey layer's resets in a forked child, which goes on with the forking greenlet
+/// on a fresh hub (the runtime's fork handlers): the futex table forgets the parent's
+/// greenlets, and the fd table's recorded modes and timeouts, now of descriptions
+/// shared with the parent, are asked of the kernel.
+fn after_fork() {
+    crate::futex::after_fork();
+    crate::fd::reset_after_fork();
 }
 
 /// Patches every area but [`Area::EventLoop`] (gevent's `monkey.patch_all()`). Call it
@@ -124,18 +110,17 @@ pub fn is_patched(area: Area) -> bool {
     PATCHED.load(Ordering::Acquire) & area.bit() != 0
 }
 
-/// Whether any area is patched (and this is not the child of a `fork`).
+/// Whether any area is patched.
 pub(crate) fn any_patched() -> bool {
-    PATCHED.load(Ordering::Acquire) != 0 && !forked()
+    PATCHED.load(Ordering::Acquire) != 0
 }
 
-/// The first check of every hook: patching is on for `area`, this is not the child of
-/// a `fork`, the caller can park (a greenlet on a thread with a hub, not the hub
-/// itself), and it is not inside another runtime's event loop (see `foreign`).
+/// The first check of every hook: patching is on for `area`, the caller can park (a
+/// greenlet on a thread with a hub, not the hub itself), and it is not inside another
+/// runtime's event loop (see `foreign`).
 #[inline]
 pub(crate) fn cooperative(area: Area) -> bool {
     is_patched(area)
-        && !forked()
         && greenweave_runtime::coop::can_park()
         // Socket hooks, the hottest, look only when they are about to park (`wait_fd`).
         && (area == Area::Socket || !crate::foreign::inside_event_loop())

@@ -15,8 +15,6 @@
 //! Every park says which signal handlers end it (a [`coop::Eintr`] class, after
 //! signal(7)); one that does ends the call with `EINTR`, or with the progress made
 //! before it (see the `signal` module).
-//!
-//! In the child of a `fork` every hook passes straight through (see `state`).
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -31,16 +29,10 @@ use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
 
-/// The first check of every socket-area hook (see [`cooperative`], which also makes
-/// every hook pass straight through in the child of a `fork`).
+/// The first check of every socket-area hook (see [`cooperative`]).
 #[inline]
 pub(crate) fn cooperative_socket() -> bool {
     cooperative(Area::Socket)
-}
-
-/// Whether this process is the child of a `fork` made after patching.
-pub(crate) fn forked() -> bool {
-    crate::state::forked()
 }
 
 /// Why a hook stopped waiting without the fd becoming ready.

@@ -41,7 +41,9 @@ use crate::io::{self, Direction, Keep};
 use crate::park;
 use crate::task::{Describe, Interrupt, Wake};
 
+pub use crate::fork::on_child as on_fork_child;
 pub use crate::io::notify_closed;
+pub use crate::kept::keep as keep_for_ever;
 pub use crate::remote::ThreadWaker;
 use crate::signals::Interruptible;
 pub use crate::signals::{Eintr, expect_signals, run_signal_handler};
@@ -213,7 +215,7 @@ pub fn park_external(
     let here = hub::Here::new();
     let hub = hub::get(&here);
     hub.external_waits.set(hub.external_waits.get() + 1);
-    let shared = hub.remote.clone();
+    let shared = hub.remote.borrow().clone();
     let woken = park::park_shielded(&DescribeWith(describe), deadline, |token| {
         register(ThreadWaker::new(shared, &token));
     });

@@ -28,14 +28,19 @@ pub(crate) fn deliver(hub: &Hub) {
         report.push_str("\n  - ");
         task.describe_line(&mut report);
     }
+    // The thread's main greenlet, or in a forked child the spawned greenlet that forked
+    // (which plays its part there).
+    let root = hub.fork_root.get();
     let victim = blocked
         .iter()
-        .find(|t| t.greenlet.is_main())
+        .find(|t| t.greenlet.is_main() || t.id() == root)
         .or(blocked.first());
     match victim {
         Some(task) => {
             task.interrupt(Interrupt::Deadlock(report));
         }
+        // A child forked from inside the hub left every greenlet behind: it is done.
+        None if crate::fork::in_forked_child() => crate::fork::exit_child(true),
         None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),
     }
 }

@@ -97,15 +97,17 @@ pub(crate) struct Hub {
     events: RefCell<Events>,
     /// Greenlets waiting for fd readiness.
     pub(crate) io: RefCell<crate::io::IoTable>,
-    pub(crate) remote: Arc<remote::Shared>,
+    /// The injector; replaced only in a forked child (see `fork`).
+    pub(crate) remote: RefCell<Arc<remote::Shared>>,
     runs_since_maintenance: Cell<u32>,
     /// Records of finished, joined tasks, for [`Hub::new_task`] to reuse.
     pub(crate) spare_tasks: RefCell<Vec<Rc<Task>>>,
     /// When memory is next given back (see `trim`).
     pub(crate) trim: crate::trim::Trim,
-    /// The process the hub was made in: a forked child's copy must not end greenlets
-    /// (their waits are registered in the parent's epoll instance).
-    pub(crate) pid: u32,
+    /// The process the hub was made (or, in a forked child, rebuilt; see `fork`) in: a
+    /// forked child's copy must not end greenlets (their waits are registered in the
+    /// parent's epoll instance).
+    pub(crate) pid: Cell<u32>,
     /// Greenlets parked in shielded waits that any thread may end (futex waits of the
     /// monkey layer; see `coop::park_external`).
     pub(crate) external_waits: Cell<usize>,
@@ -118,6 +120,9 @@ pub(crate) struct Hub {
     pub(crate) signal_handlers_running: AtomicU32,
     /// The thread's signal-handler counts at the last maintenance pass.
     signals_seen: Cell<signals::Handled>,
+    /// In a forked child, the id of the spawned greenlet that forked, which plays the
+    /// part of `main` there (its return ends the process); 0 otherwise (see `fork`).
+    pub(crate) fork_root: Cell<u64>,
 }
 
 mod owner;
@@ -138,6 +143,7 @@ pub(crate) fn current_task() -> Rc<Task> {
 impl Hub {
     fn new() -> Hub {
         crate::report::install_panic_hook();
+        crate::fork::install();
         let poll = Poll::new()
             .unwrap_or_else(|e| panic!("greenweave: cannot create the hub's epoll instance: {e}"));
         let remote = remote::Shared::new(&poll)
@@ -170,19 +176,20 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
             io: RefCell::new(crate::io::IoTable::default()),
-            remote: Arc::new(remote),
+            remote: RefCell::new(Arc::new(remote)),
             // "Maintenance due" from the start: the first switch away from a greenlet
             // goes through the hub loop, which starts the hub greenlet before any task
             // can reach it (a raw `throw` into an unstarted hub would end it unnoticed).
             runs_since_maintenance: Cell::new(MAINTENANCE_INTERVAL),
             spare_tasks: RefCell::new(Vec::new()),
             trim: crate::trim::Trim::new(),
-            pid: std::process::id(),
+            pid: Cell::new(std::process::id()),
             external_waits: Cell::new(0),
             maintenance_hook: Cell::new(None),
             signal_waits: Cell::new(0),
             signal_handlers_running: AtomicU32::new(0),
             signals_seen: Cell::new(signals::Handled::default()),
+            fork_root: Cell::new(0),
         }
     }
 
@@ -486,7 +493,7 @@ impl Hub {
     /// handlers that say so are installed; see `signals`).
     fn waits_on_os(&self) -> bool {
         !self.io.borrow().is_empty()
-            || self.remote.outstanding() > 0
+            || self.remote.borrow().outstanding() > 0
             || self.external_waits.get() > 0
             || self.signal_may_wake()
     }
@@ -502,7 +509,7 @@ impl Hub {
     /// hub waits: any of them may yet release the lock.
     fn only_external_waits_and_alone(&self) -> bool {
         self.io.borrow().is_empty()
-            && self.remote.outstanding() == 0
+            && self.remote.borrow().outstanding() == 0
             && !self.signal_may_wake()
             && self.external_waits.get() > 0
             && crate::sys::process_thread_count() == Some(1)
@@ -537,7 +544,7 @@ impl Hub {
         for event in events.iter() {
             let token = event.token();
             if token == remote::WAKER_TOKEN {
-                self.remote.run_pending(self);
+                self.remote.borrow().run_pending(self);
             } else {
                 crate::io::dispatch(self, event);
             }

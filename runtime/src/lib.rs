@@ -29,7 +29,8 @@
 //!   blocking or CPU-bound work), [`workers`] (one hub per core),
 //!   [`wait_for_thread`] (wake a greenlet from another OS thread).
 //! - Child processes: [`process`] (`status`, `output`, `wait`, `wait_timeout` for
-//!   std's `Command` and `Child`, parking only the calling greenlet).
+//!   std's `Command` and `Child`, parking only the calling greenlet); a plain `fork`
+//!   gives the child a fresh hub (see [Fork](#fork)).
 //!
 //! Kills and timeouts are delivered at blocking points only, and once each, as in
 //! gevent: the blocking call unwinds (with `GreenletExit`, or the [`Timeout`]'s
@@ -74,7 +75,7 @@
 //! dropped first. On the process's main thread this runs when the process exits
 //! normally. Nothing is ended (everything is abandoned, as a detached thread's work
 //! is) when the thread exits from inside a spawned greenlet (`std::process::exit`
-//! there) or in a forked child.
+//! there, or the return of a forked child's main greenlet; see [Fork](#fork)).
 //!
 //! While a hub is idle, memory left behind by a burst of greenlets goes back to the
 //! kernel: pooled stacks unused for a whole 200 ms period beyond the warm set of
@@ -82,6 +83,54 @@
 //! under a millisecond between looks at the reactor, and the task registry's and run
 //! queue's spare capacity. A hub that keeps busy does the same in smaller steps,
 //! every thousand-odd maintenance passes. Spawn, join and switch do none of this work.
+//!
+//! # Fork
+//!
+//! A `fork` (a plain `libc::fork()`; no patching needed) follows POSIX's rule for
+//! threads, with greenlets in the part of threads: in the child, only the greenlet that
+//! called `fork` goes on, on a fresh hub of its thread. No readiness event, timer or
+//! wake-up of one process reaches the other.
+//!
+//! - **The forking greenlet** goes on where it was, with a new epoll instance (the
+//!   inherited one is closed without any `epoll_ctl`: its interest list is the
+//!   parent's), a new waker, an empty run queue and no fd registrations. It may be the
+//!   thread's main greenlet or a spawned one; either can spawn, sleep, use sockets and
+//!   join the greenlets it spawns in the child. Its own [`Timeout`]s stay armed (a
+//!   [`with_timeout`] around code that forks still bounds that code in the child);
+//!   every other timer is dropped.
+//! - **Its sockets and fds** keep working in both processes. An fd the parent's hub
+//!   had registered (see [`io`]'s "Registrations") is unknown to the child's: it
+//!   registers with the child's epoll instance at its first wait there, and its
+//!   readiness starts unknown, so the child's first call on it is tried (data that
+//!   arrived before the fork is found). The parent keeps its registrations: a close or
+//!   drop in the child never removes them. A file shared by both processes is still
+//!   one file: each byte is read by whichever process reads first.
+//! - **Every other greenlet** of the forking thread is left behind: never resumed,
+//!   unwound or dropped in the child (its destructors never run; its record and stack
+//!   are the child's copy, kept for the life of the process). Its [`JoinHandle`] reads as finished: `join` returns
+//!   [`JoinError::Killed`] (or the value, if it had finished before the fork), `kill`
+//!   returns at once. [`greenlets`] does not list it, and waking it (setting an
+//!   [`Event`](sync::Event) it waits on, sending to its queue) does nothing. What it
+//!   held stays held, as what a vanished thread held does: a [`sync::Mutex`] it locked
+//!   is never released in the child, a [`pool::Pool`] slot it took stays taken.
+//! - **Other threads** do not exist in the child; their hubs are never touched, and
+//!   waking one of their greenlets from the child does nothing.
+//! - **Thread pools** ([`threadpool`]) lost their threads and start new ones as jobs
+//!   come. Jobs queued or running at the fork are not run in the child: their
+//!   [`BlockingHandle`](threadpool::BlockingHandle)s return `JoinError::Killed`
+//!   (discarded) there, unless the job had finished before the fork.
+//! - **A spawned greenlet that forked is the child's `main`**: when its function
+//!   returns the child process exits, as a program does when `main` returns (status 0,
+//!   or 101 if it panicked), even if greenlets it spawned are still running: join them
+//!   first. Most children end with an `exec` or [`std::process::exit`] anyway.
+//! - A `fork` from inside the hub itself (a `Drop` the hub runs) leaves every greenlet
+//!   behind; the child exits with status 0 once the hub has nothing left to do.
+//!
+//! Raw greenlets of the greenlet crate, switched by hand, run only where code switches
+//! to them, in the child as in the parent. With `greenweave-monkey` patched, the
+//! child's hooks park on its fresh hub like the parent's; the blocking mode and socket
+//! timeouts the hooks recorded for inherited fds are asked of the kernel in the child
+//! (the file descriptions are shared with the parent, which may change them).
 //!
 //! # `panic = "unwind"` only
 //!
@@ -105,9 +154,12 @@ compile_error!(
 pub mod coop;
 mod deadlock;
 #[allow(unsafe_code)]
+mod fork;
+#[allow(unsafe_code)]
 mod hub;
 mod injector;
 pub mod io;
+mod kept;
 pub mod local;
 #[cfg(all(test, loom))]
 mod loom_model;

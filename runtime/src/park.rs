@@ -46,7 +46,9 @@
 //!    greenlet at thread exit), no queue keeps its address; by `Pin`'s drop guarantee
 //!    its memory is not reused before that `Drop` ran. (A greenlet still parked when
 //!    its thread exits is abandoned: never resumed nor unwound, its stack never freed,
-//!    so its nodes stay valid, and linked, for as long as anything reaches them.)
+//!    so its nodes stay valid, and linked, for as long as anything reaches them. So
+//!    are the greenlets a fork leaves behind in the child; `WaitQueue::forget_all`
+//!    drops such nodes from a queue the child goes on using, without touching them.)
 //! 3. **A queue outlives the nodes linked in it.** A node holds `&'a WaitQueue` for
 //!    the queue it is in (`Waiter<'a>` is invariant in `'a`), so the borrow checker
 //!    keeps the queue alive and in place for as long as the node may be linked.

@@ -6,6 +6,11 @@
 //! waker (an eventfd; see `sys::EventFd`). While a `RemoteWaker` exists the hub counts it as outstanding work, so a
 //! greenlet waiting for another thread is never reported as deadlocked. The queue and
 //! the count, and the order in which both sides use them, are the `injector`'s.
+//!
+//! In a forked child, the injectors of the parent's hubs are *defunct*: their hubs'
+//! threads do not exist there (or, on the forking thread, the hub has a new injector),
+//! their lock may have been held by a thread that vanished, and their eventfds are
+//! shared with the parent. A wake-up through one does nothing (see `fork`).
 
 use std::io;
 use std::sync::Arc;
@@ -33,6 +38,9 @@ struct RemoteToken {
 /// A hub's injector, woken through an eventfd registered on its poll.
 pub(crate) struct Shared {
     injector: Injector<RemoteToken, EventFd>,
+    /// The fork generation it was made in: in a later one (a forked child) it is
+    /// defunct.
+    born: u64,
 }
 
 impl Shared {
@@ -42,7 +50,15 @@ impl Shared {
             .register(&mut SourceFd(&waker.raw()), WAKER_TOKEN, Interest::READABLE)?;
         Ok(Shared {
             injector: Injector::new(waker),
+            born: crate::fork::generation(),
         })
+    }
+
+    /// Whether this is a parent's injector seen from a forked child (see the module
+    /// docs).
+    #[inline]
+    fn defunct(&self) -> bool {
+        self.born != crate::fork::generation()
     }
 
     /// Wakes the hub from a signal handler on its thread (async-signal-safe: one
@@ -93,13 +109,15 @@ impl RemoteWaker {
     /// Wakes the greenlet (if its wait is still in progress).
     pub fn wake(mut self) {
         self.armed = false;
-        self.shared.injector.inject(self.token);
+        if !self.shared.defunct() {
+            self.shared.injector.inject(self.token);
+        }
     }
 }
 
 impl Drop for RemoteWaker {
     fn drop(&mut self) {
-        if self.armed {
+        if self.armed && !self.shared.defunct() {
             // The hub re-checks whether anything can still wake its greenlets.
             self.shared.injector.forget();
         }
@@ -133,7 +151,7 @@ impl ThreadWaker {
     /// thread, or the hub itself) it goes through the hub's injector.
     pub fn wake(&self) {
         let woken_here = crate::hub::try_with_existing(|hub| {
-            if !Arc::ptr_eq(&hub.remote, &self.shared) || hub.greenlet.is_current() {
+            if !Arc::ptr_eq(&hub.remote.borrow(), &self.shared) || hub.greenlet.is_current() {
                 return false;
             }
             if let Some(task) = hub.try_task_by_key(self.token.key, self.token.id) {
@@ -142,7 +160,7 @@ impl ThreadWaker {
             }
             false
         });
-        if woken_here == Some(true) {
+        if woken_here == Some(true) || self.shared.defunct() {
             return;
         }
         // Counted only now: until the hub handles this, its wait counts instead.
@@ -198,7 +216,7 @@ pub(crate) fn park_for_thread(
 ) -> Result<(), crate::task::Interrupt> {
     let mut start = Some(start);
     crate::hub::with(|hub| {
-        let shared = hub.remote.clone();
+        let shared = hub.remote.borrow().clone();
         crate::park::park(&OtherThread, None, |token| {
             if let Some(start) = start.take() {
                 start(RemoteWaker::new(shared, &token));

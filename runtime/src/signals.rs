@@ -115,7 +115,11 @@ pub fn run_signal_handler<R>(restarting: bool, handler: impl FnOnce() -> R) -> R
     let Some(hub) = hub::existing(&here) else {
         return handler();
     };
-    hub.remote.wake_from_signal_handler();
+    // Borrowed mutably only while a forked child rebuilds its hub, inside `fork`; a
+    // handler interrupting that has nothing to wake.
+    if let Ok(remote) = hub.remote.try_borrow() {
+        remote.wake_from_signal_handler();
+    }
     hub.signal_handlers_running.fetch_add(1, Ordering::Relaxed);
     let result = handler();
     // Saturating: a maintenance pass may have reset it meanwhile (a handler that

@@ -113,11 +113,15 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
             }
         })
     };
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
+    if hub.fork_root.get() == task.id() {
+        // The spawned greenlet that forked, in the child: its return ends the process.
+        crate::fork::exit_child(outcome.is_ok());
+    }
     task.finish(smallbox::smallbox!(outcome));
     // Locals may run user destructors; drop them while the greenlet still exists.
     drop(task.take_rare());
-    let here = hub::Here::new();
-    let hub = hub::get(&here);
     hub.unregister(&task);
     task.joiners.notify_all();
     // Break the greenlet -> task -> greenlet cycle.
@@ -248,10 +252,11 @@ impl<T> JoinHandle<T> {
     where
         T: 'static,
     {
-        let result = self
-            .task
-            .take_result()
-            .expect("a finished greenlet stored its result");
+        // A finished greenlet stored its result, unless a fork left it behind (it
+        // reads as killed in the child; see `fork`).
+        let Some(result) = self.task.take_result() else {
+            return Err(JoinError::Killed);
+        };
         let result = match result.downcast::<Result<T, JoinError>>() {
             Ok(result) => result.into_inner(),
             Err(_) => unreachable!("a JoinHandle<T>'s task stores a Result<T, JoinError>"),

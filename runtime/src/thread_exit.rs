@@ -28,9 +28,11 @@
 //! When greenlets cannot be switched to any more, nothing is ended and every greenlet
 //! is abandoned, with the hub greenlet and the records that refer to them (the epoll
 //! instance and the eventfd are still closed): when the thread exits from inside a
-//! spawned greenlet (`std::process::exit`), in a forked child (its waits are
-//! registered in the parent's epoll instance, which ending them would change), if the
-//! greenlet layer's state is already gone, or if the orderly exit itself panicked.
+//! spawned greenlet (`std::process::exit`, or a forked child's main greenlet
+//! returning), in a hub copied by a fork and not rebuilt (the fork handlers rebuild the
+//! forking thread's hub; a copy's waits are registered in the parent's epoll instance,
+//! which ending them would change), if the greenlet layer's state is already gone, or
+//! if the orderly exit itself panicked.
 //! On the process's main thread all of this runs when the process exits normally
 //! (glibc runs the main thread's thread-local destructors in `exit`).
 
@@ -57,7 +59,9 @@ pub(crate) enum Ending {
 
 /// Ends what is left of `hub`'s greenlets (see the module docs).
 pub(crate) fn shut_down(hub: &Hub) -> Ending {
-    if !greenlet::thread_alive() || hub.pid != std::process::id() || !greenlet::current().is_main()
+    if !greenlet::thread_alive()
+        || hub.pid.get() != std::process::id()
+        || !greenlet::current().is_main()
     {
         return Ending::Frozen;
     }
@@ -140,7 +144,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
     let tasks = std::mem::take(&mut *hub.tasks.borrow_mut());
     match ending {
         Ending::Frozen => {
-            std::mem::forget(tasks);
+            crate::kept::keep(tasks);
             hub.ready.abandon();
             let Hub {
                 greenlet,
@@ -151,7 +155,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
             } = *hub;
             // Their greenlets' parent handles may be the hub greenlet's last ones, and
             // its stack must not be unwound now.
-            std::mem::forget((greenlet, timers, io, spare_tasks));
+            crate::kept::keep((greenlet, timers, io, spare_tasks));
         }
         Ending::Stopped => {
             for (_, task) in tasks {
@@ -162,7 +166,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
                 if !ended {
                     // Abandoned: the greenlet's own stack refers to its record, and
                     // dropping the last handle of its greenlet would resume it.
-                    std::mem::forget(task);
+                    crate::kept::keep(task);
                     continue;
                 }
                 if task.location.is_none() {

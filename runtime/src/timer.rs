@@ -55,6 +55,21 @@ impl Timers {
         self.map.first_key_value().map(|(k, _)| k.at)
     }
 
+    /// Keeps only the timers whose action `keep` accepts, with their keys (so their
+    /// owners can still cancel them); the others are kept for ever, never dropped (in
+    /// a forked child they name greenlets left behind, see `fork`).
+    pub(crate) fn keep_only(&mut self, keep: impl Fn(&Action) -> bool) {
+        let mut left = Vec::new();
+        for (key, action) in std::mem::take(&mut self.map) {
+            if keep(&action) {
+                self.map.insert(key, action);
+            } else {
+                left.push(action);
+            }
+        }
+        crate::kept::keep(left);
+    }
+
     /// Removes and returns the earliest timer if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
         match self.map.first_key_value() {

@@ -213,12 +213,9 @@ pub(crate) fn stale(fd: c_int) {
     reported_new(fd);
 }
 
-/// Tells the runtime that `fd` names a new file now (in a forked child, whose hub
-/// shares the parent's epoll instance, nothing is touched).
+/// Tells the runtime that `fd` names a new file now.
 fn reported_new(fd: c_int) {
-    if !crate::state::forked() {
-        greenweave_runtime::coop::notify_closed(fd);
-    }
+    greenweave_runtime::coop::notify_closed(fd);
 }
 
 /// Marks `fd` as made non-blocking by `connect` for the length of the call (so
@@ -233,11 +230,10 @@ pub(crate) fn set_connecting(fd: c_int, on: bool) {
     }
 }
 
-/// The fork helper's child reset: in the child of a `fork` every description is
-/// shared with the parent, so every recorded blocking mode and timeout is asked of the
-/// kernel from then on (see [`flags`]), and no `connect` of another thread is in
-/// progress any more. The kinds stay right: the fds are the same files.
-#[allow(dead_code)] // wired into the fork helper's child reset
+/// The child reset of a `fork` (run by `state::after_fork`): every description is shared with
+/// the parent, so every recorded blocking mode and timeout is asked of the kernel from
+/// then on (see [`flags`]), and no `connect` of another thread is in progress any
+/// more. The kinds stay right: the fds are the same files.
 pub(crate) fn reset_after_fork() {
     flags::mark_all_shared();
     for slot in &TABLE {

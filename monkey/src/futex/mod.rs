@@ -35,8 +35,9 @@
 //!   waits, and a second greenlet entering a wait would relink the same node. Such
 //!   waits block the thread, as without patching (see `tls`).
 //!
-//! Waits in a forked child, from threads without a hub, from the hub itself, or on a
-//! word of a greenlet parked in the kernel are untouched.
+//! Waits from threads without a hub, from the hub itself, or on a word of a greenlet
+//! parked in the kernel are untouched. In a forked child the table forgets every
+//! waiter (they were greenlets of the parent; see [`after_fork`]).
 
 mod kernel;
 #[cfg(all(test, loom))]
@@ -54,7 +55,7 @@ use libc::{c_int, c_long};
 
 use crate::Area;
 use crate::errno::set_errno;
-use crate::state::{forked, is_patched};
+use crate::state::is_patched;
 
 /// The real function.
 pub mod real {
@@ -90,7 +91,7 @@ pub unsafe extern "C" fn syscall(
     a5: c_long,
     a6: c_long,
 ) -> c_long {
-    if number == libc::SYS_futex && is_patched(Area::Threads) && !forked() {
+    if number == libc::SYS_futex && is_patched(Area::Threads) {
         // SAFETY: the caller's futex arguments, as the futex contract requires.
         return unsafe { futex(a1, a2, a3, a4, a5, a6) };
     }
@@ -454,10 +455,20 @@ fn clock_now(clock: libc::clockid_t) -> Duration {
     )
 }
 
+/// Run in every forked child (registered with `coop::on_fork_child` when patching):
+/// the greenlets parked in the table, and this thread's count of greenlets on its
+/// parking word, belong to the parent.
+pub(crate) fn after_fork() {
+    // (Under loom the hooks, and so forks, do not run.)
+    #[cfg(not(loom))]
+    table::global().forget_all_after_fork();
+    parker::forget_parked_after_fork();
+}
+
 /// Waits, cooperatively when the caller can park, until `word` no longer holds
 /// `expected` (or spuriously): greenweave's own waits on other threads (`pthread_join`).
 pub(crate) fn wait_word(word: &AtomicU32, expected: u32) {
-    if is_patched(Area::Threads) && !forked() && coop::can_park() {
+    if is_patched(Area::Threads) && coop::can_park() {
         wait_on(word, expected, u32::MAX, None);
     } else {
         kernel::wait(word, expected);

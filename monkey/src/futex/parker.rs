@@ -66,6 +66,13 @@ thread_local! {
     static PARKED_HERE: Cell<usize> = const { Cell::new(0) };
 }
 
+/// In a forked child: the greenlets of this thread parked on its word were left behind
+/// by the fork (the forking one runs, so the word is EMPTY or NOTIFIED).
+pub(super) fn forget_parked_after_fork() {
+    PARKED_HERE.set(0);
+    LEARNING.set(false);
+}
+
 /// Whether this thread is probing for its parking word.
 pub(super) fn learning() -> bool {
     LEARNING.get()

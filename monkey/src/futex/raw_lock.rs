@@ -52,6 +52,13 @@ impl RawLock {
         }
     }
 
+    /// In a forked child: frees the lock whoever held it (a thread that does not exist
+    /// there; the caller makes sure the data it guards is consistent).
+    #[cfg(not(loom))]
+    pub(super) fn free_after_fork(&self) {
+        self.state.store(0, Ordering::Release);
+    }
+
     pub(super) fn unlock(&self) {
         if self.state.swap(0, Ordering::Release) == 2 {
             kernel::wake(&self.state, 1);

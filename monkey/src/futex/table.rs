@@ -124,6 +124,32 @@ impl<W> Table<W> {
     }
 }
 
+#[cfg(not(loom))]
+impl<W> Table<W> {
+    /// In a forked child: every waiter was a greenlet of the parent (the forking one is
+    /// not parked), and a bucket may have been locked, mid-change, by a thread that
+    /// does not exist here. Each bucket gets a new, empty list and a free lock; the old
+    /// lists are kept for the life of the process (reachable, for leak checkers), never
+    /// used or dropped (their wakers belong to hubs the child does not run).
+    pub(crate) fn forget_all_after_fork(&self)
+    where
+        W: 'static,
+    {
+        for bucket in &self.buckets {
+            let old = bucket.waiters.with_mut(|waiters| {
+                // SAFETY: the child has a single thread, running this fork handler, so
+                // nothing else touches the table. The old list is moved out bit for
+                // bit and never used again (a vanished thread may have left it
+                // mid-change).
+                unsafe { std::ptr::replace(waiters, Vec::new()) }
+            });
+            greenweave_runtime::coop::keep_for_ever(old);
+            bucket.lock.free_after_fork();
+        }
+        self.waiters.store(0, Ordering::SeqCst);
+    }
+}
+
 #[cfg(loom)]
 impl<W> Table<W> {
     pub(crate) fn new() -> Table<W> {

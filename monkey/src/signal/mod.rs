@@ -31,7 +31,8 @@
 //! parking_lot locks, condvars, channels, joins) and `getaddrinfo` never are: std
 //! retries a futex wait that says `EINTR` at once, and a lock has no way to fail.
 //!
-//! Unpatched, or in the child of a `fork`, the trampoline only calls the handler.
+//! Unpatched, the trampoline only calls the handler (in a forked child it works as in
+//! the parent, on the child's fresh hub).
 //! `sigaction`'s `oldact` always reports the user's handler and flags, never the
 //! trampoline, so chaining to the previous handler (signal-hook, ctrlc) and restoring
 //! it work as before. `SIG_DFL` and `SIG_IGN` pass straight through. Installing a

@@ -252,10 +252,11 @@ pub fn notify_closed(fd: RawFd) {
     hub::try_with_existing(|hub| table::retire(hub, fd, None));
 }
 
-/// Forgets every fd registration of this thread's hub, without a system call: for the
-/// child of a `fork`, whose hub still shares the parent's epoll instance. The fork
-/// helper's child reset calls it.
-#[allow(dead_code)] // wired into the fork helper's child reset
-pub(crate) fn reset_after_fork() {
-    hub::try_with_existing(table::reset_after_fork);
+/// Forgets every fd registration of `hub`, without a system call: for the forking
+/// thread's hub in the child of a `fork`, rebuilt with a new epoll instance (see
+/// `fork::hub`). Every fd is then unknown to it: the forking greenlet's socket
+/// registers with the new instance at its next wait, its readiness unknown (tried
+/// first).
+pub(crate) fn reset_after_fork(hub: &Hub) {
+    table::reset_after_fork(hub);
 }

@@ -311,14 +311,14 @@ pub(crate) fn dispatch(hub: &Hub, event: &mio::event::Event) {
     }
 }
 
-/// Forgets every registration of this thread's hub without a system call or a wake-up:
-/// for the child of a `fork`, whose hub copy shares the parent's epoll instance (a
-/// `EPOLL_CTL_DEL` there would remove the parent's registration). Waiters are not
-/// woken: in the child only the forking greenlet goes on.
-pub(crate) fn reset_after_fork(hub: &Hub) {
-    if let Ok(mut table) = hub.io.try_borrow_mut() {
-        // Leaked, not dropped: the waiters' records belong to greenlets that will
-        // never run again in this process.
-        std::mem::forget(std::mem::take(&mut *table));
-    }
+/// Forgets every registration of `hub` without a system call or a wake-up: for the
+/// child of a `fork`, whose inherited epoll instance is the parent's (an
+/// `EPOLL_CTL_DEL` there would remove the parent's registration of the shared file).
+/// Waiters are not woken: in the child only the forking greenlet goes on, and it is
+/// not parked (it is inside `fork`).
+pub(super) fn reset_after_fork(hub: &Hub) {
+    // Kept, not dropped: the waiters' records belong to greenlets that will never run
+    // again in this process. (Never borrowed here: `fork` is not called from inside the
+    // table's own bookkeeping.)
+    crate::kept::keep(std::mem::take(&mut *hub.io.borrow_mut()));
 }

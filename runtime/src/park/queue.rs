@@ -286,6 +286,16 @@ impl WaitQueue {
         woken
     }
 
+    /// Forgets every waiter without waking or unlinking it (in a forked child: the
+    /// greenlets the fork left behind, whose nodes these are, are never resumed,
+    /// unwound or dropped, so nothing reaches their nodes again; see `fork` and rule
+    /// 2). The queue is empty afterwards.
+    pub(crate) fn forget_all(&self) {
+        self.head.set(None);
+        self.tail.set(None);
+        self.len.set(0);
+    }
+
     /// Number of greenlets waiting.
     pub(crate) fn len(&self) -> usize {
         self.len.get()

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!   new / reuse ──▶ Ready ──start_running──▶ Running ──finish──▶ Done ──reuse──▶ Ready
+//!   (a fork's child: any state ──left_behind──▶ Done)
 //!                    ▲  ▲                     │    │
 //!                    │  └──────requeue────────┘    block
 //!                    │                             ▼
@@ -112,6 +113,15 @@ impl Task {
     #[inline]
     pub(crate) fn finish(&self, result: TaskResult) {
         *self.result.borrow_mut() = Some(result);
+        self.state.set(TaskState::Done);
+    }
+
+    /// → Done without finishing: a fork left it behind in the child, where its stack
+    /// is never touched again. Its wait generation moves on, so every token for it is
+    /// stale (and only blocked or ready tasks are ever woken); it has no result, which
+    /// its `JoinHandle` reads as killed.
+    pub(crate) fn left_behind(&self) {
+        self.generation.set(self.generation.get() + 1);
         self.state.set(TaskState::Done);
     }
 

@@ -5,10 +5,16 @@
 //! work, the handle stays with the caller. The result is stored under a mutex together
 //! with the [`RemoteWaker`] of whichever greenlet is waiting, so the two sides may meet
 //! in either order and on any threads.
+//!
+//! In a forked child, a slot made before the fork is *orphaned*: the thread that would
+//! complete it does not exist there (see `fork`). It then counts as complete, and its
+//! handle reports the outcome if the job had finished before the fork, and
+//! `JoinError::Killed` (discarded) otherwise, without waiting; its lock is only tried,
+//! since a thread that does not exist in the child may have held it.
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::PoisonError;
+use std::sync::{PoisonError, TryLockError};
 
 use crate::remote::{RemoteWaker, park_for_thread};
 use crate::spawn::JoinError;
@@ -32,6 +38,8 @@ impl Waiter for RemoteWaker {
 /// unseen between a waiter's check and its registration.
 pub(crate) struct Slot<T, W> {
     state: Mutex<State<T, W>>,
+    /// The fork generation it was made in (see the module docs).
+    born: u64,
 }
 
 struct State<T, W> {
@@ -48,33 +56,50 @@ impl<T, W: Waiter> Slot<T, W> {
                 outcome: None,
                 waiter: None,
             }),
+            born: crate::fork::generation(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T, W>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The state, locked; `None` only for an [orphaned](Self::orphaned) slot whose lock
+    /// is held (by a thread that does not exist in this forked child).
+    fn lock(&self) -> Option<MutexGuard<'_, State<T, W>>> {
+        if !self.orphaned() {
+            return Some(self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        match self.state.try_lock() {
+            Ok(state) => Some(state),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Made before a fork, seen in the child: nobody here will complete it.
+    pub(crate) fn orphaned(&self) -> bool {
+        self.born != crate::fork::generation()
     }
 
     /// Stores the outcome and wakes the waiter, if one is registered.
     fn complete(&self, outcome: T) {
-        let waiter = {
-            let mut state = self.lock();
-            state.outcome = Some(outcome);
-            state.waiter.take()
+        let Some(mut state) = self.lock() else {
+            // Orphaned and locked: nobody can look at it anyway.
+            return;
         };
+        state.outcome = Some(outcome);
+        let waiter = state.waiter.take();
+        drop(state);
         if let Some(waiter) = waiter {
             waiter.wake();
         }
     }
 
-    /// Whether the outcome is in.
+    /// Whether the outcome is in, or will never come ([orphaned](Self::orphaned)).
     pub(crate) fn is_complete(&self) -> bool {
-        self.lock().outcome.is_some()
+        self.orphaned() || self.lock().is_some_and(|state| state.outcome.is_some())
     }
 
     /// The outcome, if it is in (once).
     pub(crate) fn take_outcome(&self) -> Option<T> {
-        self.lock().outcome.take()
+        self.lock().and_then(|mut state| state.outcome.take())
     }
 
     /// Waits until the outcome is in. Each round calls `park` with a function that
@@ -95,12 +120,9 @@ impl<T, W: Waiter> Slot<T, W> {
 
     /// Registers `waiter`, or wakes it at once if the outcome is already in.
     fn register(&self, waiter: W) {
-        let mut state = self.lock();
-        if state.outcome.is_some() {
-            drop(state);
-            waiter.wake();
-        } else {
-            state.waiter = Some(waiter);
+        match self.lock() {
+            Some(mut state) if state.outcome.is_none() => state.waiter = Some(waiter),
+            _ => waiter.wake(),
         }
     }
 }
@@ -110,7 +132,7 @@ struct ClearWaiter<'a, T, W: Waiter>(&'a Slot<T, W>);
 
 impl<T, W: Waiter> Drop for ClearWaiter<'_, T, W> {
     fn drop(&mut self) {
-        let waiter = self.0.lock().waiter.take();
+        let waiter = self.0.lock().and_then(|mut state| state.waiter.take());
         drop(waiter);
     }
 }
@@ -283,6 +305,10 @@ impl<T> BlockingHandle<T> {
         loop {
             if let Some(outcome) = self.slot.take_outcome() {
                 return Ok(outcome);
+            }
+            if self.slot.orphaned() {
+                // A job of the parent's, in a forked child: it will never finish here.
+                return Ok(Err(JoinError::Killed));
             }
             self.wait_or_interrupt()?;
         }

@@ -104,6 +104,17 @@
 //! once; the call runs on to its end with the client, which the `Offload` gets back
 //! (or drops, on the pool thread) afterwards: see [`Offload`].
 
+#[cfg(not(loom))]
+#[allow(unsafe_code)]
+pub(crate) mod fork;
+/// No forks under loom (its model checks of the pool make pools of loom's types).
+#[cfg(loom)]
+pub(crate) mod fork {
+    pub(crate) fn prepare() {}
+    pub(crate) fn release() {}
+    pub(crate) fn in_child() {}
+    pub(super) fn register<T>(_pool: &T) {}
+}
 mod handle;
 #[cfg(all(test, loom))]
 mod loom_tests;
@@ -182,8 +193,13 @@ pub fn set_default_pool_size(size: usize) -> bool {
 /// assert_eq!(pool.run(|| 1 + 1), 2);
 /// ```
 pub fn default_pool() -> &'static ThreadPool {
+    if let Some(pool) = DEFAULT.get() {
+        return pool;
+    }
+    // Made under `CONFIG`'s lock, which the fork handlers hold across a fork: a child
+    // never inherits a default pool half made by a thread that does not exist there.
+    let mut config = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
     DEFAULT.get_or_init(|| {
-        let mut config = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
         config.started = true;
         ThreadPool::new(config.size.unwrap_or_else(default_pool_size))
     })

@@ -42,14 +42,14 @@ pub struct ThreadPool {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     size: usize,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Signalled when a job is queued or the pool closes.
     work: Condvar,
 }
 
-struct State {
+pub(super) struct State {
     queue: VecDeque<Job>,
     /// Jobs running now.
     active: usize,
@@ -72,6 +72,23 @@ impl Inner {
     }
 }
 
+impl State {
+    /// In a forked child: the pool's threads are gone, all but `me` if it is one of
+    /// them (a job that forked, running on in the child). Jobs that were queued are
+    /// not run here and never dropped (their handles report them discarded; see
+    /// `handle`); jobs running on the other threads are lost with them. New threads
+    /// start as jobs come.
+    #[cfg(not(loom))]
+    pub(super) fn after_fork(&mut self, me: thread::ThreadId) {
+        crate::kept::keep(std::mem::take(&mut self.queue));
+        crate::kept::keep(std::mem::take(&mut self.exit_waiters));
+        let survives = self.threads.contains(&me);
+        let n = usize::from(survives);
+        self.threads.retain(|&t| t == me);
+        (self.active, self.alive, self.started, self.idle) = (n, n, n, 0);
+    }
+}
+
 impl ThreadPool {
     /// A pool of at most `size` threads (started as jobs arrive).
     ///
@@ -89,7 +106,7 @@ impl ThreadPool {
             size > 0,
             "greenweave: ThreadPool::new(0): a thread pool needs at least one thread"
         );
-        ThreadPool {
+        let pool = ThreadPool {
             inner: Arc::new(Inner {
                 size,
                 state: Mutex::new(State {
@@ -104,7 +121,9 @@ impl ThreadPool {
                 }),
                 work: Condvar::new(),
             }),
-        }
+        };
+        super::fork::register(&pool.inner);
+        pool
     }
 
     /// Runs `f` on a pool thread and returns its value, parking only the calling
