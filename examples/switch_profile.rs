@@ -18,7 +18,12 @@
 //!   `spawn_join`);
 //! - `yield`: two tasks calling `yield_now` in turn; one iteration is one yield;
 //! - `channel` / `queue1`: round trips through two `Channel`s / two `Queue::new(1)`s
-//!   between the main greenlet and an echoing task (the runtime bench's `ping_pong`).
+//!   between the main greenlet and an echoing task (the runtime bench's `ping_pong`);
+//! - `event` / `semaphore`: the same round trip through two `Event`s (set, wait,
+//!   clear) / two `Semaphore(0)`s (release, acquire): a park and a notify each way;
+//! - `mutex`: two tasks each holding one `Mutex` across a `yield_now` and yielding
+//!   again after unlocking, so every lock parks on the contended mutex and every
+//!   unlock wakes the other (one iteration is one lock of the main greenlet).
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -29,6 +34,7 @@ use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
 use greenweave::greenlet::{self, Greenlet};
 use greenweave::queue::{Channel, Queue};
+use greenweave::sync::{Event, Mutex, Semaphore};
 
 #[path = "../benches/common/handoff.rs"]
 mod handoff;
@@ -110,6 +116,88 @@ fn yields(n: u64) {
     partner.join().unwrap();
 }
 
+/// Round trips between the main greenlet and a partner through two one-way signals:
+/// `signal(i)` raises signal `i`, `await_(i)` waits for it (and consumes it).
+fn signal_round_trips<S: 'static>(
+    what: &str,
+    n: u64,
+    signals: S,
+    signal: fn(&S, usize),
+    await_: fn(&S, usize),
+) {
+    let signals = Rc::new(signals);
+    let stop = Rc::new(Cell::new(false));
+    let (s, st) = (signals.clone(), stop.clone());
+    let partner = greenweave::spawn(move || {
+        loop {
+            await_(&s, 0);
+            if st.get() {
+                return;
+            }
+            signal(&s, 1);
+        }
+    });
+    report(what, n, || {
+        for _ in 0..n {
+            signal(&signals, 0);
+            await_(&signals, 1);
+        }
+    });
+    stop.set(true);
+    signal(&signals, 0);
+    partner.join().unwrap();
+}
+
+fn event_round_trips(n: u64) {
+    signal_round_trips(
+        "round trip Event",
+        n,
+        [Event::new(), Event::new()],
+        |e, i| e[i].set(),
+        |e, i| {
+            e[i].wait();
+            e[i].clear();
+        },
+    );
+}
+
+fn semaphore_round_trips(n: u64) {
+    signal_round_trips(
+        "round trip Semaphore",
+        n,
+        [Semaphore::new(0), Semaphore::new(0)],
+        |s, i| s[i].release(),
+        |s, i| s[i].acquire(),
+    );
+}
+
+fn contended_mutex(n: u64) {
+    let mutex = Rc::new(Mutex::new(()));
+    let stop = Rc::new(Cell::new(false));
+    let (m, s) = (mutex.clone(), stop.clone());
+    let partner = greenweave::spawn(move || {
+        while !s.get() {
+            let guard = m.lock();
+            greenweave::yield_now();
+            drop(guard);
+            // Without this the unlocking task would take the lock straight back
+            // (wake-and-recheck), and the other would never get it.
+            greenweave::yield_now();
+        }
+    });
+    greenweave::yield_now();
+    report("contended Mutex lock", n, || {
+        for _ in 0..n {
+            let guard = mutex.lock();
+            greenweave::yield_now();
+            drop(guard);
+            greenweave::yield_now();
+        }
+    });
+    stop.set(true);
+    partner.join().unwrap();
+}
+
 fn ping_pong<Q: Handoff + 'static>(what: &str, n: u64, make: impl Fn() -> Q) {
     print_line(what, n, greenweave_ping_pong(n, make));
 }
@@ -164,7 +252,16 @@ fn main() {
     if all || mode == "queue1" {
         ping_pong("ping-pong Queue(1)", n / 4, || Queue::new(1));
     }
-    const MODES: [&str; 7] = [
+    if all || mode == "event" {
+        event_round_trips(n / 4);
+    }
+    if all || mode == "semaphore" {
+        semaphore_round_trips(n / 4);
+    }
+    if all || mode == "mutex" {
+        contended_mutex(n / 4);
+    }
+    const MODES: [&str; 10] = [
         "corosensei",
         "switch",
         "create",
@@ -172,6 +269,9 @@ fn main() {
         "yield",
         "channel",
         "queue1",
+        "event",
+        "semaphore",
+        "mutex",
     ];
     if !all && !MODES.contains(&mode.as_str()) {
         eprintln!("unknown mode {mode:?}: use one of {MODES:?} or all");

@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use greenweave_runtime::coop::Eintr;
 use libc::{c_int, epoll_event, sigset_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::Area;
 use crate::errno::set_errno;
 use crate::state::cooperative;
@@ -117,7 +119,7 @@ fn wait_loop(
         if n != 0 || deadline.is_some_and(|d| Instant::now() >= d) {
             return n;
         }
-        match wait_fd(epfd, false, deadline, Eintr::Always) {
+        match wait_fd(epfd, Direction::Read, deadline, Eintr::Always) {
             // Readable, timed out, or closed under the wait: the next probe tells.
             Ok(()) | Err(Stop::TimedOut) | Err(Stop::Fail(libc::EBADF)) => {}
             Err(Stop::Fail(errno)) => {

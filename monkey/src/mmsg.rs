@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 
 use libc::{c_int, c_uint, mmsghdr, ssize_t, timespec};
 
+use greenweave_runtime::io::Direction;
+
 use crate::errno::errno;
 use crate::fd::Kind;
 use crate::msg::{msg_total, sendmsg_rest};
@@ -105,7 +107,7 @@ pub unsafe extern "C" fn recvmmsg(
             && flags & libc::MSG_WAITFORONE == 0
             && deadline.is_none_or(|d| Instant::now() < d)
     };
-    let rc = preserving_errno(|| batches(fd, false, more, attempt, |_| true));
+    let rc = preserving_errno(|| batches(fd, Direction::Read, more, attempt, |_| true));
     // SAFETY: the caller's timeout is null or writable.
     if let (true, Some(deadline), Some(out)) = (rc > 0, deadline, unsafe { timeout.as_mut() }) {
         *out = to_timespec(deadline.saturating_duration_since(Instant::now()));
@@ -157,7 +159,7 @@ pub unsafe extern "C" fn sendmmsg(
         last.msg_len += rest.max(0) as c_uint;
         last.msg_len as usize == total
     };
-    preserving_errno(|| batches(fd, true, |sent| sent < vlen, attempt, finish))
+    preserving_errno(|| batches(fd, Direction::Write, |sent| sent < vlen, attempt, finish))
 }
 
 /// The loop of both hooks. `attempt(done, blocking)` moves messages from `done` on
@@ -166,17 +168,17 @@ pub unsafe extern "C" fn sendmmsg(
 /// `more(done)` says whether the call goes on.
 fn batches(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     more: impl Fn(c_uint) -> bool,
     attempt: impl Fn(c_uint, bool) -> c_int,
     mut finish: impl FnMut(c_uint) -> bool,
 ) -> c_int {
-    let option = if writable {
+    let option = if direction == Direction::Write {
         libc::SO_SNDTIMEO
     } else {
         libc::SO_RCVTIMEO
     };
-    let mut call = Call::new(fd, writable, Some(option));
+    let mut call = Call::new(fd, direction, Some(option));
     let mut done: c_uint = 0;
     // Message counts fit a `c_int` (at most `UIO_MAXIOV`).
     let give_up = |done: c_uint, errno: c_int| give_up(done as usize, errno) as c_int;
@@ -188,7 +190,7 @@ fn batches(
                 return done as c_int;
             }
             // The next message's wait is timed afresh.
-            call = Call::new(fd, writable, Some(option));
+            call = Call::new(fd, direction, Some(option));
             continue;
         }
         if n == 0 {

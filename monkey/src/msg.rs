@@ -4,6 +4,8 @@
 
 use libc::{c_int, c_void, iovec, msghdr, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::fd::Kind;
 use crate::iov::{self, Cursor};
 use crate::sock::{nowait, one_buffer, peek_all, real};
@@ -34,7 +36,7 @@ pub(crate) unsafe fn recvmsg_coop(
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, false, Some(libc::SO_RCVTIMEO)).reading_socket(flags);
+    let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO)).reading_socket(flags);
     let waitall = kind == Kind::Stream && flags & libc::MSG_WAITALL != 0;
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::recvmsg(fd, msg, flags | f) };
@@ -77,7 +79,7 @@ pub(crate) unsafe fn sendmsg_coop(
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, true, Some(libc::SO_SNDTIMEO));
+    let mut call = Call::new(fd, Direction::Write, Some(libc::SO_SNDTIMEO));
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::sendmsg(fd, msg, flags | f) };
     if kind != Kind::Stream {
@@ -114,7 +116,7 @@ pub(crate) unsafe fn sendmsg_rest(
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, true, Some(libc::SO_SNDTIMEO));
+    let mut call = Call::new(fd, Direction::Write, Some(libc::SO_SNDTIMEO));
     // SAFETY: the caller's valid header.
     let (mut later, mut cursor) = unsafe { continuation(msg) };
     let op = |sent: usize, attempt| {
@@ -158,10 +160,11 @@ pub(crate) unsafe fn socket_io(
     iov: *const iovec,
     iovcnt: c_int,
     total: usize,
-    writing: bool,
+    direction: Direction,
     extra: c_int,
     single: Option<(*mut c_void, usize)>,
 ) -> ssize_t {
+    let writing = direction == Direction::Write;
     if let Some((buf, len)) = single {
         // SAFETY: within the caller's buffer, `done <= len`.
         let op = |done: usize, f| unsafe {
@@ -172,7 +175,7 @@ pub(crate) unsafe fn socket_io(
                 real::recv(fd, at, len - done, f)
             }
         };
-        return one_buffer(fd, kind, len, extra, writing, op);
+        return one_buffer(fd, kind, len, extra, direction, op);
     }
     // SAFETY: an all-zero msghdr is valid (no name, no control).
     let mut msg: msghdr = unsafe { std::mem::zeroed() };

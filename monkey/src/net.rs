@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::fd::{self, Kind, Opened};
@@ -170,7 +172,7 @@ unsafe fn accept_hook(
         return real();
     }
     preserving_errno(|| {
-        let mut call = Call::new(fd, false, Some(libc::SO_RCVTIMEO));
+        let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO));
         let mut checked = false;
         loop {
             // Ready also covers errors and hang-ups: the real call reports those. (A
@@ -234,7 +236,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         return unsafe { real::connect(fd, addr, len) };
     }
     preserving_errno(|| {
-        let mut call = Call::new(fd, true, Some(libc::SO_SNDTIMEO));
+        let mut call = Call::new(fd, Direction::Write, Some(libc::SO_SNDTIMEO));
         let mut step = 1;
         loop {
             // SAFETY: the caller's address; `flags` are the description's own.
@@ -286,7 +288,7 @@ unsafe fn nonblocking_connect(
 /// blocking `connect` would.
 fn finish_connect(fd: c_int, call: &mut Call) -> c_int {
     let deadline = call.deadline();
-    match wait_fd(fd, true, deadline, call.eintr()) {
+    match wait_fd(fd, Direction::Write, deadline, call.eintr()) {
         Ok(()) => {}
         Err(Stop::TimedOut) => return fail(libc::EINPROGRESS),
         Err(Stop::Fail(errno)) => return fail(errno),

@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 use greenweave_runtime::coop::Eintr;
 use libc::{c_int, c_short, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
+use greenweave_runtime::io::Direction;
+
 use crate::errno::set_errno;
 use crate::wait::{
     Stop, back_off, cooperative_socket, preserving_errno, sleep_until, wait_fd, wait_fd_once,
@@ -321,7 +323,7 @@ enum Waiter {
     /// No fds: a sleep.
     Sleep,
     /// One fd, one direction: the hub's reactor.
-    One { fd: c_int, writable: bool },
+    One { fd: c_int, direction: Direction },
     /// A private epoll instance watching every fd.
     Epoll(c_int),
     /// Re-poll after a back-off.
@@ -342,10 +344,15 @@ impl Waiter {
             [(fd, ev)] if ev != 0 && ev & !READ == 0 => {
                 return Waiter::One {
                     fd,
-                    writable: false,
+                    direction: Direction::Read,
                 };
             }
-            [(fd, ev)] if ev != 0 && ev & !WRITE == 0 => return Waiter::One { fd, writable: true },
+            [(fd, ev)] if ev != 0 && ev & !WRITE == 0 => {
+                return Waiter::One {
+                    fd,
+                    direction: Direction::Write,
+                };
+            }
             _ => {}
         }
         // SAFETY: plain flags argument.
@@ -385,9 +392,9 @@ impl Waiter {
         let outcome = match *self {
             // Never restarted after a signal handler (signal(7)).
             Waiter::Sleep => sleep_until(deadline, Eintr::Always),
-            Waiter::One { fd, writable } => wait_fd(fd, writable, deadline, Eintr::Always),
+            Waiter::One { fd, direction } => wait_fd(fd, direction, deadline, Eintr::Always),
             // Its own epoll fd, closed with the waiter behind the `close` hook.
-            Waiter::Epoll(epfd) => wait_fd_once(epfd, false, deadline, Eintr::Always),
+            Waiter::Epoll(epfd) => wait_fd_once(epfd, Direction::Read, deadline, Eintr::Always),
             Waiter::BackOff(ref mut step) => back_off(step, deadline, Eintr::Always),
         };
         match outcome {

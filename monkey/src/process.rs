@@ -55,6 +55,8 @@ use std::time::{Duration, Instant};
 use greenweave_runtime::coop::Eintr;
 use libc::{c_int, id_t, idtype_t, pid_t, rusage, siginfo_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
@@ -158,7 +160,7 @@ fn park_until_reported(
         let woken = match pidfd {
             // Restarted after an `SA_RESTART` handler, as `wait4` is. The pidfd is
             // registered for this wait only (the hook closes it behind the `close` hook).
-            Some(fd) => wait_fd_once(fd, false, until, Eintr::UnlessRestarted),
+            Some(fd) => wait_fd_once(fd, Direction::Read, until, Eintr::UnlessRestarted),
             None => sleep_until(until, Eintr::UnlessRestarted),
         };
         match woken {

@@ -56,6 +56,8 @@
 
 use libc::{c_int, c_void, iovec, size_t, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::errno::{errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::iov::{self, Cursor};
@@ -112,7 +114,9 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
         iov_len: count,
     };
     // SAFETY: one iovec describing the caller's buffer.
-    preserving_errno(|| unsafe { transfer_coop(fd, &iov, 1, count, false, Some((buf, count))) })
+    preserving_errno(|| unsafe {
+        transfer_coop(fd, &iov, 1, count, Direction::Read, Some((buf, count)))
+    })
 }
 
 /// Hook for `write(2)`. A blocking write to a pipe or stream socket writes it all.
@@ -132,7 +136,14 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
     };
     // SAFETY: one iovec describing the caller's buffer (only read from).
     preserving_errno(|| unsafe {
-        transfer_coop(fd, &iov, 1, count, true, Some((buf.cast_mut(), count)))
+        transfer_coop(
+            fd,
+            &iov,
+            1,
+            count,
+            Direction::Write,
+            Some((buf.cast_mut(), count)),
+        )
     })
 }
 
@@ -151,7 +162,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> s
         _ => return unsafe { real::readv(fd, iov, iovcnt) },
     };
     // SAFETY: as above.
-    preserving_errno(|| unsafe { transfer_coop(fd, iov, iovcnt, total, false, None) })
+    preserving_errno(|| unsafe { transfer_coop(fd, iov, iovcnt, total, Direction::Read, None) })
 }
 
 /// Hook for `writev(2)`. A blocking write to a pipe or stream socket writes it all.
@@ -169,7 +180,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> 
         _ => return unsafe { real::writev(fd, iov, iovcnt) },
     };
     // SAFETY: as above.
-    preserving_errno(|| unsafe { transfer_coop(fd, iov, iovcnt, total, true, None) })
+    preserving_errno(|| unsafe { transfer_coop(fd, iov, iovcnt, total, Direction::Write, None) })
 }
 
 /// The cooperative read or write of `total > 0` bytes described by `iov`; `single` is
@@ -184,9 +195,10 @@ unsafe fn transfer_coop(
     iov: *const iovec,
     iovcnt: c_int,
     total: usize,
-    writing: bool,
+    direction: Direction,
     single: Option<(*mut c_void, usize)>,
 ) -> ssize_t {
+    let writing = direction == Direction::Write;
     // SAFETY: the caller's buffers and iovecs, as guaranteed.
     let real_call = |iov: *const iovec, cnt: c_int| unsafe {
         match (single, writing) {
@@ -207,13 +219,13 @@ unsafe fn transfer_coop(
                     0
                 };
                 // SAFETY: as above.
-                unsafe { msg::socket_io(fd, kind, iov, iovcnt, total, writing, eor, single) }
+                unsafe { msg::socket_io(fd, kind, iov, iovcnt, total, direction, eor, single) }
             }
             // SAFETY: as above.
-            Kind::Fifo | Kind::Device => unsafe { nowait(fd, kind, iov, iovcnt, total, writing) },
+            Kind::Fifo | Kind::Device => unsafe { nowait(fd, kind, iov, iovcnt, total, direction) },
             // SAFETY: as above.
             Kind::FifoPolled | Kind::DevicePolled => unsafe {
-                polled(fd, kind, iov, iovcnt, total, writing)
+                polled(fd, kind, iov, iovcnt, total, direction)
             },
         };
         match (n, errno()) {
@@ -246,9 +258,10 @@ unsafe fn nowait(
     iov: *const iovec,
     iovcnt: c_int,
     total: usize,
-    writing: bool,
+    direction: Direction,
 ) -> ssize_t {
-    let mut call = Call::new(fd, writing, None);
+    let writing = direction == Direction::Write;
+    let mut call = Call::new(fd, direction, None);
     let mut cursor = Cursor::new(iov, iovcnt);
     // SAFETY: the cursor walks the caller's valid iovecs.
     let op = |done, attempt| unsafe {
@@ -283,9 +296,10 @@ unsafe fn polled(
     iov: *const iovec,
     iovcnt: c_int,
     total: usize,
-    writing: bool,
+    direction: Direction,
 ) -> ssize_t {
-    let mut call = Call::new(fd, writing, None);
+    let writing = direction == Direction::Write;
+    let mut call = Call::new(fd, direction, None);
     let fifo_write = writing && kind == Kind::FifoPolled;
     let events = if writing { libc::POLLOUT } else { libc::POLLIN };
     let mut cursor = Cursor::new(iov, iovcnt);

@@ -19,6 +19,8 @@
 
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::errno::errno;
 use crate::fd::{self, Kind};
 use crate::msg;
@@ -80,7 +82,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
     let op = |done: usize, f| unsafe {
         real::recv(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, false, op))
+    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Read, op))
 }
 
 /// Hook for `recvfrom(2)`.
@@ -112,7 +114,7 @@ pub unsafe extern "C" fn recvfrom(
             addrlen,
         )
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, false, op))
+    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Read, op))
 }
 
 /// Hook for `recvmsg(2)`.
@@ -148,7 +150,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
     let op = |done: usize, f| unsafe {
         real::send(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, true, op))
+    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Write, op))
 }
 
 /// Hook for `sendto(2)`. On a stream socket a blocking send sends it all.
@@ -180,7 +182,7 @@ pub unsafe extern "C" fn sendto(
             addrlen,
         )
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, true, op))
+    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Write, op))
 }
 
 /// Hook for `sendmsg(2)`. On a stream socket a blocking send sends it all.
@@ -208,15 +210,16 @@ pub(crate) fn one_buffer(
     kind: Kind,
     len: usize,
     flags: c_int,
-    sending: bool,
+    direction: Direction,
     op: impl Fn(usize, c_int) -> ssize_t,
 ) -> ssize_t {
+    let sending = direction == Direction::Write;
     let option = if sending {
         libc::SO_SNDTIMEO
     } else {
         libc::SO_RCVTIMEO
     };
-    let mut call = Call::new(fd, sending, Some(option)).reading_socket(flags);
+    let mut call = Call::new(fd, direction, Some(option)).reading_socket(flags);
     let stream = kind == Kind::Stream;
     let waitall = !sending && stream && flags & libc::MSG_WAITALL != 0;
     if waitall && flags & libc::MSG_PEEK != 0 {

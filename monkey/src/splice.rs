@@ -31,6 +31,8 @@
 use greenweave_runtime::coop::Eintr;
 use libc::{c_int, c_uint, loff_t, off_t, size_t, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::errno::{errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::poll::ready;
@@ -128,7 +130,9 @@ unsafe fn sendfile_hook(
                     // A file `splice` refuses: the real call gives the kernel's answer.
                     return real_call(out_fd, count);
                 }
-                pipe_loop(n, attempt, || Call::new(out_fd, true, None).park())
+                pipe_loop(n, attempt, || {
+                    Call::new(out_fd, Direction::Write, None).park()
+                })
             })
         }
         Kind::Stream => preserving_errno(|| send_all(out_fd, count, real_call)),
@@ -165,14 +169,16 @@ pub unsafe extern "C" fn splice(
     let socket_in = kind_in.is_socket().then_some(fd_in);
     let socket_out = kind_out.is_socket().then_some(fd_out);
     for socket in socket_in.iter().chain(&socket_out) {
-        if Call::new(*socket, false, None).user_nonblocking() != Ok(false) {
+        if Call::new(*socket, Direction::Read, None).user_nonblocking() != Ok(false) {
             return call(len, flags);
         }
     }
     preserving_errno(|| {
         let mut socket_call = socket_in
-            .map(|fd| Call::new(fd, false, Some(libc::SO_RCVTIMEO)))
-            .or_else(|| socket_out.map(|fd| Call::new(fd, true, Some(libc::SO_SNDTIMEO))));
+            .map(|fd| Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO)))
+            .or_else(|| {
+                socket_out.map(|fd| Call::new(fd, Direction::Write, Some(libc::SO_SNDTIMEO)))
+            });
         let mut step = 1;
         loop {
             // The socket side first: it has no per-call flag, so wait until it is ready.
@@ -197,9 +203,9 @@ pub unsafe extern "C" fn splice(
             // A pipe side is not ready: wait for it (its user-non-blocking flag means
             // `EAGAIN`, as the kernel's call would give).
             let waited = if is_pipe(kind_in) && !ready(fd_in, libc::POLLIN) {
-                Call::new(fd_in, false, None).park()
+                Call::new(fd_in, Direction::Read, None).park()
             } else if is_pipe(kind_out) && !ready(fd_out, libc::POLLOUT) {
-                Call::new(fd_out, true, None).park()
+                Call::new(fd_out, Direction::Write, None).park()
             } else {
                 // Ready again already (another reader or writer moved first).
                 back_off(&mut step, None, Eintr::UnlessRestarted)
@@ -252,7 +258,7 @@ fn pipe_loop(
 /// `sendfile` to a blocking stream socket: `count` bytes (or to the end of the file),
 /// each real call cut to the socket's room, parking while it has none.
 fn send_all(out_fd: c_int, count: size_t, real_call: impl Fn(c_int, size_t) -> ssize_t) -> ssize_t {
-    let mut call = Call::new(out_fd, true, Some(libc::SO_SNDTIMEO));
+    let mut call = Call::new(out_fd, Direction::Write, Some(libc::SO_SNDTIMEO));
     match call.user_nonblocking() {
         Ok(false) => {}
         // The user's non-blocking socket (or a closed fd): the kernel's own answer.

@@ -23,6 +23,8 @@ use greenweave_runtime::Interrupt;
 use greenweave_runtime::coop::{self, Eintr};
 use libc::{c_int, ssize_t};
 
+use greenweave_runtime::io::Direction;
+
 use crate::Area;
 use crate::errno::{errno, set_errno};
 use crate::state::cooperative;
@@ -70,7 +72,7 @@ pub(crate) fn preserving_errno<R: PartialOrd + Default>(f: impl FnOnce() -> R) -
 /// One cooperative blocking call on one fd.
 pub(crate) struct Call {
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     /// The socket option holding this call's timeout, if any.
     timeout_option: Option<c_int>,
     /// A read shorter than asked means the fd was drained (a TCP stream, no peek).
@@ -80,12 +82,12 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    /// A call waiting for `fd` to become readable (or writable), honouring the socket
+    /// A call waiting for `fd` to become ready for `direction`, honouring the socket
     /// timeout in `timeout_option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`) if given.
-    pub(crate) fn new(fd: c_int, writable: bool, timeout_option: Option<c_int>) -> Call {
+    pub(crate) fn new(fd: c_int, direction: Direction, timeout_option: Option<c_int>) -> Call {
         Call {
             fd,
-            writable,
+            direction,
             timeout_option,
             drains: false,
             nonblocking: None,
@@ -96,7 +98,9 @@ impl Call {
     /// A read call made with `flags` on a socket: a short read drains a TCP stream
     /// unless it only peeked.
     pub(crate) fn reading_socket(mut self, flags: c_int) -> Call {
-        self.drains = !self.writable && flags & libc::MSG_PEEK == 0 && crate::fd::is_tcp(self.fd);
+        self.drains = self.direction == Direction::Read
+            && flags & libc::MSG_PEEK == 0
+            && crate::fd::is_tcp(self.fd);
         self
     }
 
@@ -116,7 +120,7 @@ impl Call {
     /// is not ready (see `coop::fd_ready`).
     pub(crate) fn parks_first(&self) -> bool {
         crate::fd::cached_nonblocking(self.fd) == Some(false)
-            && !coop::fd_ready(self.fd, self.writable)
+            && !coop::fd_ready(self.fd, self.direction)
     }
 
     /// When the socket timeout of this call expires (fixed at the first park).
@@ -156,7 +160,7 @@ impl Call {
         }
         let deadline = self.deadline();
         let eintr = self.eintr();
-        match wait_fd_or_interrupt(self.fd, self.writable, deadline, eintr, true) {
+        match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, coop::wait_fd) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
                 coop::put_back(interrupt);
@@ -168,17 +172,17 @@ impl Call {
     }
 }
 
-/// Parks until `fd` is readable (or writable) or `deadline` passes, for a caller that
+/// Parks until `fd` is ready for `direction` or `deadline` passes, for a caller that
 /// has just found it not ready; the fd stays registered (until its `close`). An
 /// interrupt is delivered as its errno ([`Stop::Fail`]); a signal handler that `eintr`
 /// names ends the wait with `EINTR`.
 pub(crate) fn wait_fd(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, writable, deadline, eintr, true)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, coop::wait_fd)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
@@ -186,33 +190,33 @@ pub(crate) fn wait_fd(
 /// themselves behind the `close` hook's back (a pidfd, a private epoll instance).
 pub(crate) fn wait_fd_once(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<(), Stop> {
-    wait_fd_or_interrupt(fd, writable, deadline, eintr, false)
+    wait_fd_or_interrupt(fd, direction, deadline, eintr, coop::wait_fd_once)
         .unwrap_or_else(|interrupt| Err(Stop::Fail(interrupt_errno(&interrupt))))
 }
 
-/// [`wait_fd`] (`keep`) or [`wait_fd_once`] with the interrupt, taken but not yet
-/// delivered, as the outer `Err`.
+/// The runtime's wait for an fd: `coop::wait_fd` (the registration stays) or
+/// `coop::wait_fd_once`.
+type CoopWait =
+    fn(c_int, Direction, Option<Instant>, Eintr) -> Result<std::io::Result<()>, Interrupt>;
+
+/// [`wait_fd`] or [`wait_fd_once`] (as `wait` says) with the interrupt, taken but not
+/// yet delivered, as the outer `Err`.
 fn wait_fd_or_interrupt(
     fd: c_int,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
-    keep: bool,
+    wait: CoopWait,
 ) -> Result<Result<(), Stop>, Interrupt> {
     if crate::foreign::inside_event_loop() {
         // Inside tokio's `block_on`: block the thread instead (see `foreign`).
         return Ok(Err(Stop::Unwatchable));
     }
-    let waited = if keep {
-        coop::wait_fd(fd, writable, deadline, eintr)
-    } else {
-        coop::wait_fd_once(fd, writable, deadline, eintr)
-    };
-    Ok(match waited? {
+    Ok(match wait(fd, direction, deadline, eintr)? {
         Ok(()) => Ok(()),
         Err(err) => match err.raw_os_error() {
             Some(errno @ (libc::EBADF | libc::EINTR)) => Err(Stop::Fail(errno)),
@@ -249,7 +253,7 @@ pub(crate) fn transfer(
         let n = op(done, true);
         if n >= 0 {
             if call.drains && n > 0 && (n as usize) < total - done {
-                coop::fd_not_ready(call.fd, false);
+                coop::fd_not_ready(call.fd, Direction::Read);
             }
             done += n as usize;
             let more = fill && n > 0 && done < total;

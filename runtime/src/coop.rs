@@ -60,15 +60,7 @@ pub fn can_park() -> bool {
     .unwrap_or(false)
 }
 
-fn direction(writable: bool) -> Direction {
-    if writable {
-        Direction::Write
-    } else {
-        Direction::Read
-    }
-}
-
-/// Parks until `fd` is readable (or writable), the deadline passes (inner
+/// Parks until `fd` is ready for `direction`, the deadline passes (inner
 /// `Err(TimedOut)`), a signal handler that `eintr` names runs on this thread (inner
 /// `Err` with `EINTR`), or an interrupt arrives (`Err`). For a caller that has just
 /// found the fd not ready (an `EAGAIN`, a zero-timeout poll): it parks until epoll
@@ -78,12 +70,12 @@ fn direction(writable: bool) -> Direction {
 #[track_caller]
 pub fn wait_fd(
     fd: RawFd,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
     let _signals = Interruptible::enter(eintr);
-    io::wait(fd, direction(writable), deadline, Keep::Registered)
+    io::wait(fd, direction, deadline, Keep::Registered)
 }
 
 /// [`wait_fd`] for an fd registered for this wait only (a pidfd the caller opens and
@@ -92,22 +84,22 @@ pub fn wait_fd(
 #[track_caller]
 pub fn wait_fd_once(
     fd: RawFd,
-    writable: bool,
+    direction: Direction,
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
     let _signals = Interruptible::enter(eintr);
-    io::wait(fd, direction(writable), deadline, Keep::Once)
+    io::wait(fd, direction, deadline, Keep::Once)
 }
 
-/// Whether a transfer on `fd` (a write if `writable`) is worth trying now: the last
+/// Whether a transfer on `fd` in `direction` is worth trying now: the last
 /// event from epoll said it was ready and no attempt since found it would block, or
 /// this thread's hub keeps no registration of it (nothing known: try). A `false` means
 /// an attempt would find nothing (or no room) unless the kernel raised an event this
 /// hub has not collected yet: a caller that would park on `EAGAIN` can park at once.
 #[inline]
-pub fn fd_ready(fd: RawFd, writable: bool) -> bool {
-    io::is_ready(fd, direction(writable))
+pub fn fd_ready(fd: RawFd, direction: Direction) -> bool {
+    io::is_ready(fd, direction)
 }
 
 /// Records that a transfer on `fd` found it not ready without parking (a read of a TCP
@@ -115,8 +107,8 @@ pub fn fd_ready(fd: RawFd, writable: bool) -> bool {
 /// waits for an event before trying. An `EAGAIN` followed by [`wait_fd`] needs no call:
 /// the wait records it.
 #[inline]
-pub fn fd_not_ready(fd: RawFd, writable: bool) {
-    io::clear_ready(fd, direction(writable));
+pub fn fd_not_ready(fd: RawFd, direction: Direction) {
+    io::clear_ready(fd, direction);
 }
 
 struct Sleeping;
@@ -228,7 +220,8 @@ pub fn park_external(
     deadline: Option<Instant>,
     register: impl FnOnce(ThreadWaker),
 ) -> ExternalWake {
-    let hub = hub::get();
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
     hub.external_waits.set(hub.external_waits.get() + 1);
     let shared = hub.remote.borrow().clone();
     let woken = park::park_shielded(&DescribeWith(describe), deadline, |token| {
@@ -264,5 +257,5 @@ pub enum Maintenance {
 /// parking word).
 #[track_caller]
 pub fn on_maintenance(hook: fn(Maintenance)) {
-    hub::get().maintenance_hook.set(Some(hook));
+    hub::with(|hub| hub.maintenance_hook.set(Some(hook)));
 }

@@ -6,8 +6,7 @@
 use std::rc::Rc;
 
 use crate::hub::Hub;
-use crate::park::make_ready;
-use crate::task::{Task, TaskState, Wake};
+use crate::task::{Interrupt, Task, TaskState};
 
 /// Builds the report and wakes the greenlet that is to raise it.
 ///
@@ -18,7 +17,7 @@ pub(crate) fn deliver(hub: &Hub) {
     let tasks = hub.tasks();
     let blocked: Vec<&Rc<Task>> = tasks
         .iter()
-        .filter(|t| t.state.get() == TaskState::Blocked)
+        .filter(|t| t.state() == TaskState::Blocked)
         .collect();
     let mut report = String::from(
         "greenweave: deadlock: every greenlet on this thread is blocked and nothing can wake any of them \
@@ -38,8 +37,7 @@ pub(crate) fn deliver(hub: &Hub) {
         .or(blocked.first());
     match victim {
         Some(task) => {
-            task.post_deadlock(report);
-            make_ready(task, Wake::Interrupted);
+            task.interrupt(Interrupt::Deadlock(report));
         }
         // A child forked from inside the hub left every greenlet behind: it is done.
         None if crate::fork::in_forked_child() => crate::fork::exit_child(true),

@@ -47,7 +47,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -62,7 +61,7 @@ use crate::coop::Maintenance;
 use crate::remote;
 use crate::run_queue::RunQueue;
 use crate::signals;
-use crate::task::{Task, TaskState, Wake};
+use crate::task::{Interrupt, Task, TaskRef, TaskState, Wake};
 use crate::timer::{Action, Timers};
 
 /// Greenlet runs between two maintenance passes while the run queue stays busy.
@@ -79,6 +78,15 @@ const SPARE_TASKS: usize = 64;
 
 /// The value the hub is switched with when its thread exits: stop the loop.
 struct HubStop;
+
+/// How the running greenlet leaves in [`Hub::switch_away`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaving {
+    /// It parked: it runs again when something wakes it.
+    Parked,
+    /// It queued itself again (a yield): it is in the run queue already.
+    Requeued,
+}
 
 pub(crate) struct Hub {
     pub(crate) greenlet: Greenlet,
@@ -124,7 +132,7 @@ pub(crate) struct Hub {
 
 mod owner;
 
-pub(crate) use owner::{existing, get, try_with_existing, with};
+pub(crate) use owner::{Here, InFrame, existing, get, try_with_existing, with};
 
 /// The running greenlet's task (adopting it if the runtime did not spawn it).
 ///
@@ -209,16 +217,16 @@ impl Hub {
     }
 
     /// The task of the running greenlet (adopted if need be), borrowed as
-    /// [`Task::current_borrowed`] hands it out: for the caller's own frame, within the
-    /// greenlet's own blocking call.
+    /// [`Task::current_borrowed`] hands it out, for as long as the hub is borrowed: the
+    /// caller's own frame (see [`Here`]).
     ///
     /// # Panics
     ///
     /// When called from the hub itself.
     #[inline(always)]
     #[track_caller]
-    pub(crate) fn current_task_borrowed(&self) -> ManuallyDrop<Rc<Task>> {
-        match Task::current_borrowed() {
+    pub(crate) fn current_task_borrowed(&self) -> TaskRef<'_> {
+        match Task::current_borrowed(self) {
             Some(task) => task,
             None => self.adopt_current(),
         }
@@ -226,7 +234,7 @@ impl Hub {
 
     #[cold]
     #[track_caller]
-    fn adopt_current(&self) -> ManuallyDrop<Rc<Task>> {
+    fn adopt_current(&self) -> TaskRef<'_> {
         let g = greenlet::current();
         assert!(
             !g.ptr_eq(&self.greenlet),
@@ -239,7 +247,7 @@ impl Hub {
         // The registry and the greenlet's context (set by `attach`) own the task from
         // here on: hand it out borrowed, as for a spawned one.
         drop(task);
-        Task::current_borrowed().expect("`attach` tagged the current greenlet")
+        Task::current_borrowed(self).expect("`attach` tagged the current greenlet")
     }
 
     /// A task record for a greenlet spawned at `location`, in the allocation of a
@@ -271,7 +279,7 @@ impl Hub {
     #[inline]
     pub(crate) fn recycle(&self, task: Rc<Task>) {
         let unshared = Rc::strong_count(&task) == 1 && Rc::weak_count(&task) == 0;
-        if unshared && task.state.get() == TaskState::Done {
+        if unshared && task.state() == TaskState::Done {
             let mut spares = self.spare_tasks.borrow_mut();
             if spares.len() < SPARE_TASKS {
                 spares.push(task);
@@ -284,13 +292,12 @@ impl Hub {
         let mut tasks = self.tasks.borrow_mut();
         let key = tasks.insert(task.clone());
         self.stats.entry.set_greenlets(tasks.len());
-        task.key.set(key);
+        task.registered(key);
     }
 
     #[inline]
     pub(crate) fn unregister(&self, task: &Task) {
-        let key = task.key.replace(usize::MAX);
-        if key != usize::MAX {
+        if let Some(key) = task.unregistered() {
             let mut tasks = self.tasks.borrow_mut();
             tasks.try_remove(key);
             self.stats.entry.set_greenlets(tasks.len());
@@ -303,8 +310,8 @@ impl Hub {
         self.ready.push(task);
     }
 
-    /// Leaves the running greenlet, which has just parked itself or (`requeued`)
-    /// queued itself again, for the next ready one; returns when someone makes it run
+    /// Leaves the running greenlet, which has just parked itself or queued itself
+    /// again (`leaving`), for the next ready one; returns when someone makes it run
     /// again.
     ///
     /// The next greenlet is switched to directly when that is a single corosensei
@@ -321,8 +328,8 @@ impl Hub {
     /// spends one per greenlet). Two greenlets handing off (ping-pong, `yield_now`
     /// between two, a spawn and its join) are where the direct switch pays.
     #[inline(always)]
-    pub(crate) fn switch_away(&self, requeued: bool) {
-        let next = self.take_direct(requeued);
+    pub(crate) fn switch_away(&self, leaving: Leaving) {
+        let next = self.take_direct(leaving);
         let to = match &next {
             Some(task) => &task.greenlet,
             None => &self.greenlet,
@@ -335,8 +342,8 @@ impl Hub {
     /// The front of the run queue, taken and marked running, if it can be switched to
     /// directly now (see [`switch_away`](Self::switch_away)).
     #[inline(always)]
-    fn take_direct(&self, requeued: bool) -> Option<Rc<Task>> {
-        let others_ready = self.ready.len() - usize::from(requeued);
+    fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
+        let others_ready = self.ready.len() - usize::from(leaving == Leaving::Requeued);
         // A depth limit of 0 admits only the greenlet that resumed us.
         let max_depth = if others_ready == 1 { DIRECT_DEPTH } else { 0 };
         self.take_front_if(|task| task.greenlet.is_one_switch_away(max_depth))
@@ -352,8 +359,8 @@ impl Hub {
         }
         let task = self
             .ready
-            .pop_if(|task| task.state.get() == TaskState::Ready && cheap(task))?;
-        task.state.set(TaskState::Running);
+            .pop_if(|task| task.state() == TaskState::Ready && cheap(task))?;
+        task.start_running();
         self.runs_since_maintenance.set(runs + 1);
         self.stats.count_switch();
         Some(task)
@@ -433,10 +440,10 @@ impl Hub {
             let Some(task) = self.ready.pop() else {
                 break;
             };
-            if task.state.get() != TaskState::Ready {
+            if task.state() != TaskState::Ready {
                 continue;
             }
-            task.state.set(TaskState::Running);
+            task.start_running();
             self.stats.count_switch();
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
@@ -548,7 +555,7 @@ impl Hub {
                 }
                 Action::Timeout { task, id } => {
                     if let Some(task) = task.upgrade() {
-                        crate::timeout::deliver(&task, id);
+                        task.interrupt(Interrupt::TimedOut(id));
                     }
                 }
             }

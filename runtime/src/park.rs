@@ -1,10 +1,11 @@
 //! The one waiting mechanism every blocking primitive uses.
 //!
-//! A blocking call *parks* the current greenlet: it leaves a [`WaitToken`] where the
-//! waker will find it (a [`WaitQueue`], a timer, an fd waiter), switches to the hub and,
-//! once woken, re-checks its condition. A token carries the task's wait *generation*;
-//! every wake-up bumps the generation, so a late timer, a second notification or a
-//! readiness event for a wait that already ended finds a stale token and does nothing.
+//! A blocking call *parks* the current greenlet: it leaves a way to wake it where the
+//! waker will find it (a node in a [`WaitQueue`], a [`WaitToken`] in a timer or an fd
+//! waiter), switches to the hub and, once woken, re-checks its condition. A token
+//! carries the task's wait *generation*; every wake-up bumps the generation, so a late
+//! timer, a second notification or a readiness event for a wait that already ended
+//! finds a stale token and does nothing.
 //!
 //! Interrupts (kill, an expired `Timeout`, a deadlock report) are delivered only at
 //! these blocking points, and each is delivered **once**: `park` *takes* it and returns
@@ -14,21 +15,82 @@
 //! errno and goes on, blocks normally at its next call. A caller that took an
 //! interrupt but returns something else instead (an item handed over meanwhile,
 //! partial progress) gives it back with [`put_back`], so it is not lost.
+//!
+//! # Wait queues
+//!
+//! A [`WaitQueue`] is a FIFO of parked greenlets: waiters are woken in the order they
+//! arrived, and a woken waiter re-checks its condition (one that arrives meanwhile may
+//! get there first: no hand-off). A notification consumed by a waiter that is then
+//! interrupted is passed on to the next one, so none is lost. A [`SlotQueue`] adds a
+//! hand-off slot per waiter (Go's direct send; see there). [`AnyOf`] waits on several
+//! queues at once (`wait_any`, `iwait`).
+//!
+//! The queue is an intrusive doubly linked list of [`Waiter`] nodes that live where
+//! the waiting happens: in the frame of the waiting call (greenlet stacks never move),
+//! or in a boxed slice an [`AnyOf`] owns. Joining the queue, leaving it on a timeout or
+//! a kill, and being woken are O(1) each, and a single waiter allocates nothing. A
+//! waiter whose wait already ended another way (a timeout, a kill) is still linked
+//! until its greenlet runs and leaves; a notification that reaches it first skips it
+//! for the next waiter, which it wakes instead.
+//!
+//! # Safety rules
+//!
+//! The unsafe code of this module and its children relies on these rules, and cites
+//! them by number.
+//!
+//! 1. **A node does not move while it is linked.** [`WaitQueue::link`] takes the node
+//!    pinned: on the waiting call's stack (`pin!`), which stays put while the greenlet
+//!    is parked, or in an [`AnyOf`]'s boxed slice, which is never moved or resized.
+//! 2. **A node leaves its queue before it goes.** A linked node's `Drop` unlinks it, so
+//!    however the scope holding it ends (a return, an unwind, a forced unwind of a
+//!    greenlet at thread exit), no queue keeps its address; by `Pin`'s drop guarantee
+//!    its memory is not reused before that `Drop` ran. (A greenlet still parked when
+//!    its thread exits is abandoned: never resumed nor unwound, its stack never freed,
+//!    so its nodes stay valid, and linked, for as long as anything reaches them. So
+//!    are the greenlets a fork leaves behind in the child; `WaitQueue::forget_all`
+//!    drops such nodes from a queue the child goes on using, without touching them.)
+//! 3. **A queue outlives the nodes linked in it.** A node holds `&'a WaitQueue` for
+//!    the queue it is in (`Waiter<'a>` is invariant in `'a`), so the borrow checker
+//!    keeps the queue alive and in place for as long as the node may be linked.
+//!    [`AnyOf`] members are the one exception, linked into queues borrowed from the
+//!    holders the set owns ([`HoldsQueue`]): the set keeps each holder in place, and
+//!    unlinks its member before it drops the holder or gives it back.
+//! 4. **One thread, no re-entrance.** Queues and nodes are neither `Send` nor `Sync`,
+//!    and a queue's links change only inside its own methods, which run no user code
+//!    while the links are inconsistent.
+//! 5. **A task node's task is alive.** It holds a [`TaskRef`] to the task of the
+//!    greenlet whose frame made it, which that greenlet's body (or context) keeps
+//!    alive for longer than any of its frames. Its wait is still in progress exactly
+//!    while the task is `Blocked`: a task blocks only inside the call that linked the
+//!    node, and the node leaves before that call returns.
+//! 6. **A slot belongs to its node's frame.** A node made by `SlotQueue<T>::wait` points
+//!    at a `Cell<Option<T>>` that the same call borrows for longer than the node lives,
+//!    and only `SlotQueue<T>::serve` of that queue (so of that `T`) reads it, while
+//!    the node is linked and its waiter parked.
+//! 7. **A member node's set is alive.** An [`AnyOf`] member points at the set's shared
+//!    part, boxed, which the set drops after its members (field order).
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::marker::PhantomData;
 use std::panic::{self, Location};
 use std::rc::Rc;
 use std::time::Instant;
 
 use greenweave_greenlet::GreenletExit;
 
-use crate::hub::{self, Hub};
-use crate::task::{Describe, Interrupt, Task, TaskState, Wake};
+use crate::hub::{self, Here, Hub, Leaving};
+use crate::task::{Describe, Interrupt, Task, TaskRef, Wake};
 use crate::timeout::TimeoutFired;
 
-/// The right to wake one particular wait of one task.
+mod any;
+mod queue;
+mod slot;
+
+pub(crate) use any::{AnyOf, HoldsQueue};
+pub(crate) use queue::WaitQueue;
+use queue::Waiter;
+pub(crate) use slot::SlotQueue;
+
+/// The right to wake one particular wait of one task, owned (for timers and other
+/// wakers that keep it past the waiting call's frame).
 #[derive(Clone)]
 pub(crate) struct WaitToken {
     task: Rc<Task>,
@@ -36,41 +98,30 @@ pub(crate) struct WaitToken {
 }
 
 impl WaitToken {
+    /// A token for the wait `task` is about to start (or is in).
+    #[inline]
+    fn of(task: &Rc<Task>) -> WaitToken {
+        WaitToken {
+            task: Rc::clone(task),
+            generation: task.generation(),
+        }
+    }
+
     pub(crate) fn task(&self) -> &Rc<Task> {
         &self.task
     }
 
     /// Whether the wait this token belongs to is still in progress.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn is_live(&self) -> bool {
-        self.task.generation.get() == self.generation && self.task.state.get() == TaskState::Blocked
+        self.task.is_in_wait(self.generation)
     }
 
     /// Ends the wait with `why` and puts the task on the run queue. Returns `false`
     /// (and does nothing) if the token is stale.
     pub(crate) fn wake(&self, why: Wake) -> bool {
-        if !self.is_live() {
-            return false;
-        }
-        make_ready(&self.task, why);
-        true
+        self.task.wake_wait(self.generation, why)
     }
-}
-
-/// Moves a blocked task to the run queue, ending its current wait.
-#[inline]
-pub(crate) fn make_ready(task: &Rc<Task>, why: Wake) {
-    make_ready_owned(Rc::clone(task), why);
-}
-
-/// [`make_ready`] with a reference the caller gives up (a woken token's), which the
-/// run queue takes over instead of making its own.
-#[inline]
-fn make_ready_owned(task: Rc<Task>, why: Wake) {
-    task.generation.set(task.generation.get() + 1);
-    task.woken_by.set(why);
-    task.state.set(TaskState::Ready);
-    hub::get().schedule(task);
 }
 
 /// Parks the current greenlet until a token handed to `register` is woken, the
@@ -88,66 +139,55 @@ pub(crate) fn park(
 ) -> Result<Wake, Interrupt> {
     // No closures: LLVM may outline one, and a frame between the blocking call and
     // its switch costs a mispredicted return on every resume (see `hub::get`).
-    let hub = hub::get();
-    let task = hub.current_task_borrowed();
-    park_on(hub, &task, on, deadline, register)
+    let here = Here::new();
+    let (hub, task) = about_to_park(&here)?;
+    register(WaitToken::of(&task));
+    let why = wait_here(hub, &task, on, deadline);
+    ended(&task, why)
 }
 
+/// The hub and the current task, for a blocking call about to park; or the interrupt
+/// already pending, taken, which the call returns instead of parking.
 #[inline(always)]
 #[track_caller]
-fn park_on(
-    hub: &Hub,
-    task: &Rc<Task>,
-    on: &dyn Describe,
-    deadline: Option<Instant>,
-    register: impl FnOnce(WaitToken),
-) -> Result<Wake, Interrupt> {
-    if let Some(interrupt) = task.take_interrupt() {
-        return Err(interrupt);
+pub(crate) fn about_to_park(here: &Here) -> Result<(&Hub, TaskRef<'_>), Interrupt> {
+    let hub = hub::get(here);
+    let task = hub.current_task_borrowed();
+    match task.take_interrupt() {
+        Some(interrupt) => Err(interrupt),
+        None => Ok((hub, task)),
     }
-    let why = wait_here(hub, task, on, deadline, register);
+}
+
+/// What a blocking call returns for a wait that ended with `why`: an interrupt that
+/// arrived meanwhile, taken, or `why`.
+#[inline(always)]
+pub(crate) fn ended(task: &Task, why: Wake) -> Result<Wake, Interrupt> {
     match task.take_interrupt() {
         Some(interrupt) => Err(interrupt),
         None => Ok(why),
     }
 }
 
-/// The wait itself: registers, parks, and says how it ended, whatever interrupt may be
-/// pending before or after (the callers decide what to make of those).
+/// The wait itself, once the waker can find the task: parks until woken or the
+/// deadline passes and says how it ended, whatever interrupt may be pending before or
+/// after (the callers decide what to make of those).
 #[inline(always)]
 #[track_caller]
-fn wait_here(
-    hub: &Hub,
-    task: &Rc<Task>,
-    on: &dyn Describe,
-    deadline: Option<Instant>,
-    register: impl FnOnce(WaitToken),
-) -> Wake {
-    let token = || WaitToken {
-        task: task.clone(),
-        generation: task.generation.get(),
-    };
-    register(token());
+fn wait_here(hub: &Hub, task: &TaskRef<'_>, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
     let timer = deadline.map(|at| {
         hub.timers
             .borrow_mut()
-            .insert(at, crate::timer::Action::Wake(token()))
+            .insert(at, crate::timer::Action::Wake(WaitToken::of(task)))
     });
     hub.stats.count_park(on.kind());
-    let on: *const (dyn Describe + '_) = on;
-    // SAFETY: only the lifetime is erased. `on` is borrowed for this whole call; the
-    // pointer is cleared by `ClearWaitingOn` before this call returns or unwinds, and it
-    // is only read while the task is blocked, i.e. while this call is in progress.
-    let on: *const (dyn Describe + 'static) = unsafe { std::mem::transmute(on) };
-    task.waiting_on.set(Some(on));
+    let shows = task.show_waiting_on(&on);
     task.parked_at.set(Location::caller());
     task.parked_clock.set(hub.stats.clock());
-    let clear = ClearWaitingOn(task);
-    task.state.set(TaskState::Blocked);
-    hub.switch_away(false);
-    drop(clear);
-    task.state.set(TaskState::Running);
-    let why = task.woken_by.get();
+    task.block();
+    hub.switch_away(Leaving::Parked);
+    drop(shows);
+    let why = task.resume();
     if let Some(key) = timer {
         if why != Wake::TimedOut {
             hub.timers.borrow_mut().cancel(key);
@@ -169,9 +209,11 @@ pub(crate) fn park_shielded(
     deadline: Option<Instant>,
     register: impl FnOnce(WaitToken),
 ) -> Result<Wake, String> {
-    let hub = hub::get();
+    let here = Here::new();
+    let hub = hub::get(&here);
     let task = hub.current_task_borrowed();
-    let why = wait_here(hub, &task, on, deadline, register);
+    register(WaitToken::of(&task));
+    let why = wait_here(hub, &task, on, deadline);
     if why == Wake::Interrupted {
         if let Some(report) = task.take_deadlock() {
             return Err(report);
@@ -180,21 +222,12 @@ pub(crate) fn park_shielded(
     Ok(why)
 }
 
-/// Clears a task's `waiting_on` when the park call that set it ends, even by unwinding
-/// (a greenlet force-unwound at thread exit), so the pointer never outlives its target.
-struct ClearWaitingOn<'a>(&'a Task);
-
-impl Drop for ClearWaitingOn<'_> {
-    fn drop(&mut self) {
-        self.0.waiting_on.set(None);
-    }
-}
-
 /// Makes an interrupt that [`park`] returned, but which the caller does not deliver (it
 /// has a result to return instead), pending again for the current greenlet's next
 /// blocking point.
 pub(crate) fn put_back(interrupt: Interrupt) {
-    hub::get().current_task_borrowed().put_back(interrupt);
+    let here = Here::new();
+    hub::get(&here).current_task_borrowed().put_back(interrupt);
 }
 
 /// Turns an interrupt into the unwind Rust-level blocking calls use.
@@ -215,299 +248,6 @@ pub(crate) fn park_or_raise(
     register: impl FnOnce(WaitToken),
 ) -> Wake {
     park(on, deadline, register).unwrap_or_else(|i| raise(i))
-}
-
-/// A FIFO of parked greenlets: what every blocking primitive waits in.
-///
-/// Waiters are woken in the order they arrived. A woken waiter re-checks its
-/// condition; one that arrives meanwhile may get there first (no hand-off), which keeps
-/// the common uncontended path free of bookkeeping.
-pub(crate) struct WaitQueue {
-    waiters: RefCell<Waiters>,
-    /// Live entries (stale tokens are removed when their wait ends without a wake).
-    len: Cell<usize>,
-}
-
-/// The oldest waiter inline, the others behind it: the common single waiter (a join,
-/// a handoff between two greenlets) needs no buffer allocation.
-struct Waiters {
-    first: Option<WaitToken>,
-    rest: VecDeque<WaitToken>,
-}
-
-impl Waiters {
-    #[inline]
-    fn push(&mut self, token: WaitToken) {
-        if self.first.is_none() {
-            self.first = Some(token);
-        } else {
-            self.rest.push_back(token);
-        }
-    }
-
-    #[inline]
-    fn pop(&mut self) -> Option<WaitToken> {
-        let first = self.first.take()?;
-        if !self.rest.is_empty() {
-            self.first = self.rest.pop_front();
-        }
-        Some(first)
-    }
-
-    fn contains(&self, id: WaitId) -> bool {
-        self.first.iter().chain(&self.rest).any(|t| t.id() == id)
-    }
-
-    fn remove(&mut self, id: WaitId) -> bool {
-        if self.first.as_ref().is_some_and(|t| t.id() == id) {
-            self.pop();
-            return true;
-        }
-        match self.rest.iter().position(|t| t.id() == id) {
-            Some(pos) => {
-                self.rest.remove(pos);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Identifies one wait of one task without holding the task.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct WaitId(*const Task, u64);
-
-impl WaitToken {
-    fn id(&self) -> WaitId {
-        WaitId(Rc::as_ptr(&self.task), self.generation)
-    }
-}
-
-impl WaitQueue {
-    pub(crate) const fn new() -> WaitQueue {
-        WaitQueue {
-            waiters: RefCell::new(Waiters {
-                first: None,
-                rest: VecDeque::new(),
-            }),
-            len: Cell::new(0),
-        }
-    }
-
-    /// Parks until notified, the deadline passes, or an interrupt arrives. On
-    /// anything but a notification the entry is removed; a notification consumed by a
-    /// wait that is then interrupted is passed on to the next waiter, so none is lost.
-    #[inline(always)]
-    #[track_caller]
-    pub(crate) fn wait(
-        &self,
-        on: &dyn Describe,
-        deadline: Option<Instant>,
-    ) -> Result<Wake, Interrupt> {
-        let mut mine: Option<WaitId> = None;
-        let result = park(on, deadline, |token| {
-            mine = Some(token.id());
-            self.push(token);
-        });
-        let notified = matches!(result, Ok(Wake::Notified)) || self.was_notified(mine);
-        if !notified {
-            if let Some(id) = mine {
-                self.remove_id(id);
-            }
-        } else if result.is_err() {
-            self.notify_one();
-        }
-        result
-    }
-
-    /// Like [`wait`](Self::wait), unwinding on interrupts.
-    #[inline(always)]
-    #[track_caller]
-    pub(crate) fn wait_or_raise(&self, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
-        self.wait(on, deadline).unwrap_or_else(|i| raise(i))
-    }
-
-    /// Whether our token was taken off the queue by a notification (as opposed to
-    /// still sitting in it after a timeout or interrupt).
-    fn was_notified(&self, mine: Option<WaitId>) -> bool {
-        mine.is_some_and(|id| !self.waiters.borrow().contains(id))
-    }
-
-    /// Adds a waiter without parking (for waits on several queues at once).
-    #[inline]
-    pub(crate) fn push(&self, token: WaitToken) {
-        self.waiters.borrow_mut().push(token);
-        self.len.set(self.len.get() + 1);
-    }
-
-    /// Takes the longest-waiting entry whose wait is still in progress, dropping stale
-    /// ones on the way.
-    #[inline]
-    fn pop_live(&self) -> Option<WaitToken> {
-        if self.len.get() == 0 {
-            return None;
-        }
-        loop {
-            let token = self.waiters.borrow_mut().pop()?;
-            self.len.set(self.len.get() - 1);
-            if token.is_live() {
-                return Some(token);
-            }
-        }
-    }
-
-    /// Removes a waiter that is still queued.
-    pub(crate) fn remove(&self, token: &WaitToken) {
-        self.remove_id(token.id());
-    }
-
-    fn remove_id(&self, id: WaitId) {
-        if self.waiters.borrow_mut().remove(id) {
-            self.len.set(self.len.get() - 1);
-        }
-    }
-
-    /// Wakes the longest-waiting greenlet; `false` if none was waiting.
-    pub(crate) fn notify_one(&self) -> bool {
-        match self.pop_live() {
-            Some(token) => {
-                make_ready_owned(token.task, Wake::Notified);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Wakes every waiting greenlet; returns how many.
-    #[inline]
-    pub(crate) fn notify_all(&self) -> usize {
-        let mut woken = 0;
-        loop {
-            let Some(token) = self.pop_live() else {
-                return woken;
-            };
-            make_ready_owned(token.task, Wake::Notified);
-            woken += 1;
-        }
-    }
-
-    /// Forgets every waiter without waking or dropping it (in a forked child, greenlets
-    /// left behind by the fork, kept for ever; see `fork`).
-    pub(crate) fn forget_all(&self) {
-        let waiters = std::mem::replace(
-            &mut *self.waiters.borrow_mut(),
-            Waiters {
-                first: None,
-                rest: VecDeque::new(),
-            },
-        );
-        crate::kept::keep(waiters);
-        self.len.set(0);
-    }
-
-    /// Number of greenlets waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.len.get()
-    }
-
-    /// Whether nobody waits.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len.get() == 0
-    }
-}
-
-/// A [`WaitQueue`] whose waiters each leave a hand-off slot for a `T`, so that the one
-/// who wakes a waiter can hand it a value, or take one from it, in the same step
-/// (Go's direct send): a getter parked on an empty queue wakes up holding its item,
-/// and a putter parked on a full one wakes up with its item already stored. Neither
-/// re-checks the queue, and a value is never in flight between owners.
-///
-/// A waiter's slot lives in its own `wait` frame; its address waits in the task's
-/// `wait_slot` (a task parks in one wait at a time, so this keeps queue entries at
-/// two words). It is only used while the waiter's token is live (the waiter is parked
-/// inside that very call), and `wait` takes its entry out of the queue before it
-/// returns, or unwinds.
-pub(crate) struct SlotQueue<T> {
-    queue: WaitQueue,
-    _slots: PhantomData<*const Cell<Option<T>>>,
-}
-
-impl<T> SlotQueue<T> {
-    pub(crate) const fn new() -> SlotQueue<T> {
-        SlotQueue {
-            queue: WaitQueue::new(),
-            _slots: PhantomData,
-        }
-    }
-
-    /// Parks with `slot` open to whoever serves this queue, until served (or woken by
-    /// [`wake_all`](Self::wake_all)), the deadline passes, or an interrupt arrives.
-    /// The caller looks at its slot afterwards: what a server put there or took from
-    /// there has happened, even if this returns an interrupt that arrived later.
-    #[inline(always)]
-    #[track_caller]
-    pub(crate) fn wait(
-        &self,
-        slot: &Cell<Option<T>>,
-        on: &dyn Describe,
-        deadline: Option<Instant>,
-    ) -> Result<Wake, Interrupt> {
-        let mut entry = LeaveQueue {
-            queue: &self.queue,
-            mine: None,
-        };
-        let result = park(on, deadline, |token| {
-            entry.mine = Some(token.id());
-            token.task.wait_slot.set(std::ptr::from_ref(slot).cast());
-            self.queue.push(token);
-        });
-        if result == Ok(Wake::Notified) {
-            // Served or woken by `wake_all`: both took the entry out.
-            entry.mine = None;
-        }
-        result
-    }
-
-    /// Hands the longest-waiting live waiter's slot to `serve` and wakes it; `false`
-    /// (and `serve` not called) if nobody waits.
-    #[inline]
-    pub(crate) fn serve(&self, serve: impl FnOnce(&Cell<Option<T>>)) -> bool {
-        let Some(token) = self.queue.pop_live() else {
-            return false;
-        };
-        let slot = token.task.wait_slot.get().cast::<Cell<Option<T>>>();
-        // SAFETY: the token is live, so its task is parked inside the `SlotQueue::wait`
-        // on this queue that pushed it (a wait's end bumps the generation), which set
-        // `wait_slot` to a slot of its own frame, of this queue's `T`.
-        serve(unsafe { &*slot });
-        make_ready_owned(token.task, Wake::Notified);
-        true
-    }
-
-    /// Wakes every waiter without serving it (their slots are as they left them).
-    pub(crate) fn wake_all(&self) -> usize {
-        self.queue.notify_all()
-    }
-
-    /// Waiters parked now.
-    pub(crate) fn len(&self) -> usize {
-        self.queue.len()
-    }
-}
-
-/// Takes a slot waiter's entry out of its queue when its `wait` ends without having
-/// been served, including by unwinding, so no slot address outlives its frame.
-struct LeaveQueue<'a> {
-    queue: &'a WaitQueue,
-    mine: Option<WaitId>,
-}
-
-impl Drop for LeaveQueue<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.mine {
-            self.queue.remove_id(id);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ use mio::{Interest, Poll, Token};
 
 use crate::hub::Hub;
 use crate::injector::Injector;
-use crate::park::{WaitToken, make_ready};
+use crate::park::WaitToken;
 use crate::sys::EventFd;
-use crate::task::{TaskState, Wake};
+use crate::task::Wake;
 
 /// The mio token of the hub's waker.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -82,11 +82,7 @@ impl Shared {
     pub(crate) fn run_pending(&self, hub: &Hub) {
         self.injector.drain(|token| {
             if let Some(task) = hub.task_by_key(token.key, token.id) {
-                if task.generation.get() == token.generation
-                    && task.state.get() == TaskState::Blocked
-                {
-                    make_ready(&task, Wake::Notified);
-                }
+                task.wake_wait(token.generation, Wake::Notified);
             }
         });
     }
@@ -108,9 +104,9 @@ impl RemoteWaker {
         RemoteWaker {
             shared,
             token: RemoteToken {
-                key: task.key.get(),
+                key: task.key(),
                 id: task.id(),
-                generation: task.generation.get(),
+                generation: task.generation(),
             },
             armed: true,
         }
@@ -149,9 +145,9 @@ impl ThreadWaker {
         ThreadWaker {
             shared,
             token: RemoteToken {
-                key: task.key.get(),
+                key: task.key(),
                 id: task.id(),
-                generation: task.generation.get(),
+                generation: task.generation(),
             },
         }
     }
@@ -165,11 +161,7 @@ impl ThreadWaker {
                 return false;
             }
             if let Some(task) = hub.try_task_by_key(self.token.key, self.token.id) {
-                if task.generation.get() == self.token.generation
-                    && task.state.get() == TaskState::Blocked
-                {
-                    make_ready(&task, Wake::Notified);
-                }
+                task.wake_wait(self.token.generation, Wake::Notified);
                 return true;
             }
             false
@@ -234,7 +226,8 @@ pub(crate) fn park_for_thread(
 ) -> Result<(), crate::task::Interrupt> {
     // No `hub::with` closure around the park: the park records its caller's line,
     // which a closure would hide.
-    let shared = crate::hub::get().remote.borrow().clone();
+    let here = crate::hub::Here::new();
+    let shared = crate::hub::get(&here).remote.borrow().clone();
     crate::park::park(&OtherThread, None, |token| {
         start(RemoteWaker::new(shared, &token));
     })

@@ -64,7 +64,8 @@ fn spawned_greenlet_line() -> Option<String> {
     if !greenlet::thread_alive() {
         return None;
     }
-    let task = Task::current_borrowed()?;
+    let here = crate::hub::Here::new();
+    let task = Task::current_borrowed(&here)?;
     let at = task.location?;
-    Some(format!("in {}, spawned at {at}:", &**task))
+    Some(format!("in {}, spawned at {at}:", **task))
 }

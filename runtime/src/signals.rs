@@ -33,7 +33,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::hub::{self, Hub};
-use crate::park::make_ready;
 use crate::task::{Task, TaskState, Wake};
 
 /// Which signal handlers end a wait, as signal(7) says for the system call it stands
@@ -112,7 +111,8 @@ static EXPECTED: AtomicBool = AtomicBool::new(false);
 /// returns (`siglongjmp`, `_exit`) still ends the waits it would have.
 pub fn run_signal_handler<R>(restarting: bool, handler: impl FnOnce() -> R) -> R {
     HANDLED.with(|counts| counts[usize::from(restarting)].fetch_add(1, Ordering::Relaxed));
-    let Some(hub) = hub::existing() else {
+    let here = hub::Here::new();
+    let Some(hub) = hub::existing(&here) else {
         return handler();
     };
     // Borrowed mutably only while a forked child rebuilds its hub, inside `fork`; a
@@ -165,9 +165,10 @@ impl Interruptible {
         if eintr == Eintr::Never {
             return Interruptible { task: None };
         }
-        let hub = hub::get();
+        let here = hub::Here::new();
+        let hub = hub::get(&here);
         let task = hub.current_task();
-        task.signal_wait.set(SignalWait {
+        task.set_signal_wait(SignalWait {
             eintr,
             since: handled_here(),
         });
@@ -179,8 +180,8 @@ impl Interruptible {
 impl Drop for Interruptible {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            task.signal_wait.set(SignalWait::default());
-            if let Some(hub) = hub::existing() {
+            task.set_signal_wait(SignalWait::default());
+            if let Some(hub) = hub::existing(&hub::Here::new()) {
                 hub.signal_waits.set(hub.signal_waits.get() - 1);
             }
         }
@@ -198,8 +199,8 @@ pub(crate) fn end_interrupted_waits(hub: &Hub, seen: &Cell<Handled>) {
         return;
     }
     for task in hub.tasks() {
-        if task.state.get() == TaskState::Blocked && task.signal_wait.get().ended_by(now) {
-            make_ready(&task, Wake::Signal);
+        if task.state() == TaskState::Blocked && task.signal_wait().ended_by(now) {
+            task.wake(Wake::Signal);
         }
     }
 }

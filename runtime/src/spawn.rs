@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 use greenweave_greenlet::{self as greenlet, GreenletExit};
 
 use crate::hub;
-use crate::park::{self, make_ready};
-use crate::task::{Describe, Task, TaskState, Wake};
+use crate::task::{Describe, Interrupt, Task, TaskState};
 use crate::time::deadline_after;
 
 mod error;
+mod many;
 
 pub use error::{JoinError, JoinTimeoutError};
+pub use many::{iwait, joinall, killall, wait_any};
 
 /// Spawns greenlets with a name or a stack size.
 #[derive(Clone, Debug, Default)]
@@ -112,13 +113,13 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
             }
         })
     };
-    let hub = hub::get();
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
     if hub.fork_root.get() == task.id() {
         // The spawned greenlet that forked, in the child: its return ends the process.
         crate::fork::exit_child(outcome.is_ok());
     }
-    *task.result.borrow_mut() = Some(smallbox::smallbox!(outcome));
-    task.state.set(TaskState::Done);
+    task.finish(smallbox::smallbox!(outcome));
     // Locals may run user destructors; drop them while the greenlet still exists.
     drop(task.take_rare());
     hub.unregister(&task);
@@ -126,18 +127,6 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     // Break the greenlet -> task -> greenlet cycle.
     task.detach();
     hub.finish_into_next(&task.greenlet);
-}
-
-/// Posts a kill to `task`, delivered once at its current or next blocking point (waking
-/// it if it is blocked); nothing happens if it has finished.
-pub(crate) fn kill_task(task: &Rc<Task>) {
-    if task.state.get() == TaskState::Done {
-        return;
-    }
-    task.post_kill();
-    if task.state.get() == TaskState::Blocked {
-        make_ready(task, Wake::Interrupted);
-    }
 }
 
 /// Spawns `f` in a new greenlet (gevent's `spawn`). It starts when the spawner next
@@ -269,7 +258,7 @@ impl<T> JoinHandle<T> {
     {
         // A finished greenlet stored its result, unless a fork left it behind (it
         // reads as killed in the child; see `fork`).
-        let Some(result) = self.task.result.borrow_mut().take() else {
+        let Some(result) = self.task.take_result() else {
             return Err(JoinError::Killed);
         };
         let result = match result.downcast::<Result<T, JoinError>>() {
@@ -360,12 +349,12 @@ impl<T> JoinHandle<T> {
     /// Asks the greenlet to die at its current or next blocking point and returns at
     /// once (see [`kill`](Self::kill) for how the kill is delivered).
     pub fn kill_nowait(&self) {
-        kill_task(&self.task);
+        self.task.interrupt(Interrupt::Killed);
     }
 
     /// Whether the greenlet has finished (returned, panicked or was killed).
     pub fn is_finished(&self) -> bool {
-        self.task.state.get() == TaskState::Done
+        self.task.state() == TaskState::Done
     }
 
     /// The greenlet's name.
@@ -383,85 +372,4 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "JoinHandle({})", self.task)
     }
-}
-
-/// Joins every handle, in order (gevent's `joinall`).
-#[track_caller]
-pub fn joinall<T: 'static>(
-    handles: impl IntoIterator<Item = JoinHandle<T>>,
-) -> Vec<Result<T, JoinError>> {
-    // A loop, not `map(JoinHandle::join)`: a `#[track_caller]` function called
-    // through `FnMut` reports the closure machinery as its caller.
-    let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.join());
-    }
-    results
-}
-
-/// Kills every greenlet and waits until all have died (gevent's `killall`).
-#[track_caller]
-pub fn killall<T>(handles: &[JoinHandle<T>]) {
-    for h in handles {
-        h.kill_nowait();
-    }
-    for h in handles {
-        h.wait();
-    }
-}
-
-/// What `wait_any` waits on.
-struct AnyOf(usize);
-
-impl Describe for AnyOf {
-    fn kind(&self) -> crate::stats::ParkKind {
-        crate::stats::ParkKind::Join
-    }
-
-    fn describe(&self, out: &mut String) {
-        out.push_str(&format!("the first of {} greenlets to finish", self.0));
-    }
-}
-
-/// Waits until at least one of `handles` has finished and returns its index (gevent's
-/// `wait(count=1)`); `None` if `handles` is empty or `timeout` passed first.
-#[track_caller]
-pub fn wait_any<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Option<usize> {
-    let deadline = timeout.and_then(deadline_after);
-    loop {
-        if let Some(i) = handles.iter().position(JoinHandle::is_finished) {
-            return Some(i);
-        }
-        if handles.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
-        }
-        for h in handles {
-            h.assert_not_self("wait for");
-        }
-        let mut token = None;
-        let result = park::park(&AnyOf(handles.len()), deadline, |t| {
-            for h in handles {
-                h.task.joiners.push(t.clone());
-            }
-            token = Some(t);
-        });
-        if let Some(token) = &token {
-            for h in handles {
-                h.task.joiners.remove(token);
-            }
-        }
-        if let Err(interrupt) = result {
-            park::raise(interrupt);
-        }
-    }
-}
-
-/// Yields the handles in the order their greenlets finish (gevent's `iwait`).
-#[track_caller]
-pub fn iwait<T>(handles: Vec<JoinHandle<T>>) -> impl Iterator<Item = JoinHandle<T>> {
-    let mut pending = handles;
-    std::iter::from_fn(move || {
-        let i = wait_any(&pending, None)?;
-        Some(pending.swap_remove(i))
-    })
 }

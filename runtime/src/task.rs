@@ -1,20 +1,29 @@
 //! The runtime's record of one greenlet: identity, wait state, interrupts, locals.
+//!
+//! Where its state changes: the transitions in [`state`] (run state, waits, registry
+//! key, result) and [`interrupts`] (what is pending to interrupt it) are the only
+//! writers of the [`Task`] cells that change after a spawn.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 use std::panic::Location;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenweave_greenlet::Greenlet;
 
+use crate::hub::InFrame;
 use crate::park::WaitQueue;
 use crate::signals::SignalWait;
 
+mod borrowed;
 mod interrupts;
+mod state;
 
+pub(crate) use borrowed::TaskRef;
 pub use interrupts::Interrupt;
 
 /// What a task is doing, as the registry reports it.
@@ -54,23 +63,24 @@ pub(crate) struct Task {
     pub(crate) name: Option<Rc<str>>,
     /// Where it was spawned; `None` for greenlets the runtime adopted (main, raw ones).
     pub(crate) location: Option<&'static Location<'static>>,
-    pub(crate) state: Cell<TaskState>,
+    /// Written only by the transitions of [`state`], as are the `generation`,
+    /// `woken_by`, `signal_wait`, `key` and `result`.
+    state: Cell<TaskState>,
     /// Bumped every time a wait ends, so wake-ups meant for an earlier wait are ignored.
-    pub(crate) generation: Cell<u64>,
+    generation: Cell<u64>,
     /// Why the last wait ended.
-    pub(crate) woken_by: Cell<Wake>,
-    /// What it waits on while blocked; only read while it is blocked (see `park`).
-    pub(crate) waiting_on: Cell<Option<*const dyn Describe>>,
+    woken_by: Cell<Wake>,
+    /// What it waits on while blocked: the address of a `&dyn Describe` in the frame
+    /// of its park call, set by [`Task::show_waiting_on`] for as long as that frame
+    /// borrows it; only read while the task is blocked (see [`Task::waiting_on`]).
+    waiting_on: Cell<Option<NonNull<()>>>,
     /// The blocking call it parked in (its caller's `#[track_caller]` location) and
     /// the hub's coarse time then (`stats::Counters::clock`); only meaningful while it
     /// is blocked, so never reset.
     pub(crate) parked_at: Cell<&'static Location<'static>>,
     pub(crate) parked_clock: Cell<u64>,
-    /// The hand-off slot of the `SlotQueue` wait it is parked in (see `park`); only
-    /// read through a live token of that wait.
-    pub(crate) wait_slot: Cell<*const ()>,
     /// Which signal handlers end its current wait (see `signals`).
-    pub(crate) signal_wait: Cell<SignalWait>,
+    signal_wait: Cell<SignalWait>,
     /// A kill was posted and not yet delivered. Written only by the transitions of
     /// [`interrupts`].
     kill_requested: Cell<bool>,
@@ -81,7 +91,7 @@ pub(crate) struct Task {
     /// Greenlets waiting for this one to finish.
     pub(crate) joiners: WaitQueue,
     /// Key in the hub's registry while alive.
-    pub(crate) key: Cell<usize>,
+    key: Cell<usize>,
     /// What most tasks never use (expired timeouts, a deadlock report, `Local`
     /// values), made on first use: one word here instead of three containers to build
     /// and drop on every spawn.
@@ -89,7 +99,7 @@ pub(crate) struct Task {
     /// What its function came to, a `Result<T, JoinError>` for the `JoinHandle<T>` to
     /// take: inline when it fits four words (most results do), so a spawn allocates no
     /// separate result slot.
-    pub(crate) result: RefCell<Option<TaskResult>>,
+    result: RefCell<Option<TaskResult>>,
 }
 
 /// The parts of a [`Task`] that most tasks never use.
@@ -161,7 +171,6 @@ impl Task {
             waiting_on: Cell::new(None),
             parked_at: Cell::new(Location::caller()),
             parked_clock: Cell::new(0),
-            wait_slot: Cell::new(std::ptr::null()),
             signal_wait: Cell::new(SignalWait::default()),
             kill_requested: Cell::new(false),
             interrupted: Cell::new(false),
@@ -170,56 +179,6 @@ impl Task {
             rare: RefCell::new(None),
             result: RefCell::new(None),
         }
-    }
-
-    /// Makes this finished, joined record the record of a new task, as
-    /// `*self = Task::new(greenlet, location)` would, without dropping the parts a
-    /// finished, joined task leaves empty (its joiners were all woken, its rare parts and
-    /// its result taken): those are only checked. Every field is named below, so a new
-    /// field cannot be forgotten here.
-    pub(crate) fn reuse(
-        &mut self,
-        greenlet: Greenlet,
-        location: Option<&'static Location<'static>>,
-    ) {
-        let Task {
-            greenlet: old_greenlet,
-            name,
-            location: old_location,
-            state,
-            generation,
-            woken_by,
-            waiting_on,
-            parked_at: _,
-            parked_clock: _,
-            wait_slot,
-            signal_wait,
-            kill_requested,
-            interrupted,
-            joiners,
-            key,
-            rare,
-            result,
-        } = self;
-        if !joiners.is_empty() || rare.get_mut().is_some() || result.get_mut().is_some() {
-            *self = Task::new(greenlet, location);
-            return;
-        }
-        *name = greenlet.name();
-        *old_greenlet = greenlet;
-        *old_location = location;
-        state.set(TaskState::Ready);
-        // The generation goes on counting instead of restarting, so no token of the old
-        // task's waits could ever match a new wait (none can be left: the record was
-        // unshared when it was kept).
-        generation.set(generation.get() + 1);
-        woken_by.set(Wake::Notified);
-        waiting_on.set(None);
-        wait_slot.set(std::ptr::null());
-        signal_wait.set(SignalWait::default());
-        kill_requested.set(false);
-        interrupted.set(false);
-        key.set(usize::MAX);
     }
 
     /// A new task in its `Rc`, built in place: a `Task` is a few hundred bytes, and
@@ -273,22 +232,19 @@ impl Task {
         }
     }
 
-    /// The task of the running greenlet, if it has one, *borrowed*: one thread-local
-    /// read, no registry lookup and no reference count change. Clone it to keep it;
-    /// hold the borrowed form only within the current greenlet's own blocking call
-    /// (its context owns the task until the greenlet's body is over).
+    /// The task of the running greenlet, if it has one, *borrowed* for as long as
+    /// `frame` (a [`Here`](crate::hub::Here), or the hub borrowed through one): one
+    /// thread-local read, no registry lookup and no reference count change. Clone it
+    /// to keep it.
     #[inline]
-    pub(crate) fn current_borrowed() -> Option<ManuallyDrop<Rc<Task>>> {
-        let tag = greenweave_greenlet::current_tag();
-        if tag == 0 {
-            return None;
-        }
-        // `ManuallyDrop`: the handle made here never gives back a count it did not take.
-        // SAFETY: a non-zero tag is only set by `attach` (`set_tag` is unsafe for anyone
-        // else), to an `Rc<Task>` the context owns until `detach` clears the tag first.
-        Some(ManuallyDrop::new(unsafe {
-            Rc::from_raw(tag as *const Task)
-        }))
+    pub(crate) fn current_borrowed<F: InFrame>(frame: &F) -> Option<TaskRef<'_>> {
+        let _ = frame;
+        let task = NonNull::new(greenweave_greenlet::current_tag() as *mut Task)?;
+        // SAFETY: a non-zero tag is only set by `attach` or `attach_spawned` (`set_tag`
+        // is unsafe for anyone else), to the address of an `Rc<Task>` that the
+        // greenlet's context or body owns until `detach` clears the tag first; `frame`
+        // is a local of a frame of the running greenlet, which ends before that.
+        Some(unsafe { TaskRef::from_raw(task) })
     }
 
     /// The task's [`Rare`] parts, made if need be.
@@ -309,6 +265,29 @@ impl Task {
         self.rare.borrow_mut().take()
     }
 
+    /// Shows `on` as what this task waits on (in reports and [`GreenletInfo`]) until
+    /// the returned guard drops: the park call holds it across its switch. The guard
+    /// borrows `on`, a local of that call, so the address it leaves here never
+    /// outlives its target.
+    #[inline(always)]
+    pub(crate) fn show_waiting_on<'a>(&'a self, on: &'a &'a dyn Describe) -> ShowsWaitingOn<'a> {
+        self.waiting_on.set(Some(NonNull::from(on).cast()));
+        ShowsWaitingOn(self)
+    }
+
+    /// What this task waits on, if it is blocked and its park call said.
+    pub(crate) fn waiting_on(&self) -> Option<&dyn Describe> {
+        if self.state() != TaskState::Blocked {
+            return None;
+        }
+        let on = self.waiting_on.get()?.cast::<&dyn Describe>();
+        // SAFETY: set by `show_waiting_on` to a `&dyn Describe` that the guard it
+        // returned borrows, and cleared when that guard drops. A task is blocked only
+        // inside its park call (`park::wait_here`), between making that guard and
+        // dropping it, so the target is alive.
+        Some(unsafe { *on.as_ref() })
+    }
+
     /// One line about this task for reports: `greenlet 'name' (id 3) spawned at f.rs:1`.
     pub(crate) fn describe_line(&self, out: &mut String) {
         use std::fmt::Write as _;
@@ -317,16 +296,12 @@ impl Task {
             None if self.greenlet.is_main() => write!(out, "{self}, the thread's main greenlet"),
             None => write!(out, "{self}, not spawned by greenweave"),
         };
-        match self.state.get() {
+        match self.state() {
             TaskState::Blocked => {
                 out.push_str(", waits on ");
-                if let Some(on) = self.waiting_on.get() {
-                    // SAFETY: `waiting_on` is set by `park` to an object borrowed for the
-                    // whole park call and cleared before park returns; the task is
-                    // blocked, so that call is still in progress.
-                    unsafe { &*on }.describe(out);
-                } else {
-                    out.push_str("nothing known");
+                match self.waiting_on() {
+                    Some(on) => on.describe(out),
+                    None => out.push_str("nothing known"),
                 }
             }
             TaskState::Ready => out.push_str(", ready to run"),
@@ -336,12 +311,21 @@ impl Task {
     }
 }
 
+/// Clears a task's [`waiting_on`](Task::waiting_on) when the park call that set it
+/// ends, even by unwinding (a greenlet force-unwound at thread exit).
+pub(crate) struct ShowsWaitingOn<'a>(&'a Task);
+
+impl Drop for ShowsWaitingOn<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.waiting_on.set(None);
+    }
+}
+
+/// As its greenlet's (`greenlet 'name' (id 3)`).
 impl fmt::Display for Task {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "greenlet '{name}' (id {})", self.id()),
-            None => write!(f, "greenlet id {}", self.id()),
-        }
+        fmt::Display::fmt(&self.greenlet, f)
     }
 }
 
@@ -375,12 +359,10 @@ impl GreenletInfo {
     /// What `task` is doing; `clock` is its hub's counters, `now` the time to measure
     /// waits to.
     pub(crate) fn of(task: &Task, clock: &crate::stats::Counters, now: Instant) -> GreenletInfo {
-        let blocked = task.state.get() == TaskState::Blocked;
-        let waiting_on = task.waiting_on.get().filter(|_| blocked).map(|on| {
+        let blocked = task.state() == TaskState::Blocked;
+        let waiting_on = task.waiting_on().map(|on| {
             let mut s = String::new();
-            // SAFETY: as in `describe_line`: set for the duration of the park call,
-            // which is in progress while the task is blocked.
-            unsafe { &*on }.describe(&mut s);
+            on.describe(&mut s);
             s
         });
         GreenletInfo {
@@ -388,77 +370,10 @@ impl GreenletInfo {
             name: task.name.as_deref().map(str::to_owned),
             spawned_at: task.location,
             is_main: task.greenlet.is_main(),
-            state: task.state.get(),
+            state: task.state(),
             waiting_on,
             parked_at: blocked.then(|| task.parked_at.get()),
             waiting_for: blocked.then(|| clock.since(task.parked_clock.get(), now)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use greenweave_greenlet::Greenlet;
-
-    use super::*;
-
-    /// What `Task::new` sets and `Task::reuse` resets, for comparison.
-    type Fresh = (
-        TaskState,
-        Wake,
-        bool,
-        bool,
-        bool,
-        *const (),
-        usize,
-        Option<Rc<str>>,
-        Option<&'static Location<'static>>,
-        u64,
-        SignalWait,
-    );
-
-    fn fresh_parts(task: &Task) -> Fresh {
-        (
-            task.state.get(),
-            task.woken_by.get(),
-            task.waiting_on.get().is_none(),
-            task.kill_requested.get(),
-            task.interrupted.get(),
-            task.wait_slot.get(),
-            task.key.get(),
-            task.name.clone(),
-            task.location,
-            task.id(),
-            task.signal_wait.get(),
-        )
-    }
-
-    #[test]
-    fn a_reused_record_starts_out_as_a_new_one_does() {
-        static WAITED_ON: &str = "something";
-        let old_at = Location::caller();
-        let mut record = Task::new(Greenlet::builder().name("old").build(|_| ()), None);
-        // Everything a finished task can leave behind in the parts `reuse` resets.
-        record.state.set(TaskState::Done);
-        record.woken_by.set(Wake::TimedOut);
-        let on: *const dyn Describe = &WAITED_ON;
-        record.waiting_on.set(Some(on));
-        record.wait_slot.set(std::ptr::from_ref(&WAITED_ON).cast());
-        record.kill_requested.set(true);
-        record.interrupted.set(true);
-        record.key.set(7);
-        record.generation.set(5);
-        record
-            .signal_wait
-            .set(SignalWait::marked(crate::coop::Eintr::Always));
-
-        let g = Greenlet::builder().name("new").build(|_| ());
-        let new = Task::new(g.clone(), Some(old_at));
-        record.reuse(g, Some(old_at));
-        assert_eq!(fresh_parts(&record), fresh_parts(&new));
-        assert!(
-            record.generation.get() > 5,
-            "the generation goes on counting"
-        );
     }
 }

@@ -44,8 +44,7 @@ use std::time::{Duration, Instant};
 use greenweave_greenlet as greenlet;
 
 use crate::hub::Hub;
-use crate::spawn::kill_task;
-use crate::task::{Describe, Task, TaskState};
+use crate::task::{Describe, Interrupt, Task, TaskState};
 
 /// How long a thread's exit waits for the greenlets it killed to die.
 pub(crate) const EXIT_GRACE: Duration = Duration::from_secs(1);
@@ -116,18 +115,18 @@ fn kill_and_wait(hub: &Hub) {
         let alive: Vec<Rc<Task>> = hub
             .tasks()
             .into_iter()
-            .filter(|t| t.location.is_some() && t.state.get() != TaskState::Done)
+            .filter(|t| t.location.is_some() && t.state() != TaskState::Done)
             .collect();
         if alive.is_empty() {
             return;
         }
         for task in &alive {
             if killed.insert(task.id()) {
-                kill_task(task);
+                task.interrupt(Interrupt::Killed);
             }
         }
         for task in &alive {
-            while task.state.get() != TaskState::Done {
+            while task.state() != TaskState::Done {
                 if Instant::now() >= deadline {
                     return;
                 }
@@ -165,7 +164,7 @@ pub(crate) fn release(hub: Box<Hub>, ending: Ending) {
         Ending::Stopped => {
             for (_, task) in tasks {
                 let ended = match task.location {
-                    Some(_) => task.state.get() == TaskState::Done,
+                    Some(_) => task.state() == TaskState::Done,
                     None => task.greenlet.is_main() || task.greenlet.is_dead(),
                 };
                 if !ended {

@@ -1,11 +1,10 @@
 //! Sleeping and yielding.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub;
+use crate::hub::{self, Leaving};
 use crate::park::{self, raise};
-use crate::task::{Describe, TaskState, Wake};
+use crate::task::{Describe, Wake};
 
 /// The deadline `timeout` from now, or `None` if it is too far to represent (such a
 /// wait never times out).
@@ -87,16 +86,15 @@ fn sleep_until_deadline(deadline: Option<Instant>) {
 pub fn yield_now() {
     // Straight-line, no closures: one frame between the caller and the switch (see
     // `hub::get`).
-    let hub = hub::get();
-    let task = hub.current_task_borrowed();
-    if let Some(interrupt) = task.take_interrupt() {
-        raise(interrupt);
-    }
-    task.state.set(TaskState::Ready);
-    hub.schedule(Rc::clone(&task));
-    hub.switch_away(true);
-    task.state.set(TaskState::Running);
-    if let Some(interrupt) = task.take_interrupt() {
+    let here = hub::Here::new();
+    let (hub, task) = match park::about_to_park(&here) {
+        Ok(parts) => parts,
+        Err(interrupt) => raise(interrupt),
+    };
+    task.requeue(hub);
+    hub.switch_away(Leaving::Requeued);
+    let why = task.resume();
+    if let Err(interrupt) = park::ended(&task, why) {
         raise(interrupt);
     }
 }

@@ -8,11 +8,11 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::hub;
-use crate::park::make_ready;
-use crate::task::{Task, TaskState, Wake};
+use crate::task::Task;
+use crate::time::deadline_after;
 use crate::timer::{Action, TimerKey};
 
 /// The unwind payload of an expired [`Timeout`]; caught by [`with_timeout`]. If it
@@ -82,7 +82,7 @@ impl Timeout {
         let id = NEXT_TIMEOUT.fetch_add(1, Ordering::Relaxed);
         hub::with(|hub| {
             let task = hub.current_task();
-            let timer = Instant::now().checked_add(duration).map(|at| {
+            let timer = deadline_after(duration).map(|at| {
                 hub.timers.borrow_mut().insert(
                     at,
                     Action::Timeout {
@@ -113,14 +113,6 @@ impl Drop for Timeout {
         if let Some(task) = self.task.upgrade() {
             task.cancel_timeout(self.id);
         }
-    }
-}
-
-/// Records that timeout `id` of `task` expired and wakes the task if it is blocked.
-pub(crate) fn deliver(task: &Rc<Task>, id: u64) {
-    task.post_timeout(id);
-    if task.state.get() == TaskState::Blocked {
-        make_ready(task, Wake::Interrupted);
     }
 }
 

@@ -117,7 +117,8 @@ mod tests {
         std::thread::spawn(|| {
             yield_now(); // the main greenlet's record comes first: the burst's can all go
             let burst: Vec<_> = (0..5000).map(|i| spawn(move || i)).collect();
-            let hub = hub::get();
+            let here = hub::Here::new();
+            let hub = hub::get(&here);
             assert!(hub.tasks.borrow().capacity() >= 5000);
             assert!(hub.ready.capacity() >= 5000);
             for (i, h) in burst.into_iter().enumerate() {

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use greenweave_runtime::io::{wait_readable, wait_writable};
+use greenweave_runtime::io::{Direction, wait_readable, wait_writable};
 use greenweave_runtime::{JoinError, sleep, spawn, yield_now};
 
 /// A non-blocking pipe: (read end, write end).
@@ -169,7 +169,7 @@ fn coop_waits_report_interrupts_as_values_instead_of_unwinding() {
     let (rx, _tx) = pipe();
     let fd = rx.as_raw_fd();
     let parked = spawn(move || {
-        let first = coop::wait_fd(fd, false, None, coop::Eintr::Never);
+        let first = coop::wait_fd(fd, Direction::Read, None, coop::Eintr::Never);
         // Returning the kill delivered it: the next blocking call blocks normally.
         let after = std::panic::catch_unwind(|| sleep(Duration::from_millis(1))).is_err();
         (first.err(), after)

@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use greenweave_runtime::coop::{self, Eintr};
+use greenweave_runtime::io::Direction;
 use greenweave_runtime::{JoinHandle, spawn, yield_now};
 
 type Outcome = Result<std::io::Result<()>, greenweave_runtime::Interrupt>;
@@ -20,7 +21,7 @@ fn kind(outcome: &Outcome) -> Option<ErrorKind> {
 }
 
 fn wait_fd(fd: i32, deadline: Option<Instant>, eintr: Eintr) -> JoinHandle<Outcome> {
-    spawn(move || coop::wait_fd(fd, false, deadline, eintr))
+    spawn(move || coop::wait_fd(fd, Direction::Read, deadline, eintr))
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub fn dump() -> HubDump {
     hub::with(|hub| {
         let mut dump = of_hub(hub);
         let me = greenweave_greenlet::current();
-        let task = Task::current_borrowed();
+        let task = Task::current_borrowed(hub);
         dump.running = Some(RunningGreenlet {
             id: me.id(),
             name: me.name().as_deref().map(str::to_owned),

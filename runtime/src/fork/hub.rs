@@ -25,7 +25,7 @@ use mio::Poll;
 
 use crate::hub::Hub;
 use crate::remote::Shared;
-use crate::task::{Task, TaskState};
+use crate::task::Task;
 use crate::timer::Action;
 
 /// What the rebuilt hub replaced: the child's copies of the parent's epoll and waker
@@ -44,7 +44,7 @@ pub(super) struct Replaced {
 /// If the child cannot make a new epoll instance or waker (out of fds or memory).
 pub(super) fn rebuild() -> Option<Replaced> {
     crate::hub::try_with_existing(|hub| {
-        let forking = Task::current_borrowed().map(|task| Rc::clone(&task));
+        let forking = Task::current_borrowed(hub).map(|task| Rc::clone(&task));
         rebuild_for(hub, forking).unwrap_or_else(|err| {
             panic!("greenweave: cannot make a new hub in a forked child: {err}")
         })
@@ -60,7 +60,7 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
     let old_tasks = std::mem::take(&mut *hub.tasks.borrow_mut());
     for (_, task) in &old_tasks {
         if !is_forking(task) {
-            leave_behind(task);
+            task.left_behind();
         }
     }
     crate::kept::keep(old_tasks);
@@ -97,13 +97,4 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
         _poll: std::mem::replace(&mut *hub.poll.borrow_mut(), poll),
         _remote: std::mem::replace(&mut *hub.remote.borrow_mut(), remote),
     })
-}
-
-/// Makes a greenlet of the parent finished as far as the child can tell, without
-/// touching its stack: no wake-up can reach it (its wait generation moves on, so every
-/// token for it is stale, and only blocked or ready tasks are ever woken), and its
-/// `JoinHandle` sees it done, with no result (`JoinError::Killed`).
-fn leave_behind(task: &Task) {
-    task.generation.set(task.generation.get() + 1);
-    task.state.set(TaskState::Done);
 }

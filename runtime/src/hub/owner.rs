@@ -3,6 +3,7 @@
 //! blocking paths read it through.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 
 use greenweave_greenlet as greenlet;
 
@@ -49,8 +50,34 @@ impl Drop for HubOwner {
 #[inline]
 #[track_caller]
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    f(get())
+    f(get(&Here::new()))
 }
+
+/// A frame's claim on this thread's hub: a zero-sized local whose borrow bounds the
+/// `&Hub` that [`get`] hands out, and the current task's `TaskRef` borrowed through
+/// it, so the compiler keeps both inside the frame that made it. Neither `Send` nor
+/// `Sync`: the hub belongs to this thread. Make it as a local (`let here =
+/// Here::new();`), never in anything that outlives the frame.
+///
+/// The hub lives until its thread exits, and no frame that still runs outlives that:
+/// the thread's exit ends its greenlets first, and those it abandons are never resumed
+/// (see `thread_exit`).
+pub(crate) struct Here(PhantomData<*const ()>);
+
+impl Here {
+    #[inline(always)]
+    pub(crate) const fn new() -> Here {
+        Here(PhantomData)
+    }
+}
+
+/// What bounds a borrow to the current frame: a [`Here`], or the hub borrowed through
+/// one (see `Task::current_borrowed`).
+pub(crate) trait InFrame {}
+
+impl InFrame for Here {}
+
+impl InFrame for Hub {}
 
 /// This thread's hub, creating it on first use: what [`with`] does, for the blocking
 /// paths. A closure handed to `with` may be outlined by LLVM, and every frame between
@@ -58,31 +85,32 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 /// resumed (the return-stack buffer holds the resumer's calls, not ours), so `park`
 /// and `yield_now` use this and stay one frame.
 ///
-/// The reference is only for the caller's own frame: the hub lives until its thread
-/// exits, which no frame of the thread outlives.
+/// The reference lives as long as the borrow of `here`: the caller's own frame.
 #[inline(always)]
 #[track_caller]
-pub(crate) fn get() -> &'static Hub {
-    match existing() {
+pub(crate) fn get(here: &Here) -> &Hub {
+    match existing(here) {
         Some(hub) => hub,
-        None => first_use(),
+        None => first_use(here),
     }
 }
 
-/// The hub, if this thread has one that is not being torn down.
+/// The hub, if this thread has one that is not being torn down, for as long as `here`
+/// is borrowed.
 #[inline]
-pub(crate) fn existing() -> Option<&'static Hub> {
+pub(crate) fn existing(_here: &Here) -> Option<&Hub> {
     let ptr = HUB_PTR.get();
-    // The `'static` below never outlives the callers' stack frames, which end before
-    // the thread (and so the thread-local hub) does.
     // SAFETY: a non-null HUB_PTR points at the hub `HUB` owns (boxed, so it stays
-    // put), which is freed only after `HubOwner::drop` has nulled the pointer.
+    // put), which is freed only after `HubOwner::drop` has nulled the pointer, once
+    // the thread's own code is over and its greenlets ended or abandoned (never to
+    // run again). The reference is bounded by the borrow of a `Here`, a local of a
+    // frame of this thread that runs now, so it ends before that.
     unsafe { ptr.as_ref() }
 }
 
 #[cold]
 #[track_caller]
-fn first_use() -> &'static Hub {
+fn first_use(_here: &Here) -> &Hub {
     // The greenlet layer's thread state comes first, so it is destroyed after the hub
     // (thread-local destructors run newest first): the hub's teardown at thread exit
     // still switches to greenlets to end them (see `thread_exit`).
@@ -112,5 +140,5 @@ fn first_use() -> &'static Hub {
 /// none or the thread is exiting.
 #[inline]
 pub(crate) fn try_with_existing<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
-    existing().map(f)
+    existing(&Here::new()).map(f)
 }

@@ -82,10 +82,12 @@ use crate::park::raise;
 use crate::task::{Describe, Interrupt, Wake};
 use crate::time::deadline_after;
 
-/// Readiness direction.
+/// Which readiness of an fd a wait is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Direction {
+pub enum Direction {
+    /// Readable (or at end of file, or in error).
     Read,
+    /// Writable (or in error).
     Write,
 }
 
@@ -182,7 +184,8 @@ pub(crate) fn wait(
     deadline: Option<Instant>,
     keep: Keep,
 ) -> Result<io::Result<()>, Interrupt> {
-    let hub = hub::get();
+    let here = hub::Here::new();
+    let hub = hub::get(&here);
     let entry = match enter(hub, fd, direction, keep) {
         Ok(entry) => entry,
         Err(err) => return Ok(Err(err)),

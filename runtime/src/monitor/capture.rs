@@ -353,7 +353,7 @@ unsafe fn record(raw: &mut Raw, context: *mut libc::c_void) {
         // greenlet runs (see `Task::attach`); only plain fields set at spawn are read.
         let task = unsafe { &*(tag as *const Task) };
         raw.spawned_at = task.location;
-        raw.registered = task.key.get() != usize::MAX;
+        raw.registered = task.key() != usize::MAX;
     }
     let greenlets = SLOT.greenlets.load(Ordering::Relaxed);
     // SAFETY: set by the requester, which holds the hub's entry (and so this atomic)

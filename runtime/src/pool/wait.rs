@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Pool, Waiting};
 use crate::hub;
-use crate::spawn::kill_task;
+use crate::task::Interrupt;
 use crate::task::Task;
 use crate::time::deadline_after;
 
@@ -122,7 +122,7 @@ impl Pool {
                     .collect()
             };
             for task in &started {
-                kill_task(task);
+                task.interrupt(Interrupt::Killed);
             }
             self.inner
                 .member_exited

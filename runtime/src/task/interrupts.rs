@@ -3,7 +3,8 @@
 //! hook's errno). A greenlet that survives one goes on running normally, as in gevent;
 //! a second kill is posted and delivered again. The transitions here are the only
 //! writers of that state (`kill_requested`, `interrupted`, the `Rare` parts
-//! `fired_timeouts` and `deadlock`).
+//! `fired_timeouts` and `deadlock`); another task posts one through
+//! [`Task::interrupt`] (in [`state`](super::state)), which also wakes it.
 
 use super::Task;
 
@@ -19,10 +20,15 @@ pub enum Interrupt {
 }
 
 impl Task {
-    /// Posts a kill, to be delivered at the task's current or next blocking point (the
-    /// caller wakes it if it is blocked). Kills posted before the delivery are one kill.
-    pub(crate) fn post_kill(&self) {
-        self.kill_requested.set(true);
+    /// Makes `interrupt` pending, for the task's current or next blocking point to
+    /// take. Kills posted before the delivery are one kill. Reached through
+    /// [`Task::interrupt`], which also wakes a blocked task, and [`put_back`](Self::put_back).
+    pub(super) fn post(&self, interrupt: Interrupt) {
+        match interrupt {
+            Interrupt::Killed => self.kill_requested.set(true),
+            Interrupt::TimedOut(id) => self.rare().fired_timeouts.push(id),
+            Interrupt::Deadlock(report) => self.rare().deadlock = Some(report),
+        }
         self.interrupted.set(true);
     }
 
@@ -31,23 +37,11 @@ impl Task {
         self.kill_requested.get()
     }
 
-    /// Posts the expiry of `Timeout` `id` (the caller wakes the task if it is blocked).
-    pub(crate) fn post_timeout(&self, id: u64) {
-        self.rare().fired_timeouts.push(id);
-        self.interrupted.set(true);
-    }
-
     /// Forgets `Timeout` `id`'s expiry if it was not delivered (the guard was dropped).
     pub(crate) fn cancel_timeout(&self, id: u64) {
         if let Some(mut rare) = self.rare_if_made() {
             rare.fired_timeouts.retain(|&fired| fired != id);
         }
-    }
-
-    /// Posts the hub's deadlock report (the caller wakes the task).
-    pub(crate) fn post_deadlock(&self, report: String) {
-        self.rare().deadlock = Some(report);
-        self.interrupted.set(true);
     }
 
     /// Takes the deadlock report, if one was posted: the one interrupt a shielded wait
@@ -99,11 +93,7 @@ impl Task {
     /// something better to return: an item handed over, partial progress) pending
     /// again, for the next blocking point.
     pub(crate) fn put_back(&self, interrupt: Interrupt) {
-        match interrupt {
-            Interrupt::Killed => self.post_kill(),
-            Interrupt::TimedOut(id) => self.post_timeout(id),
-            Interrupt::Deadlock(report) => self.post_deadlock(report),
-        }
+        self.post(interrupt);
     }
 }
 
@@ -117,11 +107,11 @@ mod tests {
     fn each_posted_interrupt_is_taken_once_deadlock_then_kill_then_oldest_timeout() {
         let task = Task::new(Greenlet::builder().build(|_| ()), None);
         assert_eq!(task.take_interrupt(), None);
-        task.post_timeout(9);
-        task.post_timeout(4);
-        task.post_kill();
-        task.post_kill(); // two kills before a delivery are one
-        task.post_deadlock("report".into());
+        task.post(Interrupt::TimedOut(9));
+        task.post(Interrupt::TimedOut(4));
+        task.post(Interrupt::Killed);
+        task.post(Interrupt::Killed); // two kills before a delivery are one
+        task.post(Interrupt::Deadlock("report".into()));
         assert_eq!(
             task.take_interrupt(),
             Some(Interrupt::Deadlock("report".into()))
@@ -134,7 +124,7 @@ mod tests {
         task.cancel_timeout(9); // its guard was dropped before it was delivered
         assert_eq!(task.take_interrupt(), None);
         assert!(!task.interrupted.get(), "the fast path is back");
-        task.post_timeout(5);
+        task.post(Interrupt::TimedOut(5));
         assert_eq!(task.take_interrupt(), Some(Interrupt::TimedOut(5)));
         assert_eq!(task.take_interrupt(), None);
     }
