@@ -2,16 +2,21 @@
 
 use std::time::Duration;
 
-/// Burns `d` of the thread's CPU time without reaching a blocking point.
+/// Burns `d` of the thread's CPU time without reaching a blocking point (of the
+/// greenlets': it offers the CPU to other threads as it goes).
 ///
 /// CPU time, not wall time: on a loaded machine the thread waits for a CPU part of the
 /// time, which the blocking monitor rightly does not count as the greenlet's doing.
+/// The `sched_yield`s let the monitor's thread run under Valgrind, whose scheduler
+/// (after the process has forked) may otherwise leave the spinning thread running
+/// alone; they switch no greenlet.
 #[inline(never)]
 pub fn spin_without_yielding(d: Duration) -> u64 {
     let start = thread_cpu_time();
     let mut n = 0u64;
-    while thread_cpu_time() - start < d {
+    while thread_cpu_time().saturating_sub(start) < d {
         n = std::hint::black_box(n.wrapping_add(1));
+        std::thread::yield_now();
     }
     n
 }
