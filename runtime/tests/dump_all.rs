@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use greenweave_runtime::sync::Event;
 use greenweave_runtime::{Builder, TaskState, monitor, sleep};
 
+#[path = "common/valgrind.rs"]
+mod valgrind;
+
 const CHILD_ENV: &str = "GREENWEAVE_DUMP_SIGNAL_CHILD";
 
 /// Burns CPU without reaching a blocking point until `stop` is set.
@@ -121,7 +124,12 @@ fn dump_all_lists_every_hub_and_looks_into_the_stuck_one() {
     assert!(text.contains("greenlet 'cpu-loop'"), "{text}");
     assert!(text.contains("did not switch greenlets"), "{text}");
     // Bounded: the answering hubs are quick, the stuck one costs the patience.
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    if !valgrind::skip_under_valgrind(
+        "the 5 s bound on dump_all: Valgrind runs one thread at a time, 20-50 times \
+         slower, so four hubs' answers took 5.08 s there in CI",
+    ) {
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    }
 }
 
 /// The child process: hubs as above, the dump on SIGQUIT, "ready" on stdout.
