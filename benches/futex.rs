@@ -140,15 +140,12 @@ fn futex(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+#[path = "common/config.rs"]
+mod config;
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::standard();
     targets = futex
 }
 criterion_main!(benches);

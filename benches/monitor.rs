@@ -59,15 +59,12 @@ fn monitor_cost(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+#[path = "common/config.rs"]
+mod config;
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::standard();
     targets = monitor_cost
 }
 criterion_main!(benches);

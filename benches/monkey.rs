@@ -311,15 +311,12 @@ fn monkey(c: &mut Criterion) {
     gw_server.kill();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+#[path = "common/config.rs"]
+mod config;
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::standard();
     targets = monkey
 }
 criterion_main!(benches);

@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::sync_channel;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use greenweave::queue::{Channel, Queue};
@@ -367,15 +367,12 @@ fn spawn_blocking(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+#[path = "common/config.rs"]
+mod config;
 
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::standard();
     targets = spawn_join, yields, ping_pong, spawn_blocking
 }
 criterion_main!(benches);

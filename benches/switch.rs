@@ -40,7 +40,7 @@ use std::hint::black_box;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, Yielder};
@@ -175,16 +175,12 @@ fn bench_switch(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    // Defaults for a plain `cargo bench`; command-line flags override them.
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
+#[path = "common/config.rs"]
+mod config;
 
 criterion_group! {
     name = switch;
-    config = config();
+    config = config::standard();
     targets = bench_switch
 }
 criterion_main!(switch);
