@@ -189,6 +189,16 @@ impl Greenlet {
         switch::switch_to(&self.0, payload)
     }
 
+    /// `switch(())` for a caller that drops what comes back: the same switch, with
+    /// only the switch itself inlined at the call site (a value that comes back is
+    /// dropped out of line; a thrown payload still unwinds from here). For the
+    /// runtime's blocking calls, which switch away only to be resumed later.
+    #[doc(hidden)] // runtime plumbing (greenweave's hub), not a user API
+    #[inline(always)]
+    pub fn switch_unit_discarding(&self) {
+        switch::switch_to_discarding(&self.0);
+    }
+
     /// Like [`switch`](Self::switch) with an already wrapped [`Value`].
     pub fn switch_value(&self, value: Value) -> Value {
         switch::switch_to(&self.0, Some(Payload::Value(value)))
@@ -351,7 +361,7 @@ impl Greenlet {
     /// A scheduler uses this to switch from one of its greenlets straight to the next
     /// when that is cheap and through its own loop otherwise, so the chain, which a
     /// switch further down has to walk, stays short.
-    #[inline]
+    #[inline(always)]
     #[doc(hidden)] // runtime plumbing (greenweave's hub), not a user API
     pub fn is_one_switch_away(&self, max_depth: u32) -> bool {
         // SAFETY: the running greenlet is alive while it runs (see `thread::current_ptr`).

@@ -192,24 +192,74 @@ pub(crate) fn switch_to(target: &Rc<Inner>, payload: Option<Payload>) -> Value {
     // frame (or by the thread state for main) for as long as it runs or is on the chain.
     let cur = unsafe { &*cur_ptr };
     put_inbox(target, payload);
+    match switch_fast(cur, target) {
+        Back::Here => take_inbox(cur),
+        Back::Elsewhere(next) => switch_slow(cur, next),
+    }
+}
+
+/// [`switch_to`] with a unit payload and what comes back dropped, for a caller that
+/// switches only to be resumed later (the runtime's blocking calls): only the switch
+/// itself is inline; a value that comes back is dropped out of line, a thrown payload
+/// still unwinds from here.
+#[inline(always)]
+pub(crate) fn switch_to_discarding(target: &Rc<Inner>) {
+    let cur_ptr = thread::current_ptr();
+    // SAFETY: as in `switch_to`.
+    let cur = unsafe { &*cur_ptr };
+    match switch_fast(cur, target) {
+        Back::Here => {
+            // SAFETY: only this thread touches the inbox, and no reference to it is live.
+            if unsafe { (*cur.inbox.as_ptr()).is_some() } {
+                discard_payload(cur);
+            }
+        }
+        Back::Elsewhere(next) => switch_slow_discarding(cur, next),
+    }
+}
+
+/// Takes the payload switched to `cur` and drops it (a thrown one unwinds).
+#[inline(never)]
+fn discard_payload(cur: &Inner) {
+    drop(take_payload(cur));
+}
+
+/// [`switch_slow`], dropping what comes back.
+#[inline(never)]
+fn switch_slow_discarding(cur: &Inner, target: Rc<Inner>) {
+    drop(switch_slow(cur, target));
+}
+
+/// Where control went once a switch of `cur` came back to its frame.
+enum Back {
+    /// To `cur`: it runs again, its inbox holding what was switched to it.
+    Here,
+    /// To this greenlet, for [`switch_slow`] to carry on with.
+    Elsewhere(Rc<Inner>),
+}
+
+/// The switch both entries share: the common cases (one `suspend`, one `resume`)
+/// inline, the others sent to [`switch_slow`]. The payload is in `target`'s inbox.
+#[inline(always)]
+fn switch_fast(cur: &Inner, target: &Rc<Inner>) -> Back {
     let back = match target.state.get() {
         State::Resuming => {
             cur.state.set(State::Suspended);
             // SAFETY: as in switch_slow's `Resuming` arm.
             unsafe { &*cur.yielder.get() }.suspend(Transfer::to(target));
             // Whoever resumed us did so for us, and made us `Running` and current.
-            return take_inbox(cur);
+            return Back::Here;
         }
         // SAFETY: `target` is off the chain and our caller's handle holds it for this
         // whole call (invariants 2 and 6).
         State::Suspended | State::Unstarted => unsafe { resume(cur, target) },
-        State::Running | State::Dead => return switch_slow(cur, target.clone()),
+        State::Running | State::Dead => return Back::Elsewhere(target.clone()),
     };
-    if std::ptr::eq(back.target, cur_ptr) {
-        return take_inbox(cur);
+    if std::ptr::eq(back.target, cur) {
+        return Back::Here;
     }
     // SAFETY: a transfer that reaches us is aimed at a live greenlet (invariant 6).
-    switch_slow(cur, unsafe { upgrade(back.target) })
+    Back::Elsewhere(unsafe { upgrade(back.target) })
 }
 
 /// Resumes `target` (unstarted or suspended) from `cur`; returns the transfer that

@@ -10,7 +10,7 @@
 //!
 //! Switching away goes straight to the front of the run queue when that costs one
 //! corosensei switch (the greenlet that resumed the blocking one, or a parked one
-//! while the resume chain is shallow; see [`Hub::switch_away`]), and through the hub
+//! while the resume chain is shallow; see [`Hub::take_direct`]), and through the hub
 //! greenlet otherwise. Both take the same greenlet next, so the order is the run
 //! queue's; the direct switch saves the hub's half of the trip. Direct runs count
 //! toward the maintenance interval below, so timers and I/O are looked at as often.
@@ -73,10 +73,36 @@ const DIRECT_DEPTH: u32 = 3;
 /// How many finished task records a hub keeps for reuse.
 const SPARE_TASKS: usize = 64;
 
+/// Whether switching straight to a ready task is cheap (see [`Hub::take_front_if`]).
+trait Cheap {
+    fn cheap(self, task: &Task) -> bool;
+}
+
+/// A task one corosensei switch away, leaving the resume chain at most this deep
+/// (`Greenlet::is_one_switch_away`).
+struct OneSwitchAway(u32);
+
+impl Cheap for OneSwitchAway {
+    #[inline(always)]
+    fn cheap(self, task: &Task) -> bool {
+        task.greenlet.is_one_switch_away(self.0)
+    }
+}
+
+/// The greenlet that resumed this finishing one, which becomes its parent.
+struct ParentOf<'a>(&'a Greenlet);
+
+impl Cheap for ParentOf<'_> {
+    #[inline]
+    fn cheap(self, task: &Task) -> bool {
+        task.greenlet.is_one_switch_away(0) && self.0.set_parent(&task.greenlet).is_ok()
+    }
+}
+
 /// The value the hub is switched with when its thread exits: stop the loop.
 struct HubStop;
 
-/// How the running greenlet leaves in [`Hub::switch_away`].
+/// How the running greenlet leaves, for [`Hub::take_direct`].
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Leaving {
     /// It parked: it runs again when something wakes it.
@@ -308,9 +334,25 @@ impl Hub {
         self.ready.push(task);
     }
 
-    /// Leaves the running greenlet, which has just parked itself or queued itself
-    /// again (`leaving`), for the next ready one; returns when someone makes it run
-    /// again.
+    /// Switches to `next` (what [`take_direct`](Self::take_direct) chose), or to the
+    /// hub loop if it is `None`; returns when someone makes the caller run again.
+    /// Always inlined: the switch runs in the blocking call's own frame, so a resumed
+    /// greenlet returns through no frame of ours.
+    #[inline(always)]
+    pub(crate) fn switch_to(&self, next: Option<Rc<Task>>) {
+        let to = match &next {
+            Some(task) => &task.greenlet,
+            None => &self.greenlet,
+        };
+        // One switch site, so the blocking call that inlines this stays small.
+        to.switch_unit_discarding();
+        drop(next);
+    }
+
+    /// The greenlet to leave the running one for, which has just parked itself or
+    /// queued itself again (`leaving`): the front of the run queue, taken and marked
+    /// running, if it can be switched to directly now; `None` to go through the hub
+    /// loop. [`switch_to`](Self::switch_to) makes the switch.
     ///
     /// The next greenlet is switched to directly when that is a single corosensei
     /// switch (see [`Greenlet::is_one_switch_away`]): a task handing off to the one
@@ -326,38 +368,28 @@ impl Hub {
     /// spends one per greenlet). Two greenlets handing off (ping-pong, `yield_now`
     /// between two, a spawn and its join) are where the direct switch pays.
     #[inline(always)]
-    pub(crate) fn switch_away(&self, leaving: Leaving) {
-        let next = self.take_direct(leaving);
-        let to = match &next {
-            Some(task) => &task.greenlet,
-            None => &self.greenlet,
-        };
-        // One switch site, so the blocking call that inlines this stays small.
-        to.switch(());
-        drop(next);
-    }
-
-    /// The front of the run queue, taken and marked running, if it can be switched to
-    /// directly now (see [`switch_away`](Self::switch_away)).
-    #[inline(always)]
-    fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
+    pub(crate) fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
         let others_ready = self.ready.len() - usize::from(leaving == Leaving::Requeued);
         // A depth limit of 0 admits only the greenlet that resumed us.
         let max_depth = if others_ready == 1 { DIRECT_DEPTH } else { 0 };
-        self.take_front_if(|task| task.greenlet.is_one_switch_away(max_depth))
+        self.take_front_if(OneSwitchAway(max_depth))
     }
 
     /// The front of the run queue, taken and marked running, if it is ready, no
     /// maintenance is due, and `cheap` says switching to it is.
+    // `Cheap` rather than a closure: a closure is a function of its own that LLVM may
+    // leave out of line in a large caller (it did, in the queue shell's steps).
     #[inline(always)]
-    fn take_front_if(&self, cheap: impl FnOnce(&Task) -> bool) -> Option<Rc<Task>> {
+    fn take_front_if(&self, cheap: impl Cheap) -> Option<Rc<Task>> {
         let runs = self.runs_since_maintenance.get();
         if runs >= MAINTENANCE_INTERVAL {
             return None;
         }
-        let task = self
-            .ready
-            .pop_if(|task| task.state() == TaskState::Ready && cheap(task))?;
+        let task = self.ready.pop()?;
+        if task.state() != TaskState::Ready || !cheap.cheap(&task) {
+            self.ready.push_front(task);
+            return None;
+        }
         task.start_running();
         self.runs_since_maintenance.set(runs + 1);
         self.stats.count_switch();
@@ -372,9 +404,7 @@ impl Hub {
     pub(crate) fn finish_into_next(&self, finishing: &Greenlet) {
         // A task whose greenlet descends from the finishing one (a raw child greenlet
         // adopted as a task) cannot become its parent: that one stays queued.
-        let next = self.take_front_if(|task| {
-            task.greenlet.is_one_switch_away(0) && finishing.set_parent(&task.greenlet).is_ok()
-        });
+        let next = self.take_front_if(ParentOf(finishing));
         // The new parent is on the resume chain right below us, which keeps it alive
         // until our return reaches it (the greenlet crate's invariant 6).
         drop(next);

@@ -63,20 +63,9 @@ impl RunQueue {
         self.len.set(len + 1);
     }
 
-    /// Takes the task at the front if `wanted` says so; otherwise it stays at the front.
-    #[inline(always)]
-    pub(crate) fn pop_if(&self, wanted: impl FnOnce(&Task) -> bool) -> Option<Rc<Task>> {
-        let task = self.pop()?;
-        if wanted(&task) {
-            return Some(task);
-        }
-        self.push_front(task);
-        None
-    }
-
-    /// Puts `task` back at the front.
+    /// Puts `task` back at the front (one just [`pop`](Self::pop)ped).
     #[cold]
-    fn push_front(&self, task: Rc<Task>) {
+    pub(crate) fn push_front(&self, task: Rc<Task>) {
         // SAFETY: as in `push`.
         let slots = unsafe { &mut *self.slots.get() };
         if self.len.get() == slots.len() {
@@ -89,7 +78,7 @@ impl RunQueue {
     }
 
     /// Takes the task at the front.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&self) -> Option<Rc<Task>> {
         let len = self.len.get();
         if len == 0 {

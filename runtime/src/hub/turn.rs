@@ -20,7 +20,7 @@ impl Hub {
     fn run_ready(&self) -> bool {
         let mut budget = self.ready.len();
         self.stats.run_queue_len(budget);
-        // Direct switches between tasks (`switch_away`) count runs too: once
+        // Direct switches between tasks (`take_direct`) count runs too: once
         // maintenance is due, the turn ends early.
         while budget > 0 && self.runs_since_maintenance.get() < MAINTENANCE_INTERVAL {
             budget -= 1;

@@ -255,7 +255,8 @@ mod tests {
         record.state.set(TaskState::Done);
         record.woken_by.set(Wake::TimedOut);
         let on: &dyn Describe = &WAITED_ON;
-        std::mem::forget(record.show_waiting_on(&on));
+        // SAFETY: `on` outlives the record, which is never blocked.
+        unsafe { record.show_waiting_on(std::ptr::NonNull::from(&on)) };
         record.kill_requested.set(true);
         record.interrupted.set(true);
         record.key.set(7);
