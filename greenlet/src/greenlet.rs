@@ -530,7 +530,9 @@ impl Builder {
         };
         let stack_bounds = (stack.guard_start(), stack.guard_end(), stack.size());
         // Built in place: `Rc::new(Inner { .. })` would build it on the stack and copy it
-        // into the allocation, a `memcpy` per greenlet.
+        // into the allocation, a `memcpy` per greenlet. Not std's `Rc::new_uninit`: it
+        // computes the layout at run time in an out-of-line call, about 50 instructions
+        // more per greenlet (callgrind, `switch_profile create`).
         let mut inner = Rc::new(MaybeUninit::<Inner>::uninit());
         Rc::get_mut(&mut inner)
             .expect("a new Rc has no other reference")

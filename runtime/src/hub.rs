@@ -334,6 +334,14 @@ impl Hub {
         self.ready.push(task);
     }
 
+    /// Leaves the running greenlet, which has just parked itself or queued itself
+    /// again (`leaving`), for the next ready one (see
+    /// [`take_direct`](Self::take_direct)); returns when someone makes it run again.
+    #[inline(always)]
+    pub(crate) fn switch_away(&self, leaving: Leaving) {
+        self.switch_to(self.take_direct(leaving));
+    }
+
     /// Switches to `next` (what [`take_direct`](Self::take_direct) chose), or to the
     /// hub loop if it is `None`; returns when someone makes the caller run again.
     /// Always inlined: the switch runs in the blocking call's own frame, so a resumed

@@ -39,9 +39,8 @@
 //! them by number.
 //!
 //! 1. **A node does not move while it is linked.** [`WaitQueue::link`] takes the node
-//!    pinned: in a [`Parking`] record on the waiting call's stack (`pin!`), which stays
-//!    put while the greenlet is parked, or in an [`AnyOf`]'s boxed slice, which is
-//!    never moved or resized.
+//!    pinned: on the waiting call's stack (`pin!`), which stays put while the greenlet
+//!    is parked, or in an [`AnyOf`]'s boxed slice, which is never moved or resized.
 //! 2. **A node leaves its queue before it goes.** A linked node's `Drop` unlinks it, so
 //!    however the scope holding it ends (a return, an unwind, a forced unwind of a
 //!    greenlet at thread exit), no queue keeps its address; by `Pin`'s drop guarantee
@@ -64,33 +63,28 @@
 //!    alive for longer than any of its frames. Its wait is still in progress exactly
 //!    while the task is `Blocked`: a task blocks only inside the call that linked the
 //!    node, and the node leaves before that call returns.
-//! 6. **A slot belongs to its node's frame.** A node made by `SlotQueue<T>::wait` or
-//!    `SlotQueue<T>::block` points at a `Cell<Option<T>>` that its waiting call
-//!    borrows for longer than the node lives (the `Parking` record holding the node
-//!    has the borrow's lifetime), and only `SlotQueue<T>::serve` of that queue (so of
-//!    that `T`) reads it, while the node is linked and its waiter parked.
+//! 6. **A slot belongs to its node's frame.** A node made by `SlotQueue<T>::wait` points
+//!    at a `Cell<Option<T>>` that the same call borrows for longer than the node lives,
+//!    and only `SlotQueue<T>::serve` of that queue (so of that `T`) reads it, while
+//!    the node is linked and its waiter parked.
 //! 7. **A member node's set is alive.** An [`AnyOf`] member points at the set's shared
 //!    part, boxed, which the set drops after its members (field order).
 
-use std::panic;
-use std::pin::pin;
-use std::ptr;
+use std::panic::{self, Location};
 use std::rc::Rc;
 use std::time::Instant;
 
 use greenweave_greenlet::GreenletExit;
 
-use crate::hub::{self, Here, Hub};
+use crate::hub::{self, Here, Hub, Leaving};
 use crate::task::{Describe, Interrupt, Task, TaskRef, Wake};
 use crate::timeout::TimeoutFired;
 
 mod any;
-mod parking;
 mod queue;
 mod slot;
 
 pub(crate) use any::{AnyOf, HoldsQueue};
-pub(crate) use parking::{Parking, Record};
 pub(crate) use queue::WaitQueue;
 use queue::Waiter;
 pub(crate) use slot::SlotQueue;
@@ -147,10 +141,9 @@ pub(crate) fn park(
     // its switch costs a mispredicted return on every resume (see `hub::get`).
     let here = Here::new();
     let (hub, task) = about_to_park(&here)?;
-    let parking = pin!(Parking::new(hub, task, on, ptr::null()));
-    register(parking.token());
-    let why = parking.as_ref().wait(deadline, on.kind());
-    ended(parking.task(), why)
+    register(WaitToken::of(&task));
+    let why = wait_here(hub, &task, on, deadline);
+    ended(&task, why)
 }
 
 /// The hub and the current task, for a blocking call about to park; or the interrupt
@@ -176,6 +169,33 @@ pub(crate) fn ended(task: &Task, why: Wake) -> Result<Wake, Interrupt> {
     }
 }
 
+/// The wait itself, once the waker can find the task: parks until woken or the
+/// deadline passes and says how it ended, whatever interrupt may be pending before or
+/// after (the callers decide what to make of those).
+#[inline(always)]
+#[track_caller]
+fn wait_here(hub: &Hub, task: &TaskRef<'_>, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
+    let timer = deadline.map(|at| {
+        hub.timers
+            .borrow_mut()
+            .insert(at, crate::timer::Action::Wake(WaitToken::of(task)))
+    });
+    hub.stats.count_park(on.kind());
+    let shows = task.show_waiting_on(&on);
+    task.parked_at.set(Location::caller());
+    task.parked_clock.set(hub.stats.clock());
+    task.block();
+    hub.switch_away(Leaving::Parked);
+    drop(shows);
+    let why = task.resume();
+    if let Some(key) = timer {
+        if why != Wake::TimedOut {
+            hub.timers.borrow_mut().cancel(key);
+        }
+    }
+    why
+}
+
 /// Parks like [`park`], but an interrupt neither stops the wait from starting nor is
 /// returned: a kill or an expired `Timeout` that arrives meanwhile ends the wait early
 /// (`Wake::Interrupted`, which the caller treats as a spurious wake-up) and stays
@@ -191,11 +211,11 @@ pub(crate) fn park_shielded(
 ) -> Result<Wake, String> {
     let here = Here::new();
     let hub = hub::get(&here);
-    let parking = pin!(Parking::new(hub, hub.current_task_borrowed(), on, ptr::null()));
-    register(parking.token());
-    let why = parking.as_ref().wait(deadline, on.kind());
+    let task = hub.current_task_borrowed();
+    register(WaitToken::of(&task));
+    let why = wait_here(hub, &task, on, deadline);
     if why == Wake::Interrupted {
-        if let Some(report) = parking.task().take_deadlock() {
+        if let Some(report) = task.take_deadlock() {
             return Err(report);
         }
     }

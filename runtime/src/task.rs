@@ -71,9 +71,8 @@ pub(crate) struct Task {
     /// Why the last wait ended.
     woken_by: Cell<Wake>,
     /// What it waits on while blocked: the address of a `&dyn Describe` in the frame
-    /// of its park call (a field of its `Parking` record), set by
-    /// [`Task::show_waiting_on`] until that record clears it; only read while the task
-    /// is blocked (see [`Task::waiting_on`]).
+    /// of its park call, set by [`Task::show_waiting_on`] for as long as that frame
+    /// borrows it; only read while the task is blocked (see [`Task::waiting_on`]).
     waiting_on: Cell<Option<NonNull<()>>>,
     /// The blocking call it parked in (its caller's `#[track_caller]` location) and
     /// the hub's coarse time then (`stats::Counters::clock`); only meaningful while it
@@ -184,7 +183,9 @@ impl Task {
 
     /// A new task in its `Rc`, built in place: a `Task` is a few hundred bytes, and
     /// `Rc::new(Task::new(..))` builds it on the stack and then copies it into the
-    /// allocation, a `memcpy` per spawn.
+    /// allocation, a `memcpy` per spawn. (As for a greenlet's record, std's
+    /// `Rc::new_uninit` would cost about 50 instructions more per spawn: see
+    /// `Builder::try_build` in the greenlet crate.)
     #[inline]
     pub(crate) fn new_rc(
         greenlet: Greenlet,
@@ -266,23 +267,14 @@ impl Task {
         self.rare.borrow_mut().take()
     }
 
-    /// Shows `*on` as what this task waits on (in reports and [`GreenletInfo`]) until
-    /// [`stop_showing_waiting_on`](Self::stop_showing_waiting_on): the park call's
-    /// `Parking` record sets it before its switch and clears it after, or as it drops.
-    ///
-    /// # Safety
-    ///
-    /// `on` must stay alive and in place until it is cleared, or for as long as the
-    /// task is blocked if that ends first (only then is it read).
+    /// Shows `on` as what this task waits on (in reports and [`GreenletInfo`]) until
+    /// the returned guard drops: the park call holds it across its switch. The guard
+    /// borrows `on`, a local of that call, so the address it leaves here never
+    /// outlives its target.
     #[inline(always)]
-    pub(crate) unsafe fn show_waiting_on(&self, on: NonNull<&dyn Describe>) {
-        self.waiting_on.set(Some(on.cast()));
-    }
-
-    /// Undoes [`show_waiting_on`](Self::show_waiting_on).
-    #[inline(always)]
-    pub(crate) fn stop_showing_waiting_on(&self) {
-        self.waiting_on.set(None);
+    pub(crate) fn show_waiting_on<'a>(&'a self, on: &'a &'a dyn Describe) -> ShowsWaitingOn<'a> {
+        self.waiting_on.set(Some(NonNull::from(on).cast()));
+        ShowsWaitingOn(self)
     }
 
     /// What this task waits on, if it is blocked and its park call said.
@@ -291,8 +283,10 @@ impl Task {
             return None;
         }
         let on = self.waiting_on.get()?.cast::<&dyn Describe>();
-        // SAFETY: set by `show_waiting_on` to a `&dyn Describe` that stays alive and in
-        // place until cleared, or while the task is blocked (its contract).
+        // SAFETY: set by `show_waiting_on` to a `&dyn Describe` that the guard it
+        // returned borrows, and cleared when that guard drops. A task is blocked only
+        // inside its park call (`park::wait_here`), between making that guard and
+        // dropping it, so the target is alive.
         Some(unsafe { *on.as_ref() })
     }
 
@@ -316,6 +310,17 @@ impl Task {
             TaskState::Running => out.push_str(", running"),
             TaskState::Done => out.push_str(", finished"),
         }
+    }
+}
+
+/// Clears a task's [`waiting_on`](Task::waiting_on) when the park call that set it
+/// ends, even by unwinding (a greenlet force-unwound at thread exit).
+pub(crate) struct ShowsWaitingOn<'a>(&'a Task);
+
+impl Drop for ShowsWaitingOn<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.0.waiting_on.set(None);
     }
 }
 

@@ -80,9 +80,7 @@ fn sleep_until_deadline(deadline: Option<Instant>) {
 /// `sleep(0)`). It is a blocking point: a pending kill or timeout is delivered here.
 // Inline: a yield whose switch runs in the caller's own frame (a loop that yields)
 // returns through no frame of ours when resumed, which saves the mispredicted returns
-// that cost about half of a yield otherwise (see docs/DESIGN-NOTES.md). Not a thin
-// shell as queue `put`/`get` are: its steps out of line cost a yield about 22 more
-// instructions (13 %, callgrind), for little code.
+// that cost about half of a yield otherwise (see docs/DESIGN-NOTES.md).
 #[inline]
 #[track_caller]
 pub fn yield_now() {
@@ -94,7 +92,7 @@ pub fn yield_now() {
         Err(interrupt) => raise(interrupt),
     };
     task.requeue(hub);
-    hub.switch_to(hub.take_direct(Leaving::Requeued));
+    hub.switch_away(Leaving::Requeued);
     let why = task.resume();
     if let Err(interrupt) = park::ended(&task, why) {
         raise(interrupt);

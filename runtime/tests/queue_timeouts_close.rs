@@ -35,6 +35,47 @@ fn timeouts_return_errors_with_the_item_and_respect_the_deadline() {
 }
 
 #[test]
+fn a_put_whose_item_is_taken_after_its_deadline_passed_but_before_it_ran_succeeds() {
+    // The deadline of the putter's wait (`put_timeout`), and the `Timeout` around a
+    // plain `put`, both pass while the thread is blocked (a std sleep: no greenlet
+    // runs, so the timers fire only afterwards); then a getter takes the putter's item
+    // before the putter runs again. The put delivered: it says so, and the `Timeout`
+    // lands at the putter's next blocking point.
+    if std::env::var_os("RUNNING_UNDER_VALGRIND").is_some() {
+        // Both putters must park before their 200 ms pass, which Valgrind's slowdown
+        // (.ci/valgrind) does not guarantee.
+        return;
+    }
+    const DEADLINE: Duration = Duration::from_millis(200);
+    let q = Rc::new(Queue::new(1));
+    q.put(0).unwrap();
+    let timed = spawn({
+        let q = q.clone();
+        move || q.put_timeout(1, DEADLINE)
+    });
+    let put = Rc::new(Cell::new(None));
+    let interrupted = spawn({
+        let (q, put) = (q.clone(), put.clone());
+        move || {
+            with_timeout(DEADLINE, || {
+                put.set(Some(q.put(2)));
+                greenweave_runtime::sleep(Duration::from_secs(60)); // the Timeout ends it
+            })
+        }
+    });
+    settle();
+    assert_eq!(q.waiter_counts(), (0, 2), "both putters wait for room");
+    std::thread::sleep(DEADLINE + SHORT); // both deadlines pass
+    assert_eq!(q.get(), Ok(0)); // lets the first putter's item in...
+    assert_eq!(q.get(), Ok(1)); // ...takes it, and lets the second one's in
+    assert_eq!(timed.join().unwrap(), Ok(()), "the timed put delivered");
+    assert!(interrupted.join().unwrap().is_err(), "the Timeout fired");
+    assert_eq!(put.get(), Some(Ok(())), "the interrupted put delivered");
+    assert_eq!(q.get_timeout(Duration::ZERO), Ok(2));
+    assert_eq!(q.waiter_counts(), (0, 0));
+}
+
+#[test]
 fn timed_get_takes_an_item_that_arrives_before_the_deadline() {
     let q = Rc::new(Queue::unbounded());
     let getter = spawn({

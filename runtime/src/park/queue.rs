@@ -8,7 +8,7 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use super::any::{self, Shared};
-use super::{Parking, about_to_park, ended, raise};
+use super::{about_to_park, ended, raise, wait_here};
 use crate::hub::Here;
 use crate::task::{Describe, Interrupt, TaskRef, TaskState, Wake};
 
@@ -56,7 +56,7 @@ enum Whom<'a> {
 impl<'a> Waiter<'a> {
     /// A node for `task`, the current greenlet's task, which is about to park.
     #[inline(always)]
-    pub(super) fn task(task: TaskRef<'a>, slot: *const ()) -> Waiter<'a> {
+    fn task(task: TaskRef<'a>, slot: *const ()) -> Waiter<'a> {
         Waiter::new(Whom::Task(task), slot)
     }
 
@@ -80,7 +80,7 @@ impl<'a> Waiter<'a> {
 
     /// Whether a notification took it off its queue.
     #[inline(always)]
-    pub(super) fn notified(&self) -> bool {
+    fn notified(&self) -> bool {
         self.notified.get()
     }
 
@@ -145,7 +145,7 @@ impl WaitQueue {
     /// Parks until notified, the deadline passes, or an interrupt arrives. On
     /// anything but a notification the waiter leaves the queue; a notification consumed
     /// by a wait that is then interrupted is passed on to the next waiter, so none is
-    /// lost. A pending interrupt returns at once, without joining the queue.
+    /// lost.
     #[inline(always)]
     #[track_caller]
     pub(crate) fn wait(
@@ -153,21 +153,7 @@ impl WaitQueue {
         on: &dyn Describe,
         deadline: Option<Instant>,
     ) -> Result<Wake, Interrupt> {
-        // Straight-line, no closures: one frame between the caller and the switch
-        // (see `hub::get`).
-        let here = Here::new();
-        let (hub, task) = about_to_park(&here)?;
-        let parking = pin!(Parking::new(hub, task, on, ptr::null()));
-        parking.as_ref().join(self);
-        let why = parking.as_ref().wait(deadline, on.kind());
-        let result = ended(parking.task(), why);
-        if result.is_err() && parking.notified() {
-            // Taken off the queue by the notification: it is not linked.
-            self.notify_one();
-        }
-        result
-        // A wait that a timeout or an interrupt ended leaves the queue as the node
-        // drops, right after this.
+        self.wait_with_slot::<true>(ptr::null(), on, deadline)
     }
 
     /// Like [`wait`](Self::wait), unwinding on interrupts.
@@ -175,6 +161,36 @@ impl WaitQueue {
     #[track_caller]
     pub(crate) fn wait_or_raise(&self, on: &dyn Describe, deadline: Option<Instant>) -> Wake {
         self.wait(on, deadline).unwrap_or_else(|i| raise(i))
+    }
+
+    /// The wait of [`wait`](Self::wait) and `SlotQueue::wait`, with the waiter's
+    /// hand-off `slot` (rule 6; null for none): parks in a node of this frame and
+    /// returns how it ended. A pending interrupt returns at once, without joining the
+    /// queue. With `PASS_ON`, a notification that an interrupt then made useless is
+    /// passed on to the next waiter (a slot waiter's server has acted on it instead).
+    #[inline(always)]
+    #[track_caller]
+    pub(super) fn wait_with_slot<const PASS_ON: bool>(
+        &self,
+        slot: *const (),
+        on: &dyn Describe,
+        deadline: Option<Instant>,
+    ) -> Result<Wake, Interrupt> {
+        // Straight-line, no closures: one frame between the caller and the switch
+        // (see `hub::get`).
+        let here = Here::new();
+        let (hub, task) = about_to_park(&here)?;
+        let node = pin!(Waiter::task(task.reborrow(), slot));
+        self.link(node.as_ref());
+        let why = wait_here(hub, &task, on, deadline);
+        let result = ended(&task, why);
+        if PASS_ON && result.is_err() && node.notified() {
+            // Taken off the queue by the notification: it is not linked.
+            self.notify_one();
+        }
+        result
+        // A wait that a timeout or an interrupt ended leaves the queue as the node
+        // drops, right after this.
     }
 
     /// Links `node` at the back.

@@ -2,13 +2,11 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::ptr;
 use std::time::Instant;
 
-use super::{Parking, Record, WaitQueue, about_to_park};
-use crate::hub::Here;
-use crate::task::{Describe, Interrupt};
+use super::WaitQueue;
+use crate::task::{Describe, Interrupt, Wake};
 
 /// A [`WaitQueue`] whose waiters each leave a hand-off slot for a `T`, so that the one
 /// who wakes a waiter can hand it a value, or take one from it, in the same step
@@ -16,11 +14,10 @@ use crate::task::{Describe, Interrupt};
 /// and a putter parked on a full one wakes up with its item already stored. Neither
 /// re-checks the queue, and a value is never in flight between owners.
 ///
-/// A waiter's slot lives in the frame of its waiting call, and its address in the
-/// waiter's queue node, in the same frame (rule 6 of the parent module): `wait`'s own,
-/// or the frame of a caller that waits in steps ([`block`](Self::block)). It is only
-/// used while the node is linked (the waiter is parked inside that very call), and
-/// the node leaves the queue before that call returns, or unwinds.
+/// A waiter's slot lives in its own `wait` frame, and its address in the waiter's
+/// queue node, in the same frame (rule 6 of the parent module). It is only used while
+/// the node is linked (the waiter is parked inside that very call), and the node
+/// leaves the queue before `wait` returns, or unwinds.
 pub(crate) struct SlotQueue<T> {
     queue: WaitQueue,
     _slots: PhantomData<*const Cell<Option<T>>>,
@@ -34,30 +31,20 @@ impl<T> SlotQueue<T> {
         }
     }
 
-    /// Starts a wait with `slot` open to whoever serves this queue, for a caller whose
-    /// own frame switches (the queue shell, `queue::base`): takes a pending interrupt
-    /// (returned, taken, with nothing else done), or fills `record` with a wait whose
-    /// node joins this queue, and [`block`](Parking::block)s in it. The caller then
-    /// switches ([`Record::switch`]) and, once back, ends the wait with
-    /// [`Record::finish`] and looks at its slot: what a server put there or took
-    /// from there has happened, even if the wait ended with an interrupt that arrived
-    /// later. It is woken when served, by [`wake_all`](Self::wake_all), when the
-    /// deadline passes, or by an interrupt.
+    /// Parks with `slot` open to whoever serves this queue, until served (or woken by
+    /// [`wake_all`](Self::wake_all)), the deadline passes, or an interrupt arrives.
+    /// The caller looks at its slot afterwards: what a server put there or took from
+    /// there has happened, even if this returns an interrupt that arrived later.
     #[inline(always)]
     #[track_caller]
-    pub(crate) fn block<'a>(
-        &'a self,
-        record: Pin<&mut Record<'a>>,
-        here: &'a Here,
-        slot: &'a Cell<Option<T>>,
-        on: &'a dyn Describe,
+    pub(crate) fn wait(
+        &self,
+        slot: &Cell<Option<T>>,
+        on: &dyn Describe,
         deadline: Option<Instant>,
-    ) -> Result<(), Interrupt> {
-        let (hub, task) = about_to_park(here)?;
-        let parking = record.fill(Parking::new(hub, task, on, ptr::from_ref(slot).cast()));
-        parking.join(&self.queue);
-        parking.block(deadline, on.kind());
-        Ok(())
+    ) -> Result<Wake, Interrupt> {
+        self.queue
+            .wait_with_slot::<false>(ptr::from_ref(slot).cast(), on, deadline)
     }
 
     /// Hands the longest-waiting live waiter's slot to `serve` and wakes it; `false`

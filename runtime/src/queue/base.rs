@@ -3,11 +3,9 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::panic::Location;
-use std::pin::{Pin, pin};
 
-use crate::hub::Here;
-use crate::park::{Record, SlotQueue, WaitQueue, put_back, raise};
-use crate::task::{Describe, Interrupt, Wake};
+use crate::park::{SlotQueue, WaitQueue, put_back, raise};
+use crate::task::Describe;
 
 use super::storage::{Holds, Store};
 use super::wait::{Deadline, Stop, wait_step};
@@ -124,11 +122,6 @@ impl<S: Store> Core<S> {
     /// queue (or, for a rendezvous, takes it) as it wakes the putter; so a put that
     /// returns `Ok` has always delivered, and a failed one gives back an item nobody
     /// received.
-    ///
-    /// A thin shell, always inlined into the caller: the item's slot, the wait's
-    /// record and the switch stay in the caller's frame; the rest is two steps out
-    /// of line, [`put_first`](Self::put_first) before the first switch and
-    /// [`put_again`](Self::put_again) after each one (see `park::parking`).
     #[inline(always)]
     #[track_caller]
     pub(super) fn put_until(
@@ -136,222 +129,94 @@ impl<S: Store> Core<S> {
         item: S::Item,
         deadline: Deadline,
     ) -> Result<(), (S::Item, Stop)> {
-        let here = Here::new();
+        if self.closed.get() {
+            return Err((item, Stop::Closed));
+        }
+        let item = if S::HANDS_OFF {
+            let mut item = Some(item);
+            if self.getters.serve(|slot| slot.set(item.take())) {
+                self.accepted();
+                return Ok(());
+            }
+            item.expect("`serve` found no getter, so the item is still ours")
+        } else {
+            item
+        };
+        if !self.is_full() {
+            self.items.borrow_mut().push(item);
+            self.accepted();
+            if !S::HANDS_OFF {
+                self.getters.serve(|_| {}); // it takes the best item when it runs
+            }
+            return Ok(());
+        }
         let slot = Cell::new(Some(item));
         let on = Waiting {
             core: self,
             op: Op::Put,
         };
-        let mut record = pin!(Record::new());
-        let mut step = self.put_first(&here, &slot, &on, record.as_mut(), deadline);
         loop {
-            match step {
-                Step::Done => return Ok(()),
-                Step::Stopped(stop) => return Err((take_back(&slot), stop)),
-                Step::Park => record.as_ref().switch(),
+            let at = match deadline.for_wait() {
+                Ok(at) => at,
+                Err(stop) => return Err((take_back(&slot), stop)),
+            };
+            let result = self.putters.wait(&slot, &on, at);
+            let Some(item) = slot.take() else {
+                // A getter took it: that wins over an interrupt that came after, which
+                // stays pending for the next blocking point.
+                if let Err(interrupt) = result {
+                    put_back(interrupt);
+                }
+                return Ok(());
+            };
+            match result {
+                Err(interrupt) => raise(interrupt), // the item goes with this frame
+                Ok(_) if self.closed.get() => return Err((item, Stop::Closed)),
+                Ok(_) => slot.set(Some(item)), // timed out: the next turn says so
             }
-            step = self.put_again(&here, &slot, &on, record.as_mut(), deadline);
         }
-    }
-
-    /// What [`put_until`](Self::put_until) does before it first switches: the fast
-    /// paths, or the start of a wait. The item is in `slot`, and still there unless
-    /// this returns `Done`.
-    #[inline(never)]
-    #[track_caller]
-    fn put_first<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-    ) -> Step {
-        if self.closed.get() {
-            return Step::Stopped(Stop::Closed);
-        }
-        if S::HANDS_OFF && self.getters.serve(|theirs| theirs.set(slot.take())) {
-            self.accepted();
-            return Step::Done;
-        }
-        if !self.is_full() {
-            self.items.borrow_mut().push(take_back(slot));
-            self.accepted();
-            if !S::HANDS_OFF {
-                self.getters.serve(|_| {}); // it takes the best item when it runs
-            }
-            return Step::Done;
-        }
-        self.put_wait(here, slot, on, record, deadline)
-    }
-
-    /// What [`put_until`](Self::put_until) does after each switch: the end of that
-    /// wait. Small, as it runs after every one; a wait that did not deliver the item
-    /// goes on in [`put_not_taken`](Self::put_not_taken).
-    #[inline(never)]
-    #[track_caller]
-    fn put_again<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        mut record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-    ) -> Step {
-        let result = record.as_mut().finish();
-        if slot_is_empty(slot) {
-            // A getter took it: that wins over an interrupt that came after, which
-            // stays pending for the next blocking point.
-            if let Some(Err(interrupt)) = result {
-                put_back(interrupt);
-            }
-            return Step::Done;
-        }
-        self.put_not_taken(here, slot, on, record, deadline, result)
-    }
-
-    /// A putter woken with its item still in `slot`: an interrupt unwinds (the item
-    /// goes with the caller's frame), a closed queue ends the put, and otherwise (a
-    /// timeout, which the next wait reports) it waits again.
-    #[inline(never)]
-    #[track_caller]
-    fn put_not_taken<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-        result: Option<Result<Wake, Interrupt>>,
-    ) -> Step {
-        match result {
-            Some(Err(interrupt)) => raise(interrupt),
-            Some(Ok(_)) if self.closed.get() => Step::Stopped(Stop::Closed),
-            _ => self.put_wait(here, slot, on, record, deadline),
-        }
-    }
-
-    /// A putter's wait for room: started, or why there is none.
-    #[inline(always)]
-    #[track_caller]
-    fn put_wait<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-    ) -> Step {
-        let at = match deadline.for_wait() {
-            Ok(at) => at,
-            Err(stop) => return Step::Stopped(stop),
-        };
-        if let Err(interrupt) = self.putters.block(record, here, slot, on, at) {
-            raise(interrupt); // the item goes with the caller's frame
-        }
-        Step::Park
     }
 
     /// Takes the next item, waiting for one until `deadline`. A closed queue still
     /// gives out what it holds.
-    ///
-    /// A thin shell, as [`put_until`](Self::put_until) is, around
-    /// [`get_first`](Self::get_first) and [`get_again`](Self::get_again).
     #[inline(always)]
     #[track_caller]
     pub(super) fn get_until(&self, deadline: Deadline) -> Result<S::Item, Stop> {
-        let here = Here::new();
         let slot = Cell::new(None);
         let on = Waiting {
             core: self,
             op: Op::Get,
         };
-        let mut record = pin!(Record::new());
-        let mut step = self.get_first(&here, &slot, &on, record.as_mut(), deadline);
         loop {
-            match step {
-                Step::Done => return Ok(take_got(&slot)),
-                Step::Stopped(stop) => return Err(stop),
-                Step::Park => record.as_ref().switch(),
+            if let Some(item) = self.take_available() {
+                return Ok(item);
             }
-            step = self.get_again(&here, &slot, &on, record.as_mut(), deadline);
-        }
-    }
-
-    /// What [`get_until`](Self::get_until) does before it first switches, and again
-    /// after a wait that brought nothing: take an item if one needs no waiting (into
-    /// `slot`: `Done`), or start a wait.
-    #[inline(never)]
-    #[track_caller]
-    fn get_first<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-    ) -> Step {
-        if let Some(item) = self.take_available() {
-            slot.set(Some(item));
-            return Step::Done;
-        }
-        if self.closed.get() {
-            return Step::Stopped(Stop::Closed);
-        }
-        let at = match deadline.for_wait() {
-            Ok(at) => at,
-            Err(stop) => return Step::Stopped(stop),
-        };
-        if let Err(interrupt) = self.getters.block(record, here, slot, on, at) {
-            raise(interrupt);
-        }
-        Step::Park
-    }
-
-    /// What [`get_until`](Self::get_until) does after each switch: the end of that
-    /// wait, `Done` with the item handed over into `slot`, or another try. Small, as
-    /// it runs after every wait.
-    #[inline(never)]
-    #[track_caller]
-    fn get_again<'a>(
-        &'a self,
-        here: &'a Here,
-        slot: &'a Cell<Option<S::Item>>,
-        on: &'a Waiting<'a, S>,
-        mut record: Pin<&mut Record<'a>>,
-        deadline: Deadline,
-    ) -> Step {
-        let result = record.as_mut().finish();
-        let Some(item) = slot.take() else {
-            if let Some(Err(interrupt)) = result {
-                self.get_interrupted(interrupt);
+            if self.closed.get() {
+                return Err(Stop::Closed);
             }
-            return self.get_first(here, slot, on, record, deadline);
-        };
-        slot.set(Some(item));
-        // Handed over: as for a put, an interrupt that came after stays pending.
-        if let Some(Err(interrupt)) = result {
-            put_back(interrupt);
+            let result = self.getters.wait(&slot, &on, deadline.for_wait()?);
+            if let Some(item) = slot.take() {
+                // Handed over: as for a put, an interrupt that came after stays pending.
+                if let Err(interrupt) = result {
+                    put_back(interrupt);
+                }
+                return Ok(item);
+            }
+            if let Err(interrupt) = result {
+                if !S::HANDS_OFF && self.len() > 0 {
+                    // We may have been woken for an item we now leave: pass it on.
+                    self.getters.serve(|_| {});
+                }
+                raise(interrupt);
+            }
         }
-        Step::Done
-    }
-
-    /// Delivers `interrupt` to a getter woken without an item.
-    #[cold]
-    #[inline(never)]
-    fn get_interrupted(&self, interrupt: Interrupt) -> ! {
-        if !S::HANDS_OFF && self.len() > 0 {
-            // We may have been woken for an item we now leave: pass it on.
-            self.getters.serve(|_| {});
-        }
-        raise(interrupt)
     }
 
     /// An item that needs no waiting: the next stored one (letting the longest-waiting
     /// putter's item in, now that there is room), or, with nothing stored, a waiting
-    /// putter's (a rendezvous). Always inlined into the get steps: left to itself LLVM
-    /// once stopped inlining it into the get path, and the call then cost ping-pong
-    /// about 4 ns a round trip (measured).
+    /// putter's (a rendezvous). Always inlined into `get_until`, as the rest of the
+    /// get path: left to itself LLVM stops inlining it once the park path grows, and
+    /// the call then costs ping-pong about 4 ns a round trip (measured).
     #[inline(always)]
     fn take_available(&self) -> Option<S::Item> {
         let stored = self.items.borrow_mut().pop();
@@ -463,35 +328,7 @@ impl<S: Store> Core<S> {
     }
 }
 
-/// What a step of a queue call's shell tells it (one byte, returned in a register):
-/// the call is done (a get's item in its slot) or stopped (a put's item still in its
-/// slot), or it switches away (its record holds the wait) and calls the next step
-/// once back.
-#[derive(Clone, Copy)]
-enum Step {
-    Done,
-    Stopped(Stop),
-    Park,
-}
-
-/// Whether a putter's slot was emptied (its item delivered).
-#[inline(always)]
-fn slot_is_empty<T>(slot: &Cell<Option<T>>) -> bool {
-    let item = slot.take();
-    let empty = item.is_none();
-    slot.set(item);
-    empty
-}
-
-/// The item a get step left in the caller's slot with `Done`.
-#[inline(always)]
-fn take_got<T>(slot: &Cell<Option<T>>) -> T {
-    slot.take()
-        .expect("greenweave: a get that is done left its item in its slot")
-}
-
 /// The item of a putter that did not deliver it (its slot still holds it).
-#[inline(always)]
 fn take_back<T>(slot: &Cell<Option<T>>) -> T {
     slot.take()
         .expect("greenweave: an undelivered item is still in its putter's slot")

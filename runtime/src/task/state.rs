@@ -255,8 +255,7 @@ mod tests {
         record.state.set(TaskState::Done);
         record.woken_by.set(Wake::TimedOut);
         let on: &dyn Describe = &WAITED_ON;
-        // SAFETY: `on` outlives the record, which is never blocked.
-        unsafe { record.show_waiting_on(std::ptr::NonNull::from(&on)) };
+        std::mem::forget(record.show_waiting_on(&on));
         record.kill_requested.set(true);
         record.interrupted.set(true);
         record.key.set(7);

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::park::{Record, SlotQueue};
+use crate::park::SlotQueue;
 use crate::{JoinError, JoinHandle, spawn, with_timeout, yield_now};
 
 /// Spawns `n` greenlets that each wait once in `queue` (unwinding on interrupts) and
@@ -119,26 +119,13 @@ fn a_waiter_unwound_by_a_timeout_leaves_the_queue() {
     assert!(!queue.notify_one());
 }
 
-/// A wait in `queue` with `slot`, in the steps the queue shell takes.
-fn slot_wait<T>(
-    queue: &SlotQueue<T>,
-    slot: &Cell<Option<T>>,
-    deadline: Option<Instant>,
-) -> Result<Wake, Interrupt> {
-    let here = Here::new();
-    let mut record = pin!(Record::new());
-    queue.block(record.as_mut(), &here, slot, &"get", deadline)?;
-    record.as_ref().switch();
-    record.as_mut().finish().expect("the wait was blocked")
-}
-
 #[test]
 fn a_slot_waiter_is_served_in_place_and_one_that_timed_out_leaves() {
     let queue: Rc<SlotQueue<u32>> = Rc::new(SlotQueue::new());
     let q = queue.clone();
     let getter = spawn(move || {
         let slot = Cell::new(None);
-        let why = slot_wait(&q, &slot, None);
+        let why = q.wait(&slot, &"get", None);
         (why, slot.take())
     });
     yield_now();
@@ -147,7 +134,7 @@ fn a_slot_waiter_is_served_in_place_and_one_that_timed_out_leaves() {
     let slot = Cell::new(None);
     let deadline = Instant::now() + Duration::from_millis(2);
     assert_eq!(
-        slot_wait(&queue, &slot, Some(deadline)),
+        queue.wait(&slot, &"get", Some(deadline)),
         Ok(Wake::TimedOut)
     );
     assert_eq!(queue.len(), 0);
