@@ -78,7 +78,7 @@ impl RunQueue {
     }
 
     /// Takes the task at the front.
-    #[inline(always)]
+    #[inline]
     pub(crate) fn pop(&self) -> Option<Rc<Task>> {
         let len = self.len.get();
         if len == 0 {
