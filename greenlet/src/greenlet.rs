@@ -59,6 +59,10 @@ pub(crate) struct Inner {
     context: RefCell<Option<Rc<dyn Any>>>,
     /// A word for the runtime, read by `current_tag` (0 until set).
     pub(crate) tag: Cell<usize>,
+    /// Its stack pointer when it last suspended itself (0 until it has): where a switch
+    /// back to it starts, for [`Greenlet::prefetch_stack`]. Stale while it resumes
+    /// another greenlet, which records nothing (that switch is the hot path).
+    pub(crate) left_at: Cell<usize>,
 }
 
 impl Inner {
@@ -152,6 +156,7 @@ impl Greenlet {
             stack_bounds: (0, 0, 0),
             context: RefCell::new(None),
             tag: Cell::new(0),
+            left_at: Cell::new(0),
         }))
     }
 
@@ -310,6 +315,30 @@ impl Greenlet {
     /// Renames the greenlet (shown in panics, overflow reports and `Display`).
     pub fn set_name(&self, name: &str) {
         *self.0.name.borrow_mut() = Some(Rc::from(name));
+    }
+
+    /// Hints the processor to bring the top of this greenlet's stack into its caches:
+    /// the lines around where the greenlet left off, which the switch back to it reads
+    /// and writes first. For a scheduler that knows which greenlet it will switch to
+    /// next: with thousands of greenlets each resumed now and then, their stack tops
+    /// have left the caches meanwhile, and a resume otherwise waits on each line in
+    /// turn. Costs a few instructions and reads nothing of the stack; it does nothing
+    /// for a greenlet that never suspended itself, and is only a wasted hint for one
+    /// that ran since (or finished: a prefetch never faults). Reads where the greenlet left off from
+    /// its record, so a scheduler that looks further ahead calls
+    /// [`prefetch_record`](Self::prefetch_record) one step before.
+    #[inline]
+    pub fn prefetch_stack(&self) {
+        switch::prefetch_stack(&self.0);
+    }
+
+    /// Hints the processor to bring this greenlet's own record (its state, its
+    /// coroutine, where it left off) into its caches: the step before
+    /// [`prefetch_stack`](Self::prefetch_stack) for a scheduler that looks two
+    /// greenlets ahead.
+    #[inline]
+    pub fn prefetch_record(&self) {
+        switch::prefetch_record(&self.0);
     }
 
     /// Usable stack size in bytes (0 for a main greenlet, whose stack is the thread's).
@@ -550,6 +579,7 @@ impl Builder {
                 stack_bounds,
                 context: RefCell::new(None),
                 tag: Cell::new(0),
+                left_at: Cell::new(0),
             });
         // SAFETY: written just above.
         let inner = unsafe { inner.assume_init() };

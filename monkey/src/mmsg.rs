@@ -35,8 +35,8 @@ use greenweave_runtime::io::Direction;
 use crate::errno::errno;
 use crate::fd::Kind;
 use crate::msg::{msg_total, sendmsg_rest};
-use crate::sock::{RECV_NEVER_BLOCKS, coop_socket};
-use crate::wait::{Call, give_up, park_or_answer, preserving_errno};
+use crate::sock::{RECV_NEVER_BLOCKS, coop_socket, nowait};
+use crate::wait::{Attempt, Call, give_up, park_or_answer, preserving_errno};
 
 /// The real functions.
 pub mod real {
@@ -86,18 +86,17 @@ pub unsafe extern "C" fn recvmmsg(
     let deadline = limit
         .and_then(|t| Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)));
     let vlen = vlen.min(MAX_VLEN);
-    let attempt = |got: c_uint, blocking: bool| {
+    let attempt = |got: c_uint, attempt: Attempt| {
         // What the kernel would have left of the timeout (zero: stop after one more).
         let mut left = deadline.map(|d| to_timespec(d.saturating_duration_since(Instant::now())));
         let left_ptr = left.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut _);
-        let nowait = if blocking { 0 } else { libc::MSG_DONTWAIT };
         // SAFETY: the caller's headers from `got` on; `got < vlen`.
         unsafe {
             real::recvmmsg(
                 fd,
                 msgvec.add(got as usize),
                 vlen - got,
-                flags | nowait,
+                flags | nowait(attempt),
                 left_ptr,
             )
         }
@@ -133,10 +132,10 @@ pub unsafe extern "C" fn sendmmsg(
         return unsafe { real::sendmmsg(fd, msgvec, vlen, flags) };
     };
     let vlen = vlen.min(MAX_VLEN);
-    let attempt = |sent: c_uint, blocking: bool| {
-        let nowait = if blocking { 0 } else { libc::MSG_DONTWAIT };
+    let attempt = |sent: c_uint, attempt: Attempt| {
+        let flags = flags | nowait(attempt);
         // SAFETY: the caller's headers from `sent` on; `sent < vlen`.
-        unsafe { real::sendmmsg(fd, msgvec.add(sent as usize), vlen - sent, flags | nowait) }
+        unsafe { real::sendmmsg(fd, msgvec.add(sent as usize), vlen - sent, flags) }
     };
     // A stream socket may take the last message of a batch in part: send the rest of
     // it before going on, as the blocking call would.
@@ -162,15 +161,15 @@ pub unsafe extern "C" fn sendmmsg(
     preserving_errno(|| batches(fd, Direction::Write, |sent| sent < vlen, attempt, finish))
 }
 
-/// The loop of both hooks. `attempt(done, blocking)` moves messages from `done` on
-/// (non-blocking unless `blocking`, which is only used for an fd epoll refuses);
+/// The loop of both hooks. `attempt(done, how)` moves messages from `done` on
+/// ([`Attempt::Blocking`] only for an fd epoll refuses);
 /// `finish(done)` completes the last message moved, `false` if it could not;
 /// `more(done)` says whether the call goes on.
 fn batches(
     fd: c_int,
     direction: Direction,
     more: impl Fn(c_uint) -> bool,
-    attempt: impl Fn(c_uint, bool) -> c_int,
+    attempt: impl Fn(c_uint, Attempt) -> c_int,
     mut finish: impl FnMut(c_uint) -> bool,
 ) -> c_int {
     let option = if direction == Direction::Write {
@@ -183,7 +182,7 @@ fn batches(
     // Message counts fit a `c_int` (at most `UIO_MAXIOV`).
     let give_up = |done: c_uint, errno: c_int| give_up(done as usize, errno) as c_int;
     loop {
-        let n = attempt(done, false);
+        let n = attempt(done, Attempt::NonBlocking);
         if n > 0 {
             done += n as c_uint;
             if !finish(done) || !more(done) {
@@ -201,7 +200,7 @@ fn batches(
         if err != libc::EAGAIN {
             return give_up(done, err);
         }
-        let blocking = || attempt(done, true) as ssize_t;
+        let blocking = || attempt(done, Attempt::Blocking) as ssize_t;
         if let Some(answer) = park_or_answer(&mut call, done as usize, blocking) {
             return answer as c_int;
         }

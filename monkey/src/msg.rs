@@ -9,7 +9,7 @@ use greenweave_runtime::io::Direction;
 use crate::fd::Kind;
 use crate::iov::{self, Cursor};
 use crate::sock::{nowait, one_buffer, peek_all, real};
-use crate::wait::{Call, transfer};
+use crate::wait::{Amount, Call, transfer};
 
 /// The data length of a message header (`None`: null, or iovecs the kernel rejects).
 ///
@@ -44,7 +44,9 @@ pub(crate) unsafe fn recvmsg_coop(
         return peek_all(&mut call, total, once);
     }
     if !waitall {
-        return transfer(&mut call, total, false, |_, attempt| once(nowait(attempt)));
+        return transfer(&mut call, total, Amount::First, |_, attempt| {
+            once(nowait(attempt))
+        });
     }
     // SAFETY: the caller's valid header.
     let (mut later, mut cursor) = unsafe { continuation(msg) };
@@ -64,7 +66,7 @@ pub(crate) unsafe fn recvmsg_coop(
         // SAFETY: `later` is a valid header over the rest of the caller's buffers.
         unsafe { real::recvmsg(fd, &mut later, flags | nowait(attempt)) }
     };
-    transfer(&mut call, total, true, op)
+    transfer(&mut call, total, Amount::All, op)
 }
 
 /// Cooperative `sendmsg` of `total` bytes.
@@ -83,7 +85,9 @@ pub(crate) unsafe fn sendmsg_coop(
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::sendmsg(fd, msg, flags | f) };
     if kind != Kind::Stream {
-        return transfer(&mut call, total, false, |_, attempt| once(nowait(attempt)));
+        return transfer(&mut call, total, Amount::First, |_, attempt| {
+            once(nowait(attempt))
+        });
     }
     // SAFETY: the caller's valid header.
     let (mut later, mut cursor) = unsafe { continuation(msg) };
@@ -99,7 +103,7 @@ pub(crate) unsafe fn sendmsg_coop(
         // SAFETY: `later` is a valid header over the rest of the caller's buffers.
         unsafe { real::sendmsg(fd, &later, flags | nowait(attempt)) }
     };
-    transfer(&mut call, total, true, op)
+    transfer(&mut call, total, Amount::All, op)
 }
 
 /// Sends bytes `done..total` of a stream message whose first `done` bytes went (a
@@ -127,7 +131,7 @@ pub(crate) unsafe fn sendmsg_rest(
         // SAFETY: `later` is a valid header over the rest of the caller's buffers.
         unsafe { real::sendmsg(fd, &later, flags | nowait(attempt)) }
     };
-    transfer(&mut call, total - done, true, op)
+    transfer(&mut call, total - done, Amount::All, op)
 }
 
 /// A copy of `msg` for continuing a partial transfer (no control data; the caller's

@@ -63,7 +63,7 @@ use crate::fd::{self, Kind};
 use crate::iov::{self, Cursor};
 use crate::msg;
 use crate::poll::ready;
-use crate::wait::{Call, cooperative_socket, preserving_errno, transfer};
+use crate::wait::{Amount, Attempt, Call, cooperative_socket, preserving_errno, transfer};
 
 /// The real functions.
 pub mod real {
@@ -267,11 +267,11 @@ unsafe fn nowait(
     let op = |done, attempt| unsafe {
         let (iov, cnt) = cursor.at(done);
         match (attempt, writing) {
-            (true, true) => libc::pwritev2(fd, iov, cnt, -1, libc::RWF_NOWAIT),
-            (true, false) => libc::preadv2(fd, iov, cnt, -1, libc::RWF_NOWAIT),
+            (Attempt::NonBlocking, true) => libc::pwritev2(fd, iov, cnt, -1, libc::RWF_NOWAIT),
+            (Attempt::NonBlocking, false) => libc::preadv2(fd, iov, cnt, -1, libc::RWF_NOWAIT),
             // epoll refused the file: the entry may be stale (see `fd`), so ask again
             // next time.
-            (false, _) => {
+            (Attempt::Blocking, _) => {
                 fd::stale(fd);
                 if writing {
                     real::writev(fd, iov, cnt)
@@ -282,7 +282,12 @@ unsafe fn nowait(
         }
     };
     // A blocking pipe write writes everything; device writes are one transfer.
-    transfer(&mut call, total, writing && kind == Kind::Fifo, op)
+    let amount = if writing && kind == Kind::Fifo {
+        Amount::All
+    } else {
+        Amount::First
+    };
+    transfer(&mut call, total, amount, op)
 }
 
 /// A pipe or device without `RWF_NOWAIT`: poll with a zero timeout, then the real call.
@@ -306,7 +311,7 @@ unsafe fn polled(
     let mut scratch = Vec::new();
     // SAFETY: the cursor walks the caller's valid iovecs.
     let op = |done, attempt| unsafe {
-        if attempt && !ready(fd, events) {
+        if attempt == Attempt::NonBlocking && !ready(fd, events) {
             set_errno(libc::EAGAIN);
             return -1;
         }
@@ -315,12 +320,17 @@ unsafe fn polled(
             return real::readv(fd, iov, cnt);
         }
         // At most PIPE_BUF bytes, which a writable pipe takes without blocking.
-        let (iov, cnt) = if fifo_write && attempt {
+        let (iov, cnt) = if fifo_write && attempt == Attempt::NonBlocking {
             cursor.limited(done, PIPE_BUF, &mut scratch)
         } else {
             cursor.at(done)
         };
         real::writev(fd, iov, cnt)
     };
-    transfer(&mut call, total, fifo_write, op)
+    let amount = if fifo_write {
+        Amount::All
+    } else {
+        Amount::First
+    };
+    transfer(&mut call, total, amount, op)
 }

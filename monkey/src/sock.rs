@@ -24,7 +24,9 @@ use greenweave_runtime::io::Direction;
 use crate::errno::errno;
 use crate::fd::{self, Kind};
 use crate::msg;
-use crate::wait::{Call, Stop, back_off, cooperative_socket, preserving_errno, transfer};
+use crate::wait::{
+    Amount, Attempt, Call, Stop, back_off, cooperative_socket, preserving_errno, transfer,
+};
 
 /// The real functions.
 pub mod real {
@@ -225,8 +227,12 @@ pub(crate) fn one_buffer(
     if waitall && flags & libc::MSG_PEEK != 0 {
         return peek_all(&mut call, len, |f| op(0, flags | f));
     }
-    let fill = (sending && stream) || waitall;
-    transfer(&mut call, len, fill, |done, attempt| {
+    let amount = if (sending && stream) || waitall {
+        Amount::All
+    } else {
+        Amount::First
+    };
+    transfer(&mut call, len, amount, |done, attempt| {
         op(done, flags | nowait(attempt))
     })
 }
@@ -259,9 +265,13 @@ pub(crate) fn peek_all(call: &mut Call, len: usize, peek: impl Fn(c_int) -> ssiz
     }
 }
 
-/// `MSG_DONTWAIT` for a non-blocking attempt.
-pub(crate) fn nowait(attempt: bool) -> c_int {
-    if attempt { libc::MSG_DONTWAIT } else { 0 }
+/// The flag that makes a send or receive the `attempt`: `MSG_DONTWAIT` for a
+/// non-blocking one.
+pub(crate) fn nowait(attempt: Attempt) -> c_int {
+    match attempt {
+        Attempt::NonBlocking => libc::MSG_DONTWAIT,
+        Attempt::Blocking => 0,
+    }
 }
 
 /// -1 with the errno for `stop` (`EAGAIN` for an expired socket timeout).

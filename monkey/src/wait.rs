@@ -226,37 +226,56 @@ fn wait_fd_or_interrupt(
     })
 }
 
+/// How one attempt of a transferring hook is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Without blocking (`MSG_DONTWAIT`, `RWF_NOWAIT`, or after a readiness check):
+    /// fails with `EAGAIN` when the fd is not ready.
+    NonBlocking,
+    /// The real, blocking call: only for fds epoll cannot watch.
+    Blocking,
+}
+
+/// How much a transferring hook moves before it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Amount {
+    /// Everything asked for, as the kernel does for a blocking stream send, a pipe
+    /// write or `MSG_WAITALL` (or the progress made before a failure).
+    All,
+    /// Whatever the first successful transfer moves.
+    First,
+}
+
 /// The blocking-call loop shared by the transferring hooks.
 ///
-/// `op(done, true)` makes one non-blocking attempt at the part not yet transferred
-/// (`done` bytes are) and returns what the syscall returned; `op(done, false)` makes
-/// the real, blocking call for that part (used only for fds epoll cannot watch).
+/// `op(done, Attempt::NonBlocking)` makes one non-blocking attempt at the part not
+/// yet transferred (`done` bytes are) and returns what the syscall returned;
+/// `op(done, Attempt::Blocking)` makes the real, blocking call for that part.
 ///
-/// With `fill` (a blocking stream send, a pipe write, `MSG_WAITALL`) it goes on until
-/// `total` bytes are transferred, as the kernel does for a blocking call; otherwise
-/// the first transfer is the answer. As in the kernel, a failure or a socket timeout
+/// With [`Amount::All`] it goes on until `total` bytes are transferred; with
+/// [`Amount::First`] the first transfer is the answer. As in the kernel, a failure or a socket timeout
 /// after some progress returns the progress; a failure before any returns -1 with
 /// `errno` set (`EAGAIN` for a user-non-blocking fd or an expired socket timeout).
 pub(crate) fn transfer(
     call: &mut Call,
     total: usize,
-    fill: bool,
-    mut op: impl FnMut(usize, bool) -> ssize_t,
+    amount: Amount,
+    mut op: impl FnMut(usize, Attempt) -> ssize_t,
 ) -> ssize_t {
     let mut done = 0_usize;
     loop {
         if call.parks_first() {
-            if let Some(answer) = park_or_answer(call, done, || op(done, false)) {
+            if let Some(answer) = park_or_answer(call, done, || op(done, Attempt::Blocking)) {
                 return answer;
             }
         }
-        let n = op(done, true);
+        let n = op(done, Attempt::NonBlocking);
         if n >= 0 {
             if call.drains && n > 0 && (n as usize) < total - done {
                 coop::fd_not_ready(call.fd, Direction::Read);
             }
             done += n as usize;
-            let more = fill && n > 0 && done < total;
+            let more = amount == Amount::All && n > 0 && done < total;
             // A partial transfer on a user-non-blocking fd is the kernel's answer.
             if !more || call.user_nonblocking() != Ok(false) {
                 return done as ssize_t;
@@ -267,7 +286,7 @@ pub(crate) fn transfer(
         if err != libc::EAGAIN {
             return give_up(done, err);
         }
-        if let Some(answer) = park_or_answer(call, done, || op(done, false)) {
+        if let Some(answer) = park_or_answer(call, done, || op(done, Attempt::Blocking)) {
             return answer;
         }
     }

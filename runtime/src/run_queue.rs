@@ -95,6 +95,30 @@ impl RunQueue {
         Some(unsafe { Rc::from_raw(ptr) })
     }
 
+    /// Hints the processor to fetch what the next two runs touch first: the stack top
+    /// of the task at the front, which runs next, and the greenlet record of the one
+    /// after it, which the same call one run later reads to find its stack top (see
+    /// `Greenlet::prefetch_stack`). Called as the hub switches to the task before them,
+    /// whose run gives the fetches time to land.
+    #[inline]
+    pub(crate) fn prefetch_next(&self) {
+        let len = self.len.get();
+        if len == 0 {
+            return;
+        }
+        // SAFETY: as in `push`.
+        let slots = unsafe { &*self.slots.get() };
+        let head = self.head.get();
+        // SAFETY: an occupied slot owns a strong count of a live task (module
+        // invariant), and the borrow ends within this call.
+        unsafe { &*slots[head] }.greenlet.prefetch_stack();
+        if len > 1 {
+            let second = slots[(head + 1) & (slots.len() - 1)];
+            // SAFETY: as above.
+            unsafe { &*second }.greenlet.prefetch_record();
+        }
+    }
+
     /// Doubles the capacity (at least 16), moving the occupied slots to the front.
     #[cold]
     fn grow(&self, slots: &mut Vec<*const Task>) {

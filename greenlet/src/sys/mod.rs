@@ -1,8 +1,11 @@
 //! Platform layer. Only Linux is implemented; another platform provides the same
 //! functions in a sibling module.
 
+mod arch;
 #[cfg(target_os = "linux")]
 mod linux;
+
+pub(crate) use arch::{prefetch, stack_pointer};
 #[cfg(target_os = "linux")]
 pub use linux::*;
 

@@ -32,6 +32,7 @@ impl Hub {
             }
             task.start_running();
             self.stats.count_switch();
+            self.ready.prefetch_next();
             let back = task.greenlet.switch(());
             if back.is::<HubStop>() {
                 return false;

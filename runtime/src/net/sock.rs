@@ -31,6 +31,15 @@ use super::{Direction, Until, wait};
 use crate::io::{clear_ready, is_ready, notify_closed};
 use crate::time::deadline_after;
 
+/// What a socket call does when the kernel says `WouldBlock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnWouldBlock {
+    /// Parks until the fd is ready, then tries again (a blocking call).
+    Park,
+    /// Returns the `WouldBlock` (a non-blocking handle, or a single try).
+    Return,
+}
+
 /// A std socket kept in non-blocking mode, with what greenweave keeps about it.
 #[derive(Debug)]
 pub(crate) struct Sock<S> {
@@ -145,10 +154,9 @@ impl<S: AsFd> Sock<S> {
         len: usize,
         op: impl FnMut(&S) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
         let drained = |&n: &usize| drains && n > 0 && n < len;
         let until = Until::SocketTimeout;
-        self.retry(Direction::Read, until, nonblocking, drained, op)
+        self.retry(Direction::Read, until, self.on_would_block(), drained, op)
     }
 
     /// Runs `op`, parking until writable (bounded by the write timeout).
@@ -166,8 +174,7 @@ impl<S: AsFd> Sock<S> {
         until: Until,
         op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
-        let nonblocking = self.nonblocking.load(Ordering::Relaxed);
-        self.retry(direction, until, nonblocking, |_| false, op)
+        self.retry(direction, until, self.on_would_block(), |_| false, op)
     }
 
     /// One attempt that never parks (`WouldBlock` if the kernel says so).
@@ -176,14 +183,15 @@ impl<S: AsFd> Sock<S> {
         direction: Direction,
         op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
-        self.retry(direction, Until::Deadline(None), true, |_| false, op)
+        let until = Until::Deadline(None);
+        self.retry(direction, until, OnWouldBlock::Return, |_| false, op)
     }
 
     /// The shared blocking path of every socket call: runs `op` while the fd may be
     /// ready, parking on its readiness in `direction` otherwise, until it does not fail
     /// with `WouldBlock`. `EINTR` is retried; other errors are returned. A wait that
-    /// reaches the deadline fails with `TimedOut`; `nonblocking` returns `WouldBlock`
-    /// instead of parking (and always tries). A result for which `drained` holds
+    /// reaches the deadline fails with `TimedOut`; [`OnWouldBlock::Return`] returns
+    /// `WouldBlock` instead of parking (and always tries). A result for which `drained` holds
     /// clears the readiness.
     ///
     /// # Panics
@@ -194,7 +202,7 @@ impl<S: AsFd> Sock<S> {
         &self,
         direction: Direction,
         until: Until,
-        nonblocking: bool,
+        on_would_block: OnWouldBlock,
         drained: impl Fn(&T) -> bool,
         mut op: impl FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -202,7 +210,8 @@ impl<S: AsFd> Sock<S> {
         // Worked out at the first park and kept across retries, so spurious wakes
         // (another greenlet took the data) do not extend the wait.
         let mut deadline: Option<Option<Instant>> = None;
-        if !nonblocking && !is_ready(fd, direction) {
+        let parks = on_would_block == OnWouldBlock::Park;
+        if parks && !is_ready(fd, direction) {
             self.park(direction, until, &mut deadline)?;
         }
         loop {
@@ -210,7 +219,7 @@ impl<S: AsFd> Sock<S> {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     clear_ready(fd, direction);
-                    if nonblocking {
+                    if !parks {
                         return Err(e);
                     }
                     self.park(direction, until, &mut deadline)?;
@@ -242,6 +251,16 @@ impl<S: AsFd> Sock<S> {
             }),
         };
         wait(self.io.as_fd(), direction, at)
+    }
+
+    /// What the handle's calls do when the kernel says `WouldBlock`: park, unless
+    /// the user made it non-blocking (`set_nonblocking` on the socket types).
+    fn on_would_block(&self) -> OnWouldBlock {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            OnWouldBlock::Return
+        } else {
+            OnWouldBlock::Park
+        }
     }
 
     /// The handle's "do not park" flag (see `set_nonblocking` on the socket types).
