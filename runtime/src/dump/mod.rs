@@ -121,7 +121,7 @@ pub(crate) fn of_hub(hub: &Hub) -> HubDump {
     let entry = &hub.stats.entry;
     HubDump {
         thread: entry.thread.clone(),
-        tid: entry.tid,
+        tid: entry.tid(),
         greenlets,
         running: None,
         stats: Some(hub.stats.snapshot(hub.task_count())),

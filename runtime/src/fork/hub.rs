@@ -91,8 +91,10 @@ fn rebuild_for(hub: &Hub, forking: Option<Rc<Task>>) -> io::Result<Replaced> {
         None => 0,
     };
     hub.fork_root.set(root);
-    // The hub is this process's now: its thread's exit may end its greenlets.
+    // The hub is this process's now: its thread's exit may end its greenlets, and the
+    // monitor and `dump_all` see it.
     hub.pid.set(std::process::id());
+    crate::monitor::registry::adopt_in_child(&hub.stats.entry, remote.clone());
     Ok(Replaced {
         _poll: std::mem::replace(&mut *hub.poll.borrow_mut(), poll),
         _remote: std::mem::replace(&mut *hub.remote.borrow_mut(), remote),

@@ -13,9 +13,10 @@
 //!
 //! - **prepare** (in the parent, before the fork): takes the locks of every thread pool
 //!   (see `threadpool::fork`), so no pool is half-changed by a thread that will not
-//!   exist in the child, and those of the hub registry and the stack capture (see
-//!   `monitor::fork`), which the monitor thread takes. The **parent** handler releases
-//!   them, and so does the child's.
+//!   exist in the child, and those of the monitor's record, the hub registry and the
+//!   stack capture (see `monitor::fork`), which the monitor thread and
+//!   `monitor::start`/`stop` take. The **parent** handler releases them, and so does
+//!   the child's.
 //! - **child**, on the forking thread, on whatever greenlet called `fork`: the resets
 //!   listed in [`in_child`], the one list of them. Other crates add theirs with
 //!   [`on_child`] (`coop::on_fork_child`): the monkey layer resets its futex table, and

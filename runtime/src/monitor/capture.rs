@@ -226,12 +226,12 @@ pub(crate) fn take(entry: &Arc<HubEntry>, patience: Duration) -> Result<Captured
     let mut number = REQUESTS.lock().unwrap_or_else(PoisonError::into_inner);
     *number += 1;
     let requested = (*number << 2) | REQUESTED;
-    SLOT.target.store(entry.tid, Ordering::Relaxed);
+    SLOT.target.store(entry.tid(), Ordering::Relaxed);
     let greenlets: *const AtomicUsize = &entry.greenlets;
     SLOT.greenlets
         .store(greenlets.cast_mut(), Ordering::Relaxed);
     SLOT.state.store(requested, Ordering::Release);
-    let sent = registry::with_live(entry, |e| sys::signal_thread(e.tid, SIGNAL));
+    let sent = registry::with_live(entry, |e| sys::signal_thread(e.tid(), SIGNAL));
     let failure = match sent {
         None => Some(Failure::Gone),
         Some(Err(e)) => Some(Failure::Signal(e)),

@@ -50,10 +50,9 @@
 //! as std does, sees nothing.
 //!
 //! A forked child has neither the monitor thread nor its parent's hubs: it starts a
-//! monitor of its own if it wants one, which watches the hubs the child makes. The
-//! forking thread's hub, which the child rebuilds (see the crate docs' Fork section),
-//! is not among them: the child's monitor does not watch it and `dump_all` leaves it
-//! out (`dump` on that thread lists it as ever).
+//! monitor of its own if it wants one, which watches the child's hubs: the forking
+//! thread's hub, which the child rebuilds (see the crate docs' Fork section), and those
+//! the child makes. `dump_all` in the child lists the same hubs.
 //!
 //! Cost: nothing on the hot paths when the monitor is not running: the hub counts
 //! switches for [`stats`](crate::stats()) anyway, and the monitor only reads that
@@ -86,7 +85,7 @@ use crate::dump::{HubDump, RunningGreenlet, Seconds};
 pub(crate) use sys::gettid;
 
 /// The running monitor.
-struct Running {
+pub(super) struct Running {
     threshold: Duration,
     stop: Arc<watch::StopFlag>,
     thread: JoinHandle<()>,
@@ -108,7 +107,7 @@ impl Running {
     }
 }
 
-static MONITOR: Mutex<Option<Running>> = Mutex::new(None);
+pub(super) static MONITOR: Mutex<Option<Running>> = Mutex::new(None);
 
 /// The monitor record, if it belongs to this process (see [`Running::pid`]).
 fn this_process(monitor: &Option<Running>) -> Option<&Running> {
@@ -262,12 +261,12 @@ pub fn dump_all() -> ProcessDump {
     let hubs = registry::all();
     let me = gettid();
     let (reply, answers) = mpsc::channel::<HubDump>();
-    for entry in hubs.iter().filter(|e| e.tid != me) {
+    for entry in hubs.iter().filter(|e| e.tid() != me) {
         entry.request_dump(reply.clone());
     }
     drop(reply);
     let mut answered: Vec<HubDump> = Vec::new();
-    let waiting = hubs.iter().filter(|e| e.tid != me).count();
+    let waiting = hubs.iter().filter(|e| e.tid() != me).count();
     let deadline = Instant::now() + ANSWER_PATIENCE;
     while answered.len() < waiting {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -278,13 +277,13 @@ pub fn dump_all() -> ProcessDump {
     }
     let mut dumps = Vec::with_capacity(hubs.len());
     for entry in &hubs {
-        if entry.tid == me {
+        if entry.tid() == me {
             if let Some(mine) = crate::hub::try_with_existing(|_| crate::dump::dump()) {
                 dumps.push(mine);
             }
             continue;
         }
-        match answered.iter().position(|d| d.tid == entry.tid) {
+        match answered.iter().position(|d| d.tid == entry.tid()) {
             Some(i) => dumps.push(answered.swap_remove(i)),
             None => dumps.push(unresponsive(entry)),
         }
@@ -320,7 +319,7 @@ fn unresponsive(entry: &Arc<registry::HubEntry>) -> HubDump {
     };
     HubDump {
         thread: entry.thread.clone(),
-        tid: entry.tid,
+        tid: entry.tid(),
         greenlets: Vec::new(),
         running,
         stats: None,

@@ -12,7 +12,7 @@
 //! have exited (and its thread id cannot have been reused) while a signal is on its
 //! way to it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 
 use crate::dump::HubDump;
@@ -22,11 +22,12 @@ use crate::remote;
 pub(crate) struct HubEntry {
     /// Process-wide number of the hub, in order of creation.
     pub(crate) serial: u64,
-    /// The process that made it: after a `fork`, the child's copy of the registry
-    /// still lists the parent's hubs, whose threads do not exist there.
-    pid: u32,
-    /// The kernel's id of the hub's thread (for `tgkill`).
-    pub(crate) tid: libc::pid_t,
+    /// The process the hub is in: after a `fork`, the child's copy of the registry
+    /// still lists the parent's hubs, whose threads do not exist there (the forking
+    /// thread's hub, rebuilt in the child, becomes the child's: [`adopt_in_child`]).
+    pid: AtomicU32,
+    /// The kernel's id of the hub's thread (for `tgkill`; see [`tid`](Self::tid)).
+    tid: AtomicI32,
     /// The thread's name, or `<unnamed>`.
     pub(crate) thread: String,
     /// The id of the hub's own greenlet.
@@ -44,8 +45,8 @@ pub(crate) struct HubEntry {
     /// Set when `requests` has something for the hub to answer.
     requested: AtomicBool,
     requests: Mutex<Vec<mpsc::Sender<HubDump>>>,
-    /// Wakes the hub out of `epoll_wait`.
-    remote: Arc<remote::Shared>,
+    /// Wakes the hub out of `epoll_wait` (replaced when a forked child rebuilds it).
+    remote: Mutex<Arc<remote::Shared>>,
 }
 
 pub(super) static HUBS: Mutex<Vec<Arc<HubEntry>>> = Mutex::new(Vec::new());
@@ -60,7 +61,7 @@ pub(crate) struct Registration(Arc<HubEntry>);
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if self.0.pid != std::process::id() {
+        if !self.0.is_in_this_process() {
             // A forked child's copy of a parent's hub (dropped at the child's exit):
             // nothing lists it here, and the registry lock may have been held by a
             // parent thread at the fork, which the child does not have to unlock it.
@@ -82,8 +83,8 @@ pub(crate) fn register(
     let thread = std::thread::current();
     let entry = Arc::new(HubEntry {
         serial: SERIAL.fetch_add(1, Ordering::Relaxed),
-        pid: std::process::id(),
-        tid: super::sys::gettid(),
+        pid: AtomicU32::new(std::process::id()),
+        tid: AtomicI32::new(super::sys::gettid()),
         thread: thread.name().unwrap_or("<unnamed>").to_owned(),
         hub_greenlet,
         switches: AtomicU64::new(0),
@@ -92,19 +93,38 @@ pub(crate) fn register(
         longest_run_nanos: AtomicU64::new(u64::MAX),
         requested: AtomicBool::new(false),
         requests: Mutex::new(Vec::new()),
-        remote,
+        remote: Mutex::new(remote),
     });
-    let mut hubs = hubs();
-    // Forget what a parent process left behind (see `pid`).
-    hubs.retain(|e| e.pid == entry.pid);
-    hubs.push(entry.clone());
+    list(&entry);
     (entry.clone(), Registration(entry))
+}
+
+/// Puts `entry`, of this process, in the registry (once), forgetting what a parent
+/// process left behind (see `pid`).
+fn list(entry: &Arc<HubEntry>) {
+    let mut hubs = hubs();
+    hubs.retain(|e| e.is_in_this_process() && !Arc::ptr_eq(e, entry));
+    hubs.push(entry.clone());
+}
+
+/// Makes the forking thread's hub, rebuilt in a forked child with the waker `remote`
+/// (see `fork`), a hub of the child: its entry now names the child's process and
+/// thread, and the monitor and `dump_all` see it there as they did in the parent.
+/// Runs in the child's fork handler, after the registry's lock was released.
+pub(crate) fn adopt_in_child(entry: &Arc<HubEntry>, remote: Arc<remote::Shared>) {
+    entry.pid.store(std::process::id(), Ordering::Relaxed);
+    entry.tid.store(super::sys::gettid(), Ordering::Relaxed);
+    *entry.remote.lock().unwrap_or_else(PoisonError::into_inner) = remote;
+    list(entry);
 }
 
 /// Every registered hub of this process now.
 pub(crate) fn all() -> Vec<Arc<HubEntry>> {
-    let pid = std::process::id();
-    hubs().iter().filter(|e| e.pid == pid).cloned().collect()
+    hubs()
+        .iter()
+        .filter(|e| e.is_in_this_process())
+        .cloned()
+        .collect()
 }
 
 /// Runs `f` on `entry` if its hub is still registered in this process, with the
@@ -112,11 +132,21 @@ pub(crate) fn all() -> Vec<Arc<HubEntry>> {
 /// must be quick.
 pub(crate) fn with_live<R>(entry: &Arc<HubEntry>, f: impl FnOnce(&HubEntry) -> R) -> Option<R> {
     let hubs = hubs();
-    let live = entry.pid == std::process::id() && hubs.iter().any(|e| Arc::ptr_eq(e, entry));
+    let live = entry.is_in_this_process() && hubs.iter().any(|e| Arc::ptr_eq(e, entry));
     live.then(|| f(entry))
 }
 
 impl HubEntry {
+    /// The kernel's id of the hub's thread.
+    pub(crate) fn tid(&self) -> libc::pid_t {
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// Whether the hub is in this process (not a parent's, in a forked child).
+    fn is_in_this_process(&self) -> bool {
+        self.pid.load(Ordering::Relaxed) == std::process::id()
+    }
+
     /// Publishes the number of greenlets the hub knows (on the hub's thread).
     #[inline]
     pub(crate) fn set_greenlets(&self, n: usize) {
@@ -131,7 +161,10 @@ impl HubEntry {
             .unwrap_or_else(PoisonError::into_inner)
             .push(reply);
         self.requested.store(true, Ordering::Release);
-        self.remote.wake_hub();
+        self.remote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .wake_hub();
     }
 
     /// Whether a dump was asked for (on the hub's thread, every maintenance pass).

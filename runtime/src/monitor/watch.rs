@@ -218,7 +218,7 @@ impl Watch {
             return;
         };
         if self.waited_before.is_none() {
-            self.waited_before = sys::runqueue_wait(entry.tid);
+            self.waited_before = sys::runqueue_wait(entry.tid());
         }
         let busy = now - since;
         let longest = &entry.longest_run_nanos;
@@ -247,7 +247,7 @@ impl Watch {
     /// How much of `busy` the hub's thread ran or blocked, as opposed to waiting for a
     /// CPU (the machine is overloaded, not the hub).
     fn ran(&self, entry: &HubEntry, busy: Duration) -> Duration {
-        let preempted = match (self.waited_before, sys::runqueue_wait(entry.tid)) {
+        let preempted = match (self.waited_before, sys::runqueue_wait(entry.tid())) {
             (Some(before), Some(now)) => now.saturating_sub(before),
             _ => Duration::ZERO,
         };
@@ -257,7 +257,7 @@ impl Watch {
 
 /// `thread 'name' (tid N)`.
 fn thread(entry: &HubEntry) -> String {
-    format!("thread '{}' (tid {})", entry.thread, entry.tid)
+    format!("thread '{}' (tid {})", entry.thread, entry.tid())
 }
 
 /// Has a stalled hub reported with what `captured` saw, unless the greenlet that holds
