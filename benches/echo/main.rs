@@ -37,8 +37,10 @@
 //!   connection), runs in a process of its own too, started once per function and
 //!   driven over a pipe (see `procs.rs`). One iteration is one round trip; the time is
 //!   the client's, from its first write to its last read. After the groups, a full
-//!   `cargo bench` run counts each client's system calls per round trip with
-//!   `strace -f -c` (see `syscalls.rs`) into `target/reqresp_syscalls.json`.
+//!   `cargo bench` run measures the four clients again side by side, each command run
+//!   by each client in turn for nine rounds (see `interleaved.rs`), into
+//!   `target/reqresp_interleaved.json`, and counts each client's system calls per round
+//!   trip with `strace -f -c` (see `syscalls.rs`) into `target/reqresp_syscalls.json`.
 //! - `echo_10k`: 10,000 connections, 64-byte echo round trips against the
 //!   `greenweave_1hub` and `tokio_current_thread` servers, each in a process of its
 //!   own, driven by the `greenweave_net` request–response client in another.
@@ -119,6 +121,7 @@ use greenweave::net::TcpStream;
 use greenweave::server::StreamServer;
 
 mod client;
+mod interleaved;
 mod procs;
 mod reqresp;
 mod servers;
@@ -218,14 +221,16 @@ fn reqresp(c: &mut Criterion) {
         group.finish();
     }
     server.stop();
-    if counting_syscalls() {
+    if measuring_reqresp_extras() {
+        interleaved::measure_and_save(REQRESP_SERVER, &REQRESP_GROUPS);
         syscalls::count_and_save(REQRESP_SERVER, &REQRESP_GROUPS);
     }
 }
 
-/// Whether this run counts system calls: a full `cargo bench` run (not `cargo test
-/// --benches`) whose filter, if any, selects the request–response groups.
-fn counting_syscalls() -> bool {
+/// Whether this run also measures the clients side by side (`interleaved`) and counts
+/// their system calls: a full `cargo bench` run (not `cargo test --benches`) whose
+/// filter, if any, selects the request–response groups.
+fn measuring_reqresp_extras() -> bool {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     args.iter().any(|a| a == "--bench")

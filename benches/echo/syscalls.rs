@@ -29,7 +29,7 @@ pub(super) fn strace_available() -> bool {
 }
 
 /// Cargo's target directory, from this binary's path (`target/<profile>/deps/echo-…`).
-fn target_dir() -> PathBuf {
+pub(super) fn target_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
         return PathBuf::from(dir);
     }

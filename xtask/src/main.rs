@@ -10,7 +10,9 @@
 //!   and renders one table per benchmark group with the ratio of greenweave to each peer
 //!   and the project's goals beside them; the request–response groups also get the
 //!   system calls per round trip the echo bench counted with `strace`
-//!   (`target/reqresp_syscalls.json`, if it was written); and it builds
+//!   (`target/reqresp_syscalls.json`, if it was written) and the clients' rates measured
+//!   side by side (`target/reqresp_interleaved.json`), on which their ratio goals are
+//!   judged; and it builds
 //!   `examples/code_size` to report what an inlined `put` + `get` call site costs in
 //!   code. It never edits by hand what it wrote: run it
 //!   again to regenerate. The analysis lives in the hand-written `docs/bench-notes.md`.
@@ -24,6 +26,7 @@
 mod chart;
 mod code_size;
 mod data;
+mod interleaved;
 mod machine;
 mod report;
 mod spec;

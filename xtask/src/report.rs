@@ -9,6 +9,7 @@ use crate::Options;
 use crate::chart::{self, Bar, format_ratio};
 use crate::code_size::{self, CodeSize};
 use crate::data::{Estimates, memory_table};
+use crate::interleaved::{self, Interleaved};
 use crate::machine::{Machine, utc};
 use crate::spec::{Check, GOALS, GROUPS, Goal, Group, SYSCALL_GROUPS, Unit};
 use crate::syscalls::{self, Syscalls};
@@ -35,6 +36,7 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
     }
     let memory = memory_table(root, &target.join("memory_table.json"), options.skip_memory);
     let syscalls = Syscalls::load(&target.join("reqresp_syscalls.json"));
+    let interleaved = Interleaved::load(&target.join("reqresp_interleaved.json"));
     let code_size = code_size::measure(root, target);
     let machine = Machine::detect();
 
@@ -44,6 +46,7 @@ pub fn bench_report(root: &Path, target: &Path, options: &Options) -> Result<(),
         estimates: &estimates,
         memory: memory.as_ref(),
         syscalls: syscalls.as_ref(),
+        interleaved: interleaved.as_ref(),
         code_size: code_size.as_ref(),
     };
     let markdown = render(&machine, &figures, !bars.is_empty());
@@ -148,7 +151,7 @@ fn format_ns(ns: f64) -> String {
 }
 
 /// `90,818`: a count with thousands separators.
-fn format_count(v: f64) -> String {
+pub(crate) fn format_count(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -175,6 +178,7 @@ struct Figures<'a> {
     estimates: &'a Estimates,
     memory: Option<&'a Value>,
     syscalls: Option<&'a Syscalls>,
+    interleaved: Option<&'a Interleaved>,
     code_size: Result<&'a CodeSize, &'a String>,
 }
 
@@ -197,19 +201,17 @@ fn evaluate(goal: &Goal, figures: &Figures) -> Option<(String, bool)> {
             factor,
         } => {
             let speedup = estimates.speedup(group, subject, peer)?;
-            let text = if factor < 1.0 {
-                // A bounded slowdown: say how many times slower.
-                format!("{} slower", format_ratio(1.0 / speedup))
-            } else if speedup >= 1.0 {
-                format!("{} faster", format_ratio(speedup))
-            } else {
-                format!(
-                    "{} ({} slower)",
-                    format_ratio(speedup),
-                    format_ratio(1.0 / speedup)
-                )
-            };
-            Some((text, speedup >= factor))
+            Some(speedup_result(speedup, factor))
+        }
+        Check::MinSideBySideSpeedup {
+            group,
+            subject,
+            peer,
+            factor,
+        } => {
+            let speedup = figures.interleaved?.speedup(group, subject, peer)?;
+            let (text, met) = speedup_result(speedup, factor);
+            Some((format!("{text} (side by side)"), met))
         }
         Check::MaxExtraNs {
             group,
@@ -239,6 +241,23 @@ fn evaluate(goal: &Goal, figures: &Figures) -> Option<(String, bool)> {
             peer,
         } => syscalls::evaluate(figures.syscalls, group, subject, peer),
     }
+}
+
+/// The text of a measured speed-up against a `factor` goal, and whether it is met.
+fn speedup_result(speedup: f64, factor: f64) -> (String, bool) {
+    let text = if factor < 1.0 {
+        // A bounded slowdown: say how many times slower.
+        format!("{} slower", format_ratio(1.0 / speedup))
+    } else if speedup >= 1.0 {
+        format!("{} faster", format_ratio(speedup))
+    } else {
+        format!(
+            "{} ({} slower)",
+            format_ratio(speedup),
+            format_ratio(1.0 / speedup)
+        )
+    };
+    (text, speedup >= factor)
 }
 
 /// The "Met" cell.
@@ -396,6 +415,13 @@ fn render_group(w: &mut String, group: &Group, figures: &Figures) {
         let _ = writeln!(w, "{row}");
     }
     if SYSCALL_GROUPS.contains(&group.name) {
+        interleaved::render(
+            w,
+            group.name,
+            group.functions,
+            group.subjects,
+            figures.interleaved,
+        );
         syscalls::render(w, group.name, group.functions, figures.syscalls);
     }
     let goals: Vec<&Goal> = GOALS
@@ -404,6 +430,7 @@ fn render_group(w: &mut String, group: &Group, figures: &Figures) {
             Check::MaxNs { group: name, .. }
             | Check::MinSpeedup { group: name, .. }
             | Check::MaxExtraNs { group: name, .. }
+            | Check::MinSideBySideSpeedup { group: name, .. }
             | Check::MaxSyscalls { group: name, .. } => name == group.name,
             Check::MinLiveGreenlets(_) => false,
         })

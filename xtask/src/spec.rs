@@ -97,6 +97,18 @@ pub enum Check {
     },
     /// At least this many greenlets live at once (from the memory table).
     MinLiveGreenlets(u64),
+    /// `subject`'s rate ÷ `peer`'s, measured side by side (the median of the rounds'
+    /// ratios in `target/reqresp_interleaved.json`), is at least `factor`.
+    MinSideBySideSpeedup {
+        /// Request–response group (both functions are in it).
+        group: &'static str,
+        /// greenweave's function.
+        subject: &'static str,
+        /// The peer it is compared with.
+        peer: &'static str,
+        /// The bound.
+        factor: f64,
+    },
     /// `subject` makes at most as many system calls per round trip as `peer` (from
     /// the request–response groups' `strace` counts).
     MaxSyscalls {

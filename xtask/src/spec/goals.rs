@@ -119,7 +119,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 50 clients: patched `std::net` ≥ 1.0× tokio current_thread",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_50",
             subject: "std_net_patched",
             peer: "tokio_current_thread",
@@ -128,7 +128,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 50 clients: `greenweave::net` ≥ 1.0× tokio current_thread",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_50",
             subject: "greenweave_net",
             peer: "tokio_current_thread",
@@ -153,7 +153,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 1,000 clients: patched `std::net` ≥ 1.0× tokio current_thread",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_1000",
             subject: "std_net_patched",
             peer: "tokio_current_thread",
@@ -162,7 +162,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 1,000 clients: `greenweave::net` ≥ 1.0× tokio current_thread",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_1000",
             subject: "greenweave_net",
             peer: "tokio_current_thread",
@@ -171,7 +171,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 1,000 clients: patched `std::net` ≥ 2× OS threads",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_1000",
             subject: "std_net_patched",
             peer: "os_threads",
@@ -180,7 +180,7 @@ pub const GOALS: &[Goal] = &[
     },
     Goal {
         text: "request–response, 1,000 clients: `greenweave::net` ≥ 2× OS threads",
-        check: Check::MinSpeedup {
+        check: Check::MinSideBySideSpeedup {
             group: "reqresp_1000",
             subject: "greenweave_net",
             peer: "os_threads",
