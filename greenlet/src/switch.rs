@@ -272,7 +272,7 @@ const PREFETCH_ABOVE: usize = 512;
 /// Cache line size on the processors we run on.
 const CACHE_LINE: usize = 64;
 
-/// Prefetches the stack lines around where `g` left off (see `Greenlet::prefetch`).
+/// Prefetches the stack lines around where `g` left off (see `Greenlet::prefetch_stack`).
 #[inline]
 pub(crate) fn prefetch_stack(g: &Inner) {
     let sp = g.left_at.get();
