@@ -6,7 +6,8 @@
 //! machine the speed of the whole host drifts on that time scale (the same binary reads
 //! ±25 % two minutes apart; see docs/bench-notes.md), so the ratio of two functions
 //! measured a minute apart carries the drift as well as the difference. Here each
-//! round runs the four clients within seconds of each other, so a round's ratio
+//! round runs the four clients within seconds of each other (starting with a different
+//! one each round), so a round's ratio
 //! compares clients under the same conditions, and the median over rounds discards
 //! the rounds a burst of load hit. `xtask bench-report` shows these medians beside
 //! criterion's, and judges the request–response ratio goals on them.
@@ -41,9 +42,12 @@ fn measure_group(server: &str, conns: usize) -> serde_json::Value {
         client.run(iters / 4);
     }
     let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); KINDS.len()];
-    for _ in 0..ROUNDS {
-        for (client, rates) in clients.iter_mut().zip(&mut rates) {
-            rates.push(iters as f64 / client.run(iters).as_secs_f64());
+    for round in 0..ROUNDS {
+        // Each round starts with the next client, so none always follows the same one
+        // (the thousand threads of `os_threads` leave the caches and the scheduler
+        // in a state of their own).
+        for i in (0..KINDS.len()).map(|i| (i + round) % KINDS.len()) {
+            rates[i].push(iters as f64 / clients[i].run(iters).as_secs_f64());
         }
     }
     for client in clients {
