@@ -439,19 +439,15 @@ mod tests {
         assert_eq!(g.inner().left_at.get(), 0, "nothing recorded before it ran");
         g.prefetch_stack(); // does nothing yet
         g.prefetch_record();
-        g.switch(());
-        let first = g.inner().left_at.get();
-        assert!(
-            stack_range(&g).contains(&first),
-            "{first:#x} outside its stack"
-        );
-        g.prefetch_stack();
-        g.switch(());
-        let second = g.inner().left_at.get();
-        assert!(
-            stack_range(&g).contains(&second),
-            "{second:#x} outside its stack"
-        );
+        for suspension in 1..=2 {
+            g.switch(());
+            let at = g.inner().left_at.get();
+            assert!(
+                stack_range(&g).contains(&at),
+                "suspension {suspension}: {at:#x} outside its stack"
+            );
+            g.prefetch_stack();
+        }
         g.switch(());
         assert!(g.is_dead());
         // Its stack went back to the pool: a prefetch of where it was cannot fault.

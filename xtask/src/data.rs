@@ -120,11 +120,16 @@ pub fn memory_table(root: &Path, json_path: &Path, skip: bool) -> Option<Value> 
             Err(e) => eprintln!("bench-report: cannot run cargo ({e}); using any saved table"),
         }
     }
-    let text = std::fs::read_to_string(json_path).ok()?;
+    read_json(json_path)
+}
+
+/// The JSON saved at `path`; `None` if there is nothing (or nothing readable) there.
+pub fn read_json(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
     match serde_json::from_str(&text) {
         Ok(v) => Some(v),
         Err(e) => {
-            eprintln!("bench-report: {} is not JSON ({e})", json_path.display());
+            eprintln!("bench-report: {} is not JSON ({e})", path.display());
             None
         }
     }

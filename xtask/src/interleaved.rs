@@ -18,14 +18,7 @@ pub struct Interleaved(Value);
 impl Interleaved {
     /// Reads `path`; `None` if there is nothing (or nothing readable) there.
     pub fn load(path: &Path) -> Option<Interleaved> {
-        let text = std::fs::read_to_string(path).ok()?;
-        match serde_json::from_str(&text) {
-            Ok(v) => Some(Interleaved(v)),
-            Err(e) => {
-                eprintln!("bench-report: {} is not JSON ({e})", path.display());
-                None
-            }
-        }
+        crate::data::read_json(path).map(Interleaved)
     }
 
     /// `function`'s round trips per second in each round of `group`.

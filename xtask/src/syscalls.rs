@@ -13,14 +13,7 @@ pub struct Syscalls(Value);
 impl Syscalls {
     /// Reads `path`; `None` if there is nothing (or nothing readable) there.
     pub fn load(path: &Path) -> Option<Syscalls> {
-        let text = std::fs::read_to_string(path).ok()?;
-        match serde_json::from_str(&text) {
-            Ok(v) => Some(Syscalls(v)),
-            Err(e) => {
-                eprintln!("bench-report: {} is not JSON ({e})", path.display());
-                None
-            }
-        }
+        crate::data::read_json(path).map(Syscalls)
     }
 
     /// System calls per round trip of `group/function`.
