@@ -96,6 +96,15 @@ fn dump_all_lists_every_hub_and_looks_into_the_stuck_one() {
     ours.sort_by_key(|h| h.thread.clone());
     assert_eq!(ours.len(), 4, "{all}");
     for hub in &ours[..3] {
+        if hub.unresponsive.is_some()
+            && valgrind::skip_under_valgrind(
+                "a sleeping hub's answer within dump_all's 250 ms: Valgrind runs one \
+                 thread at a time, so a hub woken out of epoll_wait may not get to run \
+                 within it (it did not in one CI run that took 57 s)",
+            )
+        {
+            continue;
+        }
         assert!(hub.unresponsive.is_none(), "{hub}");
         let n = hub.thread.trim_start_matches("dump-hub-");
         for i in 0..2 {
