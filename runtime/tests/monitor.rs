@@ -13,6 +13,9 @@ use greenweave_runtime::{Builder, monitor, sleep, spawn, yield_now};
 #[path = "common/cpu.rs"]
 mod cpu;
 use cpu::spin_without_yielding;
+#[path = "common/fork.rs"]
+mod fork;
+use fork::report_from_child;
 #[path = "common/valgrind.rs"]
 mod valgrind;
 
@@ -270,16 +273,7 @@ fn a_forked_child_has_neither_the_monitor_nor_its_parents_hubs() {
     });
     wait.recv().unwrap();
     assert!(!monitor::dump_all().hubs.is_empty());
-    // The child's findings come back through a pipe, not its exit status, which under
-    // Valgrind is memcheck's.
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid out-array of two ints.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    let [from_child, to_parent] = fds;
-    // SAFETY: the child only checks, starts and stops a monitor, writes a byte and
-    // exits with `_exit`; glibc's allocator and thread creation work after a fork.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let (code, status) = report_from_child(|| {
         let mut code = 0u8;
         if monitor::threshold().is_some() {
             code |= 1;
@@ -292,35 +286,17 @@ fn a_forked_child_has_neither_the_monitor_nor_its_parents_hubs() {
             code |= 4;
         }
         monitor::stop();
-        // SAFETY: writes one byte from a live buffer to the pipe's write end, then
-        // ends the child without running the parent's atexit handlers.
-        unsafe {
-            libc::write(to_parent, (&raw const code).cast(), 1);
-            libc::_exit(0)
-        };
-    }
-    assert!(pid > 0, "fork failed");
-    // SAFETY: closing our copy of the write end, which nothing else uses.
-    unsafe { libc::close(to_parent) };
-    let mut code = 0xffu8;
-    // SAFETY: reads at most one byte into a live buffer from the pipe's read end.
-    let n = unsafe { libc::read(from_child, (&raw mut code).cast(), 1) };
-    // SAFETY: closing the read end, which nothing else uses.
-    unsafe { libc::close(from_child) };
-    let mut status = 0;
-    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        code
+    });
     done.send(()).unwrap();
     hub.join().unwrap();
     monitor::stop();
-    assert!(libc::WIFEXITED(status), "{status:#x}");
     if !valgrind::skip_under_valgrind(
         "the forked child's exit status, which is memcheck's: the parent's other threads' \
          memory is unreachable in the child",
     ) {
-        assert_eq!(libc::WEXITSTATUS(status), 0);
+        assert_eq!(status, 0);
     }
-    assert_eq!(n, 1, "the child wrote its findings");
     assert_eq!(
         code, 0,
         "1: the parent's monitor seemed to run; 2: the parent's hubs were listed; 4: no new monitor"

@@ -254,3 +254,59 @@ impl Child {
         libc::WEXITSTATUS(status)
     }
 }
+
+/// A pipe whose write end a forked child reports one byte of findings on.
+struct Report {
+    read: libc::c_int,
+    write: libc::c_int,
+}
+
+impl Report {
+    fn new() -> Report {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` is a valid out-array of two ints.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        Report {
+            read: fds[0],
+            write: fds[1],
+        }
+    }
+
+    /// In the child: sends `code`.
+    fn send(&self, code: u8) {
+        // SAFETY: writes one byte from a live buffer to our pipe's write end.
+        let n = unsafe { libc::write(self.write, (&raw const code).cast(), 1) };
+        assert_eq!(n, 1);
+    }
+
+    /// In the parent, once the child has exited: what it sent, `None` if nothing.
+    fn received(self) -> Option<u8> {
+        // SAFETY: closing our copy of the write end, which nothing else uses.
+        unsafe { libc::close(self.write) };
+        let mut code = 0u8;
+        // SAFETY: reads at most one byte into a live buffer from the read end; the
+        // child has exited and we closed our write end, so this cannot block.
+        let n = unsafe { libc::read(self.read, (&raw mut code).cast(), 1) };
+        // SAFETY: closing the read end, which nothing else uses.
+        unsafe { libc::close(self.read) };
+        (n == 1).then_some(code)
+    }
+}
+
+/// Forks; the child runs `check` and reports the byte it returns through a pipe, for
+/// findings that must survive Valgrind, where the exit status is memcheck's (the
+/// parent's other threads' memory is unreachable in a child). Returns that byte and
+/// the child's exit status, failing the test if the child hung (it is killed after
+/// [`PATIENCE`]), died of a signal or sent nothing.
+pub fn report_from_child(check: impl FnOnce() -> u8) -> (u8, i32) {
+    let report = Report::new();
+    let child = match fork() {
+        Some(child) => child,
+        None => child_exits_with(|| {
+            report.send(check());
+            0
+        }),
+    };
+    let status = child.wait(PATIENCE);
+    (report.received().expect("the child reported"), status)
+}
