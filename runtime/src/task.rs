@@ -242,10 +242,11 @@ impl Task {
     pub(crate) fn current_borrowed<F: InFrame>(frame: &F) -> Option<TaskRef<'_>> {
         let _ = frame;
         let task = NonNull::new(greenweave_greenlet::current_tag() as *mut Task)?;
-        // SAFETY: a non-zero tag is only set by `attach` or `attach_spawned` (`set_tag`
-        // is unsafe for anyone else), to the address of an `Rc<Task>` that the
-        // greenlet's context or body owns until `detach` clears the tag first; `frame`
-        // is a local of a frame of the running greenlet, which ends before that.
+        // A non-zero tag is only set by `attach` or `attach_spawned` (`set_tag` is
+        // unsafe for anyone else), to the address of an `Rc<Task>` that the greenlet's
+        // context or body owns until `detach` clears the tag first.
+        // SAFETY: so the task is alive; `frame` is a local of a frame of the running
+        // greenlet, which ends before `detach`.
         Some(unsafe { TaskRef::from_raw(task) })
     }
 
@@ -283,10 +284,10 @@ impl Task {
             return None;
         }
         let on = self.waiting_on.get()?.cast::<&dyn Describe>();
-        // SAFETY: set by `show_waiting_on` to a `&dyn Describe` that the guard it
-        // returned borrows, and cleared when that guard drops. A task is blocked only
-        // inside its park call (`park::wait_here`), between making that guard and
-        // dropping it, so the target is alive.
+        // Set by `show_waiting_on` to a `&dyn Describe` that the guard it returned
+        // borrows, and cleared when that guard drops. A task is blocked only inside its
+        // park call (`park::wait_here`), between making that guard and dropping it.
+        // SAFETY: so while it is blocked (checked above), the target is alive.
         Some(unsafe { *on.as_ref() })
     }
 

@@ -165,11 +165,11 @@ impl PageRelease {
 
     fn flush(&mut self) {
         if let Some((start, end)) = self.run.take() {
-            // SAFETY: the run covers whole free stacks, each joined only when its guard
-            // starts where the previous one's stack ended (they are added in address
-            // order), and the guard regions between them, which hold nothing and stay
-            // guards. Page aligned, and mapped: every one of these stacks is cold, so
-            // `cold_slabs` holds its slab, and nothing hands a cold stack out meanwhile.
+            // The run covers whole free stacks, each joined only when its guard starts
+            // where the previous one's stack ended (they are added in address order),
+            // and the guard regions between them, which hold nothing and stay guards.
+            // SAFETY: so it is ours and unused; page aligned and mapped: each of these
+            // stacks is cold, so `cold_slabs` holds its slab and none is handed out.
             unsafe { sys::release_pages(start as *mut u8, end - start) };
         }
     }

@@ -175,6 +175,8 @@ pub fn ensure_altstack() -> Option<AltStack> {
 
 /// Signature of a `SA_SIGINFO` handler.
 pub type SigInfoHandler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+/// A signal handler registered without `SA_SIGINFO`.
+type PlainHandler = extern "C" fn(libc::c_int);
 
 /// The C library's own `sigaction`.
 type SigactionFn =
@@ -251,8 +253,7 @@ pub unsafe fn chain(
         f(signum, info, context);
     } else {
         // SAFETY: a handler registered without SA_SIGINFO takes just the signal.
-        let f: extern "C" fn(libc::c_int) =
-            unsafe { std::mem::transmute::<usize, extern "C" fn(libc::c_int)>(prev) };
+        let f: PlainHandler = unsafe { std::mem::transmute::<usize, PlainHandler>(prev) };
         f(signum);
     }
     true

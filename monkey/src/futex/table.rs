@@ -137,10 +137,10 @@ impl<W> Table<W> {
     {
         for bucket in &self.buckets {
             let old = bucket.waiters.with_mut(|waiters| {
-                // SAFETY: the child has a single thread, running this fork handler, so
-                // nothing else touches the table. The old list is moved out bit for
-                // bit and never used again (a vanished thread may have left it
-                // mid-change).
+                // The old list is moved out bit for bit and never used again (a
+                // vanished thread may have left it mid-change).
+                // SAFETY: the child has a single thread, running this fork handler,
+                // so nothing else touches the table.
                 unsafe { std::ptr::replace(waiters, Vec::new()) }
             });
             greenweave_runtime::coop::keep_for_ever(old);

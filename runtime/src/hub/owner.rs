@@ -34,10 +34,11 @@ impl Drop for HubOwner {
         // SAFETY: made by `Box::into_raw` in `first_use` and owned by this value only.
         let ending = crate::thread_exit::shut_down(unsafe { &*hub });
         HUB_PTR.set(std::ptr::null());
-        // SAFETY: as above. Nothing reaches the hub any more: `HUB_PTR` is null, the
-        // thread's own code is over, and the only frames still holding a reference are
-        // on the stacks of abandoned greenlets, which are never resumed (`release`
-        // forgets their task records, whose drop could resume them).
+        // Nothing reaches the hub any more: `HUB_PTR` is null, the thread's own code is
+        // over, and the only frames still holding a reference are on the stacks of
+        // abandoned greenlets, which are never resumed (`release` forgets their task
+        // records, whose drop could resume them).
+        // SAFETY: as above, and nothing else reaches it (just said).
         crate::thread_exit::release(unsafe { Box::from_raw(hub) }, ending);
     }
 }
@@ -100,11 +101,11 @@ pub(crate) fn get(here: &Here) -> &Hub {
 #[inline]
 pub(crate) fn existing(_here: &Here) -> Option<&Hub> {
     let ptr = HUB_PTR.get();
-    // SAFETY: a non-null HUB_PTR points at the hub `HUB` owns (boxed, so it stays
-    // put), which is freed only after `HubOwner::drop` has nulled the pointer, once
-    // the thread's own code is over and its greenlets ended or abandoned (never to
-    // run again). The reference is bounded by the borrow of a `Here`, a local of a
-    // frame of this thread that runs now, so it ends before that.
+    // A non-null HUB_PTR points at the hub `HUB` owns (boxed, so it stays put), which
+    // is freed only after `HubOwner::drop` has nulled the pointer, once the thread's
+    // own code is over and its greenlets ended or abandoned (never to run again).
+    // SAFETY: so the hub is alive; the reference is bounded by the borrow of a
+    // `Here`, a local of a frame of this thread that runs now, so it ends before that.
     unsafe { ptr.as_ref() }
 }
 

@@ -98,11 +98,11 @@ impl<Q: HoldsQueue> AnyOf<Q> {
             return;
         }
         let queue: *const WaitQueue = holder.queue();
-        // SAFETY: rule 3: a queue borrowed from the holder stays alive and in place
-        // while the holder is neither moved, nor dropped, nor borrowed mutably, and
-        // the set does none of these while the node is linked: the holder stays in
-        // the boxed slice until `take` (which unlinks the node first), and the node
-        // drops before it (field order).
+        // Rule 3: a queue borrowed from the holder stays alive and in place while the
+        // holder is neither moved, nor dropped, nor borrowed mutably, and the set does
+        // none of these while the node is linked: the holder stays in the boxed slice
+        // until `take` (which unlinks the node first), and the node drops before it.
+        // SAFETY: so the queue outlives the node's link (rule 3, as just said).
         let queue: &'static WaitQueue = unsafe { &*queue };
         // SAFETY: rule 1: the boxed slice is never moved out of or resized.
         queue.link(unsafe { Pin::new_unchecked(&member.node) });
