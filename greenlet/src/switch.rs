@@ -245,8 +245,7 @@ enum Back {
 fn switch_fast(cur: &Inner, target: &Rc<Inner>) -> Back {
     let back = match target.state.get() {
         State::Resuming => {
-            cur.state.set(State::Suspended);
-            cur.left_at.set(sys::stack_pointer());
+            suspending(cur);
             // SAFETY: as in switch_slow's `Resuming` arm.
             unsafe { &*cur.yielder.get() }.suspend(Transfer::to(target));
             // Whoever resumed us did so for us, and made us `Running` and current.
@@ -276,13 +275,8 @@ const CACHE_LINE: usize = 64;
 #[inline]
 pub(crate) fn prefetch_stack(g: &Inner) {
     let sp = g.left_at.get();
-    if sp == 0 {
-        return;
-    }
-    let mut line = sp.saturating_sub(PREFETCH_BELOW) & !(CACHE_LINE - 1);
-    while line < sp + PREFETCH_ABOVE {
-        sys::prefetch(line);
-        line += CACHE_LINE;
+    if sp != 0 {
+        prefetch_lines(sp.saturating_sub(PREFETCH_BELOW), sp + PREFETCH_ABOVE);
     }
 }
 
@@ -290,11 +284,25 @@ pub(crate) fn prefetch_stack(g: &Inner) {
 #[inline]
 pub(crate) fn prefetch_record(g: &Inner) {
     let start = std::ptr::from_ref(g) as usize;
-    let mut line = start & !(CACHE_LINE - 1);
-    while line < start + std::mem::size_of::<Inner>() {
+    prefetch_lines(start, start + std::mem::size_of::<Inner>());
+}
+
+/// Prefetches every cache line that holds a byte of `from..to`.
+#[inline(always)]
+fn prefetch_lines(from: usize, to: usize) {
+    let mut line = from & !(CACHE_LINE - 1);
+    while line < to {
         sys::prefetch(line);
         line += CACHE_LINE;
     }
+}
+
+/// Marks `cur`, about to suspend itself, suspended, and records where it leaves off
+/// (for `prefetch_stack`).
+#[inline(always)]
+fn suspending(cur: &Inner) {
+    cur.state.set(State::Suspended);
+    cur.left_at.set(sys::stack_pointer());
 }
 
 /// Resumes `target` (unstarted or suspended) from `cur`; returns the transfer that
@@ -391,8 +399,7 @@ fn switch_slow(cur: &Inner, mut target: Rc<Inner>) -> Value {
                 // that a greenlet that is never resumed again does not keep it.
                 let ptr = Rc::as_ptr(&target);
                 drop(target);
-                cur.state.set(State::Suspended);
-                cur.left_at.set(sys::stack_pointer());
+                suspending(cur);
                 let yielder = cur.yielder.get();
                 // SAFETY: `cur` runs and is not main (nothing below main is `Resuming`): a
                 // started coroutine whose body set this pointer and lives on this stack (inv. 4).
