@@ -347,7 +347,7 @@ impl Hub {
     /// Always inlined: the switch runs in the blocking call's own frame, so a resumed
     /// greenlet returns through no frame of ours.
     #[inline(always)]
-    pub(crate) fn switch_to(&self, next: Option<Rc<Task>>) {
+    fn switch_to(&self, next: Option<Rc<Task>>) {
         let to = match &next {
             Some(task) => &task.greenlet,
             None => &self.greenlet,
@@ -376,7 +376,7 @@ impl Hub {
     /// spends one per greenlet). Two greenlets handing off (ping-pong, `yield_now`
     /// between two, a spawn and its join) are where the direct switch pays.
     #[inline(always)]
-    pub(crate) fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
+    fn take_direct(&self, leaving: Leaving) -> Option<Rc<Task>> {
         let others_ready = self.ready.len() - usize::from(leaving == Leaving::Requeued);
         // A depth limit of 0 admits only the greenlet that resumed us.
         let max_depth = if others_ready == 1 { DIRECT_DEPTH } else { 0 };
