@@ -25,6 +25,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use common::http_server::{ThreadedHttpServer, body};
+use common::valgrind::skip_under_valgrind;
 use common::watch::{StallMeter, Watchdog};
 use greenweave_runtime::{JoinError, joinall, sleep, spawn, with_timeout};
 
@@ -49,7 +50,19 @@ fn get(client: &reqwest::blocking::Client, url: &str) -> reqwest::Result<String>
 
 fn check_stalls(meter: StallMeter, what: &str) {
     let stall = meter.stop();
-    assert!(stall.gap < MAX_STALL, "{what}: the hub stalled: {stall:?}");
+    if !skip_under_valgrind("the bound on the hub's longest stall") {
+        assert!(stall.gap < MAX_STALL, "{what}: the hub stalled: {stall:?}");
+    }
+}
+
+/// Checks that 100 requests of [`LATENCY`] overlapped: they took `elapsed` in all.
+fn check_overlap(elapsed: Duration) {
+    if !skip_under_valgrind("the wall-time bound on 100 overlapping requests") {
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "100 requests of {LATENCY:?} took {elapsed:?}: they did not overlap"
+        );
+    }
 }
 
 #[test]
@@ -72,10 +85,7 @@ fn a_hundred_greenlets_share_one_blocking_client() {
     }
     let elapsed = start.elapsed();
     check_stalls(meter, "100 requests on one client");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "100 requests of {LATENCY:?} took {elapsed:?}: they did not overlap"
-    );
+    check_overlap(elapsed);
     assert_eq!(server.answered(), 100);
     drop(client); // joins reqwest's runtime thread (pthread_join hook), closing the pool
 }
@@ -101,10 +111,7 @@ fn a_hundred_greenlets_each_make_a_client_with_reqwest_blocking_get() {
     }
     let elapsed = start.elapsed();
     check_stalls(meter, "100 reqwest::blocking::get");
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "100 requests of {LATENCY:?} took {elapsed:?}: they did not overlap"
-    );
+    check_overlap(elapsed);
 }
 
 #[test]
@@ -143,10 +150,12 @@ fn a_greenlet_killed_mid_request_dies_after_it_and_the_client_stays_usable() {
         finished_request.get(),
         "the kill cut the request short (futex waits are shielded: it should not)"
     );
-    assert!(
-        kill_took < Duration::from_secs(2),
-        "the kill took {kill_took:?}"
-    );
+    if !skip_under_valgrind("the bound on how long the kill took") {
+        assert!(
+            kill_took < Duration::from_secs(2),
+            "the kill took {kill_took:?}"
+        );
+    }
     for result in joinall(others) {
         let (id, got) = result.unwrap();
         assert_eq!(got.unwrap(), body(id), "the body of request {id}");
@@ -196,7 +205,9 @@ fn with_timeout_around_a_request_neither_panics_nor_hangs_and_reqwests_timeout_c
         timed_out.as_ref().is_err_and(reqwest::Error::is_timeout),
         "{timed_out:?}"
     );
-    assert!(took < LATENCY * 3, "reqwest's timeout took {took:?}");
+    if !skip_under_valgrind("the bound on how long reqwest's timeout took") {
+        assert!(took < LATENCY * 3, "reqwest's timeout took {took:?}");
+    }
 
     for result in joinall(others) {
         let (id, got) = result.unwrap();

@@ -43,14 +43,17 @@ struct PoolGate {
 /// Held by the one [`PoolGate`] closed at a time.
 static GATES: Mutex<()> = Mutex::new(());
 
+/// The gate itself: write-locked while closed, read by the blockers. One suffices, as
+/// one gate at a time is closed ([`GATES`]).
+static GATE: RwLock<()> = RwLock::new(());
+
 impl PoolGate {
     fn close() -> PoolGate {
         let only_gate = GATES.lock().unwrap_or_else(PoisonError::into_inner);
-        let gate: &'static RwLock<()> = Box::leak(Box::new(RwLock::new(())));
-        let closed = gate.write().unwrap();
+        let closed = GATE.write().unwrap_or_else(PoisonError::into_inner);
         let pool = greenweave_runtime::threadpool::default_pool();
         let blockers = (0..pool.size())
-            .map(|_| pool.spawn(move || drop(gate.read())))
+            .map(|_| pool.spawn(|| drop(GATE.read())))
             .collect();
         PoolGate {
             closed: Some(closed),

@@ -4,6 +4,7 @@
 //! binary on just itself with `GREENWEAVE_STDIO_CHILD` set.
 
 mod common;
+use common::valgrind::skip_under_valgrind;
 use common::{pipe, ticker};
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -254,7 +255,9 @@ fn a_greenlet_writing_to_a_full_plain_pipe_parks() {
     });
     sleep(Duration::from_millis(50));
     assert!(!writer.is_finished());
-    assert!(ticks.get() >= 5, "only {} ticks", ticks.get());
+    if !skip_under_valgrind("the bound on the ticks counted in 50 ms while the writer is parked") {
+        assert!(ticks.get() >= 5, "only {} ticks", ticks.get());
+    }
     let mut got = Vec::new();
     let mut f = std::fs::File::from(r);
     let mut buf = [0_u8; 65536];

@@ -33,4 +33,6 @@ pub fn pipe() -> (OwnedFd, OwnedFd) {
 
 pub mod http_server;
 pub mod signals;
+#[path = "../../../runtime/tests/common/valgrind.rs"]
+pub mod valgrind;
 pub mod watch;
