@@ -4,6 +4,7 @@
 
 mod common;
 use common::signals::{count_address, current, errno, install, rt, runs};
+use common::valgrind::skip_under_valgrind;
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -78,7 +79,12 @@ fn unpatched_a_greenlets_read_blocks_the_thread_and_the_kernel_interrupts_it() {
     // SAFETY: valid timespecs.
     let rc = unsafe { libc::nanosleep(&req, &mut rem) };
     assert_eq!((rc, errno()), (-1, libc::EINTR));
-    assert!(rem.tv_sec < 10 && rem.tv_sec >= 5, "rem {}s", rem.tv_sec);
+    // Valgrind once failed this nanosleep with EINTR and `rem` still the full 10 s,
+    // which the kernel never reports; what is checked here is the kernel's own answer
+    // (nothing is patched), so under Valgrind only its EINTR is.
+    if !skip_under_valgrind("the bound on nanosleep's remaining time (Valgrind's `rem`)") {
+        assert!(rem.tv_sec < 10 && rem.tv_sec >= 5, "rem {}s", rem.tv_sec);
+    }
     drop(signals);
     assert!(runs(sig) >= 2);
 }
