@@ -71,7 +71,9 @@ fn fifty_greenlets_in_command_status_overlap_and_each_gets_its_exit_code() {
         elapsed < Duration::from_millis(1500),
         "50 x 0.3 s took {elapsed:?}: serial is 15 s"
     );
-    assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
+    if common::tick_bounds_checked() {
+        assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
+    }
     t.kill();
 }
 
@@ -106,7 +108,9 @@ fn command_output_of_children_closing_their_streams_early_overlaps() {
         elapsed < Duration::from_millis(1500),
         "20 x 0.3 s took {elapsed:?}"
     );
-    assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
+    if common::tick_bounds_checked() {
+        assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
+    }
     t.kill();
 }
 
@@ -117,11 +121,13 @@ fn child_wait_parks_while_the_thread_runs_others() {
     let mut child = sh("sleep 0.2; exit 9").spawn().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(9));
-    assert!(
-        ticks.get() >= 20,
-        "only {} ticks while waiting",
-        ticks.get()
-    );
+    if common::tick_bounds_checked() {
+        assert!(
+            ticks.get() >= 20,
+            "only {} ticks while waiting",
+            ticks.get()
+        );
+    }
     t.kill();
 }
 
@@ -266,11 +272,13 @@ fn wuntraced_and_wcontinued_waits_see_stops_and_continues() {
     assert_eq!(rc, pid as i32);
     let elapsed = start.elapsed();
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    assert!(
-        ticks.get() >= 20,
-        "only {} ticks while waiting",
-        ticks.get()
-    );
+    if common::tick_bounds_checked() {
+        assert!(
+            ticks.get() >= 20,
+            "only {} ticks while waiting",
+            ticks.get()
+        );
+    }
     signaller.join().unwrap();
     t.kill();
 }
@@ -289,11 +297,13 @@ fn waitid_by_pid_and_by_pidfd_park_and_report_the_exit() {
     // SAFETY: the kernel filled in a SIGCHLD siginfo.
     let (pid, code) = unsafe { (info.si_pid(), info.si_status()) };
     assert_eq!((pid, code), (child.id() as i32, 7));
-    assert!(
-        ticks.get() >= 20,
-        "only {} ticks while waiting",
-        ticks.get()
-    );
+    if common::tick_bounds_checked() {
+        assert!(
+            ticks.get() >= 20,
+            "only {} ticks while waiting",
+            ticks.get()
+        );
+    }
     if skip_under_valgrind("waitid(P_PIDFD): Valgrind does not implement pidfd_open") {
         // Still reaped, by pid (WNOWAIT left it to reap).
         let (rc, status, _) = waitpid(child.id(), 0);

@@ -66,11 +66,13 @@ fn pselect_parks_until_its_fd_is_readable_and_leaves_its_timeout_alone() {
     let timeout = ts(5000);
     assert_eq!(pselect_read(r.as_raw_fd(), Some(&timeout), None), (1, true));
     assert_eq!((timeout.tv_sec, timeout.tv_nsec), (5, 0));
-    assert!(
-        ticks.get() >= 5,
-        "the thread was blocked: {} ticks",
-        ticks.get()
-    );
+    if common::tick_bounds_checked() {
+        assert!(
+            ticks.get() >= 5,
+            "the thread was blocked: {} ticks",
+            ticks.get()
+        );
+    }
     writer.join().unwrap();
     t.kill();
 }

@@ -22,6 +22,12 @@ pub fn ticker() -> (Rc<Cell<u32>>, JoinHandle<()>) {
     (ticks, h)
 }
 
+/// Whether to check a bound on a [`ticker`]'s count: a time bound (1 ms ticks), so not
+/// under Valgrind, whose slowdown leaves a few ticks where natively there are dozens.
+pub fn tick_bounds_checked() -> bool {
+    !valgrind::skip_under_valgrind("the bound on the ticker's count (1 ms ticks)")
+}
+
 /// A blocking pipe: (read end, write end).
 pub fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
