@@ -70,7 +70,9 @@ fn connect_timeouts_are_kept() {
     let (err, elapsed) = timed_out.expect("the backlog never filled up");
     assert_eq!(err.kind(), ErrorKind::TimedOut);
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 2 s wall-time bound") {
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
 
     // A blocking connect with SO_SNDTIMEO: EINPROGRESS when it expires, as on Linux.
     // SAFETY: plain arguments.

@@ -79,15 +79,19 @@ fn greenlet_handlers_answer_200_requests_from_another_process() {
         String::from_utf8_lossy(&client.stderr)
     );
     assert_eq!(answered.get(), REQUESTS);
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "{REQUESTS} requests of {HANDLER_DELAY:?} on {HANDLERS} greenlets took {elapsed:?}"
-    );
+    if !common::valgrind::skip_under_valgrind("the 2 s wall-time bound") {
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "{REQUESTS} requests of {HANDLER_DELAY:?} on {HANDLERS} greenlets took {elapsed:?}"
+        );
+    }
     // Generous for a loaded machine (50 ms failed at load 8); a handler that blocked the thread would stall it for its whole 200 ms delay.
-    assert!(
-        stall.gap < Duration::from_millis(150),
-        "the hub stalled: {stall:?}"
-    );
+    if !common::valgrind::skip_under_valgrind("the bound on the hub's longest stall") {
+        assert!(
+            stall.gap < Duration::from_millis(150),
+            "the hub stalled: {stall:?}"
+        );
+    }
     for _ in 0..HANDLERS {
         server.unblock(); // a notify_one from this greenlet to a parked one
     }

@@ -70,7 +70,9 @@ fn ten_greenlets_each_wait_in_their_own_mio_poll_at_once() {
     // Woken in the order their peers wrote: greenlet 9 first, 0 last.
     assert!(woke.windows(2).all(|w| w[0] >= w[1]), "wake order");
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 1.5 s wall-time bound") {
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
     if common::tick_bounds_checked() {
         assert!(
             ticks.get() >= 50,
@@ -104,7 +106,9 @@ fn fifty_overlapping_poll_timeouts_are_honoured() {
         assert!(waited >= Duration::from_millis(300), "{waited:?}");
     }
     let elapsed = start.elapsed();
-    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 1.5 s wall-time bound") {
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
 }
 
 #[test]

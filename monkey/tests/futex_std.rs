@@ -151,10 +151,12 @@ fn thread_joins_from_greenlets_overlap() {
     let got: Vec<u64> = joinall(joiners).into_iter().map(Result::unwrap).collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>());
     let elapsed = start.elapsed();
-    assert!(
-        elapsed < Duration::from_secs(2),
-        "20 joins of 200 ms threads took {elapsed:?}"
-    );
+    if !common::valgrind::skip_under_valgrind("the 2 s wall-time bound") {
+        assert!(
+            elapsed < Duration::from_secs(2),
+            "20 joins of 200 ms threads took {elapsed:?}"
+        );
+    }
 }
 
 #[test]

@@ -132,7 +132,9 @@ fn read_timeouts_give_would_block_after_the_timeout() {
     let elapsed = start.elapsed();
     assert_eq!(err.kind(), ErrorKind::WouldBlock);
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 2 s wall-time bound") {
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
     if common::tick_bounds_checked() {
         assert!(
             ticks.get() >= 10,

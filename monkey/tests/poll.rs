@@ -41,7 +41,9 @@ fn poll_on_one_fd_times_out_after_its_timeout_while_others_run() {
     assert_eq!(poll_fds(&mut fds, 100), 0);
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 2 s wall-time bound") {
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+    }
     assert_eq!(fds[0].revents, 0);
     if common::tick_bounds_checked() {
         assert!(

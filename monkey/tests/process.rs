@@ -67,10 +67,12 @@ fn fifty_greenlets_in_command_status_overlap_and_each_gets_its_exit_code() {
     }
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "50 x 0.3 s took {elapsed:?}: serial is 15 s"
-    );
+    if !common::valgrind::skip_under_valgrind("the 1.5 s bound on fifty overlapping children") {
+        assert!(
+            elapsed < Duration::from_millis(1500),
+            "50 x 0.3 s took {elapsed:?}: serial is 15 s"
+        );
+    }
     if common::tick_bounds_checked() {
         assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
     }
@@ -104,10 +106,12 @@ fn command_output_of_children_closing_their_streams_early_overlaps() {
         assert_eq!(out.stderr, err);
     }
     let elapsed = start.elapsed();
-    assert!(
-        elapsed < Duration::from_millis(1500),
-        "20 x 0.3 s took {elapsed:?}"
-    );
+    if !common::valgrind::skip_under_valgrind("the 1.5 s bound on twenty overlapping children") {
+        assert!(
+            elapsed < Duration::from_millis(1500),
+            "20 x 0.3 s took {elapsed:?}"
+        );
+    }
     if common::tick_bounds_checked() {
         assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
     }

@@ -94,7 +94,9 @@ fn fifty_overlapping_pselect_timeouts_run_at_once() {
     }
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    if !common::valgrind::skip_under_valgrind("the 1.5 s wall-time bound") {
+        assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    }
 }
 
 #[test]
