@@ -96,7 +96,7 @@ pub use addr::ToSocketAddrs;
 pub(crate) use addr::resolve_all;
 pub use lookup::lookup_host;
 pub use tcp::TcpStream;
-pub use tcp_listener::{Incoming, TcpListener};
+pub use tcp_listener::{Incoming, ListenOptions, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
 pub use unix_datagram::UnixDatagram;
