@@ -321,6 +321,29 @@ macro_rules! socket_glue {
                 self.sock.set_nonblocking(nonblocking);
                 Ok(())
             }
+
+            /// A new handle to the same socket (`dup`). What is set on the socket
+            /// itself (its timeouts, for one) is shared with the new handle; the
+            /// [`set_nonblocking`](Self::set_nonblocking) flag belongs to each handle
+            /// and starts off (parking) on the new one.
+            ///
+            /// # Errors
+            ///
+            /// When out of file descriptors.
+            pub fn try_clone(&self) -> ::std::io::Result<$ty> {
+                Ok($ty {
+                    sock: self.sock.dup(self.sock.io.try_clone()?),
+                })
+            }
+
+            /// Takes the pending socket error (`SO_ERROR`), if any.
+            ///
+            /// # Errors
+            ///
+            /// As `getsockopt` reports them.
+            pub fn take_error(&self) -> ::std::io::Result<Option<::std::io::Error>> {
+                self.sock.io.take_error()
+            }
         }
 
         impl ::std::fmt::Debug for $ty {
@@ -331,3 +354,57 @@ macro_rules! socket_glue {
     };
 }
 pub(crate) use socket_glue;
+
+/// The four timeout methods of the sockets that carry data ([`TcpStream`],
+/// [`UdpSocket`], [`UnixStream`], [`UnixDatagram`]), as std has them.
+macro_rules! socket_timeouts {
+    ($ty:ident) => {
+        impl $ty {
+            /// Sets `SO_RCVTIMEO`: how long a read or receive may park before failing
+            /// with `TimedOut` (`None`: for ever). Shared with `try_clone`d handles.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as in std.
+            pub fn set_read_timeout(
+                &self,
+                timeout: Option<::std::time::Duration>,
+            ) -> ::std::io::Result<()> {
+                self.sock.set_timeout($crate::net::Direction::Read, timeout)
+            }
+
+            /// Sets `SO_SNDTIMEO`: how long a write or send may park before failing
+            /// with `TimedOut` (`None`: for ever). Shared with `try_clone`d handles.
+            ///
+            /// # Errors
+            ///
+            /// `InvalidInput` for a zero duration, as in std.
+            pub fn set_write_timeout(
+                &self,
+                timeout: Option<::std::time::Duration>,
+            ) -> ::std::io::Result<()> {
+                self.sock
+                    .set_timeout($crate::net::Direction::Write, timeout)
+            }
+
+            /// The read timeout.
+            ///
+            /// # Errors
+            ///
+            /// As `getsockopt` reports them.
+            pub fn read_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                self.sock.io.read_timeout()
+            }
+
+            /// The write timeout.
+            ///
+            /// # Errors
+            ///
+            /// As `getsockopt` reports them.
+            pub fn write_timeout(&self) -> ::std::io::Result<Option<::std::time::Duration>> {
+                self.sock.io.write_timeout()
+            }
+        }
+    };
+}
+pub(crate) use socket_timeouts;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Direction, Sock, checked_deadline, socket_glue, stream_io, wait};
+use super::{Direction, Sock, checked_deadline, socket_glue, socket_timeouts, stream_io, wait};
 
 /// A TCP connection whose blocking calls park the greenlet (gevent's socket,
 /// `std::net::TcpStream`'s API).
@@ -46,6 +46,7 @@ pub struct TcpStream {
 }
 
 socket_glue!(TcpStream, std::net::TcpStream);
+socket_timeouts!(TcpStream);
 
 impl TcpStream {
     /// Connects to `addr`, trying each address it resolves to in turn (the first
@@ -101,18 +102,6 @@ impl TcpStream {
         self.sock.io.shutdown(how)
     }
 
-    /// A new handle to the same socket (`dup`). The socket timeouts are shared; the
-    /// [`set_nonblocking`](Self::set_nonblocking) flag is not.
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
     /// Reads without removing the data from the queue, parking until some is there.
     ///
     /// # Errors
@@ -121,43 +110,6 @@ impl TcpStream {
     #[track_caller]
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read(|s| s.peek(buf))
-    }
-
-    /// Sets `SO_RCVTIMEO`: how long a read may park before failing with `TimedOut`
-    /// (`None`: for ever). Shared with `try_clone`d handles.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Read, timeout)
-    }
-
-    /// Sets `SO_SNDTIMEO`: how long a write may park (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.write_timeout()
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
@@ -214,15 +166,6 @@ impl TcpStream {
     /// As `getsockopt` reports them.
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io.ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
     }
 }
 

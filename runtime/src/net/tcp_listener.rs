@@ -124,18 +124,6 @@ impl TcpListener {
         SockRef::from(&self.sock.io).shutdown(Shutdown::Both)
     }
 
-    /// A new handle to the same socket (`dup`); the
-    /// [`set_nonblocking`](Self::set_nonblocking) flag is not shared.
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
     /// Sets the IP time-to-live of accepted connections' packets.
     ///
     /// # Errors
@@ -152,15 +140,6 @@ impl TcpListener {
     /// As `getsockopt` reports them.
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io.ttl()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
     }
 }
 

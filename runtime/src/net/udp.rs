@@ -2,12 +2,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, first_addr};
-use super::{Direction, Sock, socket_glue};
+use super::{Sock, socket_glue, socket_timeouts};
 
 /// A UDP socket whose `recv*` and `send*` park the greenlet (std's `UdpSocket` API).
 ///
@@ -36,6 +35,7 @@ pub struct UdpSocket {
 }
 
 socket_glue!(UdpSocket, std::net::UdpSocket);
+socket_timeouts!(UdpSocket);
 
 impl UdpSocket {
     /// Binds to `addr` (the first of its addresses that works).
@@ -153,43 +153,6 @@ impl UdpSocket {
         self.sock.io.peer_addr()
     }
 
-    /// Sets `SO_RCVTIMEO`: how long a receive may park before failing with `TimedOut`
-    /// (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Read, timeout)
-    }
-
-    /// Sets `SO_SNDTIMEO`: how long a send may park (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.write_timeout()
-    }
-
     /// Sets `SO_BROADCAST`.
     ///
     /// # Errors
@@ -224,26 +187,5 @@ impl UdpSocket {
     /// As `getsockopt` reports them.
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io.ttl()
-    }
-
-    /// A new handle to the same socket (`dup`); the socket timeouts are shared, the
-    /// [`set_nonblocking`](Self::set_nonblocking) flag is not.
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
     }
 }

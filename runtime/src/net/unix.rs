@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::{Direction, Sock, Until, socket_glue, stream_io};
+use super::{Direction, Sock, Until, socket_glue, socket_timeouts, stream_io};
 
 /// A Unix-domain stream socket whose blocking calls park the greenlet (std's
 /// `UnixStream` API). `Read` and `Write` are implemented for `UnixStream` and
@@ -35,6 +35,7 @@ pub struct UnixStream {
 }
 
 socket_glue!(UnixStream, std::os::unix::net::UnixStream);
+socket_timeouts!(UnixStream);
 
 impl UnixStream {
     /// Connects to the socket at `path`.
@@ -105,64 +106,6 @@ impl UnixStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.io.shutdown(how)
     }
-
-    /// Sets `SO_RCVTIMEO`: how long a read may park before failing with `TimedOut`
-    /// (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Read, timeout)
-    }
-
-    /// Sets `SO_SNDTIMEO`: how long a write may park (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.write_timeout()
-    }
-
-    /// A new handle to the same socket (`dup`); timeouts are shared, the
-    /// [`set_nonblocking`](Self::set_nonblocking) flag is not.
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
-    }
 }
 
 stream_io!(UnixStream, drains: false);
@@ -232,26 +175,6 @@ impl UnixListener {
     /// As `getsockname` reports them.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.sock.io.local_addr()
-    }
-
-    /// A new handle to the same socket (`dup`).
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
     }
 }
 

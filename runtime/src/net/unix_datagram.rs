@@ -4,9 +4,8 @@ use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
-use super::{Direction, Sock, socket_glue};
+use super::{Sock, socket_glue, socket_timeouts};
 
 /// A Unix-domain datagram socket whose `recv*` and `send*` park the greenlet (std's
 /// `UnixDatagram` API).
@@ -33,6 +32,7 @@ pub struct UnixDatagram {
 }
 
 socket_glue!(UnixDatagram, std::os::unix::net::UnixDatagram);
+socket_timeouts!(UnixDatagram);
 
 impl UnixDatagram {
     /// A socket bound to the file `path` (created; not removed on drop).
@@ -142,63 +142,5 @@ impl UnixDatagram {
     /// As `shutdown` reports them.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.sock.io.shutdown(how)
-    }
-
-    /// Sets `SO_RCVTIMEO`: how long a receive may park before failing with `TimedOut`
-    /// (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Read, timeout)
-    }
-
-    /// Sets `SO_SNDTIMEO`: how long a send may park (`None`: for ever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as in std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.sock.set_timeout(Direction::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.read_timeout()
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        self.sock.io.write_timeout()
-    }
-
-    /// A new handle to the same socket (`dup`); timeouts are shared, the
-    /// [`set_nonblocking`](Self::set_nonblocking) flag is not.
-    ///
-    /// # Errors
-    ///
-    /// When out of file descriptors.
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            sock: self.sock.dup(self.sock.io.try_clone()?),
-        })
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports them.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.sock.io.take_error()
     }
 }
