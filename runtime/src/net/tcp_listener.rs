@@ -4,10 +4,10 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Direction, Sock, TcpStream, Until, checked_deadline, socket_glue};
+use super::{Direction, Sock, TcpStream, Until, checked_deadline, ip_socket, socket_glue};
 
 /// The backlog of [`TcpListener::bind`].
 const DEFAULT_BACKLOG: i32 = 1024;
@@ -194,11 +194,7 @@ impl ListenOptions {
     #[track_caller]
     pub fn bind<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
         each_addr(&addr, None, |addr| {
-            let socket = Socket::new(
-                Domain::for_address(addr),
-                Type::STREAM.nonblocking(),
-                Some(Protocol::TCP),
-            )?;
+            let socket = ip_socket(addr, Type::STREAM, Protocol::TCP)?;
             socket.set_reuse_address(true)?;
             if self.reuse_port {
                 socket.set_reuse_port(true)?;
