@@ -125,7 +125,7 @@ pub fn raw_write(fd: i32, bytes: &[u8]) {
 /// runtime's blocking monitor). Not part of the public API.
 #[doc(hidden)]
 pub mod signal {
-    pub use crate::sys::{SigInfoHandler, chain, install_handler};
+    pub use crate::sys::{InterruptedCalls, SigInfoHandler, chain, install_handler};
 }
 
 /// What a signal handler may learn about the greenlet its thread was running: see

@@ -53,8 +53,8 @@ pub(crate) fn install_handler() {
     if *refused {
         return;
     }
-    PREVIOUS.get_or_init(
-        || match sys::install_handler(libc::SIGSEGV, on_segv, false) {
+    PREVIOUS.get_or_init(|| {
+        match sys::install_handler(libc::SIGSEGV, on_segv, sys::InterruptedCalls::Fail) {
             Ok(previous) => previous,
             Err(err) => {
                 log::warn!(
@@ -64,8 +64,8 @@ pub(crate) fn install_handler() {
                 // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
                 unsafe { std::mem::zeroed() }
             }
-        },
-    );
+        }
+    });
     drop(refused);
 }
 

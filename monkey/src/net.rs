@@ -77,20 +77,22 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     // SAFETY: plain integer arguments.
     let fd = unsafe { real::socket(domain, ty, protocol) };
     if fd >= 0 && is_patched(Area::Socket) {
-        let kind = Kind::of_socket_type(ty);
-        let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
-        fd::opened(fd, kind, made(ty, inet && kind == Kind::Stream));
+        let (kind, opened) = made(domain, ty);
+        fd::opened(fd, kind, opened);
     }
     fd
 }
 
-/// What a socket made with type `ty` (flags included) is known to be.
-fn made(ty: c_int, tcp: bool) -> Opened {
-    Opened {
-        tcp,
+/// What a socket made with `domain` and type `ty` (flags included) is known to be.
+fn made(domain: c_int, ty: c_int) -> (Kind, Opened) {
+    let kind = Kind::of_socket_type(ty);
+    let inet = matches!(domain, libc::AF_INET | libc::AF_INET6);
+    let opened = Opened {
+        tcp: inet && kind == Kind::Stream,
         nonblocking: ty & libc::SOCK_NONBLOCK != 0,
         timeouts_of: None,
-    }
+    };
+    (kind, opened)
 }
 
 /// Hook for `socketpair(2)`: records the new sockets' kind.
@@ -110,9 +112,8 @@ pub unsafe extern "C" fn socketpair(
     if rc == 0 && is_patched(Area::Socket) {
         // SAFETY: the kernel just filled in both fds.
         let pair = unsafe { [*sv, *sv.add(1)] };
-        let kind = Kind::of_socket_type(ty);
-        pair.into_iter()
-            .for_each(|fd| fd::opened(fd, kind, made(ty, false)));
+        let (kind, opened) = made(domain, ty);
+        pair.into_iter().for_each(|fd| fd::opened(fd, kind, opened));
     }
     rc
 }

@@ -190,7 +190,7 @@ fn park_until_reported(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
     // SAFETY: `wait4` with no rusage is `waitpid`, with the caller's arguments.
-    unsafe { wait_for_pid(pid, status, options, std::ptr::null_mut(), false) }
+    unsafe { wait_for_pid(pid, status, options, None) }
 }
 
 /// Hook for `wait4(2)`: as [`waitpid`], also filling in `usage`.
@@ -206,10 +206,10 @@ pub unsafe extern "C" fn wait4(
     usage: *mut rusage,
 ) -> pid_t {
     // SAFETY: the caller's arguments.
-    unsafe { wait_for_pid(pid, status, options, usage, true) }
+    unsafe { wait_for_pid(pid, status, options, Some(usage)) }
 }
 
-/// `waitpid` (`with_usage == false`, `usage` null) or `wait4`.
+/// `waitpid` (`usage: None`) or `wait4`.
 ///
 /// # Safety
 ///
@@ -218,17 +218,13 @@ unsafe fn wait_for_pid(
     pid: pid_t,
     status: *mut c_int,
     options: c_int,
-    usage: *mut rusage,
-    with_usage: bool,
+    usage: Option<*mut rusage>,
 ) -> pid_t {
-    let call = |options: c_int| {
-        if with_usage {
-            // SAFETY: the caller's pointers, valid or null as it guarantees.
-            unsafe { real::wait4(pid, status, options, usage) }
-        } else {
-            // SAFETY: as above.
-            unsafe { real::waitpid(pid, status, options) }
-        }
+    let call = |options: c_int| match usage {
+        // SAFETY: the caller's pointers, valid or null as it guarantees.
+        Some(usage) => unsafe { real::wait4(pid, status, options, usage) },
+        // SAFETY: as above.
+        None => unsafe { real::waitpid(pid, status, options) },
     };
     if pid <= 0 || options & libc::WNOHANG != 0 || !cooperative(Area::Process) {
         return call(options);

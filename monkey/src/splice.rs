@@ -74,7 +74,7 @@ pub unsafe extern "C" fn sendfile(
     count: size_t,
 ) -> ssize_t {
     // SAFETY: the caller's arguments.
-    unsafe { sendfile_hook(out_fd, in_fd, offset, count, false) }
+    unsafe { sendfile_hook(out_fd, in_fd, offset, count, real::sendfile) }
 }
 
 /// Hook for `sendfile64` (what C code built with `_FILE_OFFSET_BITS=64` calls; the
@@ -91,10 +91,10 @@ pub unsafe extern "C" fn sendfile64(
     count: size_t,
 ) -> ssize_t {
     // SAFETY: the caller's arguments.
-    unsafe { sendfile_hook(out_fd, in_fd, offset, count, true) }
+    unsafe { sendfile_hook(out_fd, in_fd, offset, count, real::sendfile64) }
 }
 
-/// `sendfile` or `sendfile64`.
+/// `sendfile` or `sendfile64`, whichever `real_sendfile` is.
 ///
 /// # Safety
 ///
@@ -104,16 +104,10 @@ unsafe fn sendfile_hook(
     in_fd: c_int,
     offset: *mut off_t,
     count: size_t,
-    is64: bool,
+    real_sendfile: unsafe fn(c_int, c_int, *mut off_t, size_t) -> ssize_t,
 ) -> ssize_t {
     // SAFETY: the caller's arguments, passed on unchanged.
-    let real_call = |out: c_int, count: size_t| unsafe {
-        if is64 {
-            real::sendfile64(out, in_fd, offset, count)
-        } else {
-            real::sendfile(out, in_fd, offset, count)
-        }
-    };
+    let real_call = |out: c_int, count: size_t| unsafe { real_sendfile(out, in_fd, offset, count) };
     if count == 0 || !cooperative_socket() {
         return real_call(out_fd, count);
     }

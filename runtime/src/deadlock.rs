@@ -5,6 +5,7 @@
 
 use std::rc::Rc;
 
+use crate::fork::{self, ChildEnd};
 use crate::hub::Hub;
 use crate::task::{Interrupt, Task, TaskState};
 
@@ -40,7 +41,7 @@ pub(crate) fn deliver(hub: &Hub) {
             task.interrupt(Interrupt::Deadlock(report));
         }
         // A child forked from inside the hub left every greenlet behind: it is done.
-        None if crate::fork::in_forked_child() => crate::fork::exit_child(true),
+        None if fork::in_forked_child() => fork::exit_child(ChildEnd::Returned),
         None => panic!("{report}\n  (none: the hub was entered without a blocked greenlet)"),
     }
 }

@@ -30,7 +30,6 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hub;
-use crate::task::Task;
 
 /// Source of `Local` ids; 0 means "not assigned yet".
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -94,7 +93,7 @@ impl<T: 'static> Local<T> {
     /// If called again for this `Local` from inside `f` on the same greenlet.
     #[track_caller]
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let cell = self.cell(true).expect("created on request");
+        let cell = self.cell_or_init();
         self.with_cell(&cell, f)
     }
 
@@ -123,9 +122,9 @@ impl<T: 'static> Local<T> {
     /// ```
     #[track_caller]
     pub fn set(&self, value: T) {
-        match self.cell(false) {
+        match self.existing_cell() {
             Some(cell) => drop(self.with_cell(&cell, |v| std::mem::replace(v, value))),
-            None => self.insert(value),
+            None => drop(self.insert(value)),
         }
     }
 
@@ -178,7 +177,7 @@ impl<T: 'static> Local<T> {
     #[track_caller]
     pub fn remove(&self) -> Option<T> {
         let task = hub::current_task();
-        let cell = self.cell(false)?;
+        let cell = self.existing_cell()?;
         if Rc::strong_count(&cell) > 2 {
             panic!(
                 "greenweave: Local<{}>::remove called inside `with` on the same Local",
@@ -209,27 +208,28 @@ impl<T: 'static> Local<T> {
         }
     }
 
-    /// The current greenlet's cell, creating it with `init` if `create`.
+    /// The current greenlet's cell, if it has one.
     #[track_caller]
-    fn cell(&self, create: bool) -> Option<Rc<RefCell<T>>> {
-        let task = hub::current_task();
+    fn existing_cell(&self) -> Option<Rc<RefCell<T>>> {
         let id = self.id();
-        let found = task.rare_if_made().and_then(|rare| {
+        let task = hub::current_task();
+        task.rare_if_made().and_then(|rare| {
             let boxed = rare.locals.get(&id)?;
             let cell = boxed
                 .downcast_ref::<Rc<RefCell<T>>>()
                 .expect("a Local's id maps to its own type");
             Some(cell.clone())
-        });
-        if found.is_some() {
-            return found;
-        }
-        if !create {
-            return None;
-        }
-        // `init` runs with no borrow held: it may use other Locals.
-        let value = (self.init)();
-        Some(self.insert_into(&task, value))
+        })
+    }
+
+    /// The current greenlet's cell, made with `init` if it has none.
+    #[track_caller]
+    fn cell_or_init(&self) -> Rc<RefCell<T>> {
+        self.existing_cell().unwrap_or_else(|| {
+            // `init` runs with no borrow held: it may use other Locals.
+            let value = (self.init)();
+            self.insert(value)
+        })
     }
 
     #[track_caller]
@@ -244,14 +244,14 @@ impl<T: 'static> Local<T> {
         f(&mut value)
     }
 
+    /// Gives the current greenlet `value` as its cell, replacing any it had.
     #[track_caller]
-    fn insert(&self, value: T) {
-        self.insert_into(&hub::current_task(), value);
-    }
-
-    fn insert_into(&self, task: &Rc<Task>, value: T) -> Rc<RefCell<T>> {
+    fn insert(&self, value: T) -> Rc<RefCell<T>> {
         let cell = Rc::new(RefCell::new(value));
-        let old = task.rare().locals.insert(self.id(), Box::new(cell.clone()));
+        let old = hub::current_task()
+            .rare()
+            .locals
+            .insert(self.id(), Box::new(cell.clone()));
         drop(old); // outside the borrow: a destructor may use other Locals
         cell
     }

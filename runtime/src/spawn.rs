@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use greenweave_greenlet::{self as greenlet, GreenletExit};
 
+use crate::fork::ChildEnd;
 use crate::hub;
 use crate::task::{Describe, Interrupt, Task, TaskState};
 use crate::time::deadline_after;
@@ -117,7 +118,12 @@ fn run_task<T: 'static>(f: impl FnOnce() -> T) {
     let hub = hub::get(&here);
     if hub.fork_root.get() == task.id() {
         // The spawned greenlet that forked, in the child: its return ends the process.
-        crate::fork::exit_child(outcome.is_ok());
+        let end = if outcome.is_ok() {
+            ChildEnd::Returned
+        } else {
+            ChildEnd::Died
+        };
+        crate::fork::exit_child(end);
     }
     task.finish(smallbox::smallbox!(outcome));
     // Locals may run user destructors; drop them while the greenlet still exists.

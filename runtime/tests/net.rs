@@ -122,7 +122,10 @@ fn connecting_to_a_closed_port_is_refused() {
 fn connect_timeout_to_a_listener_with_a_full_backlog_times_out() {
     // Linux drops SYNs while a listener's accept queue is full, so a connection beyond
     // backlog + 1 stays in SYN_SENT: a blackhole on loopback.
-    let listener = TcpListener::bind_with("127.0.0.1:0", 1, false).unwrap();
+    let listener = TcpListener::options()
+        .backlog(1)
+        .bind("127.0.0.1:0")
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let mut held = Vec::new();
     for _ in 0..16 {

@@ -201,21 +201,31 @@ fn libc_sigaction() -> SigactionFn {
     })
 }
 
+/// What becomes of a system call a signal handler interrupted, for [`install_handler`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptedCalls {
+    /// It restarts once the handler returns (`SA_RESTART`), as if no signal came.
+    Restart,
+    /// It fails with `EINTR`.
+    Fail,
+}
+
 /// Installs `handler` for `signal` (run on the alternate signal stack if the thread
-/// has one; with `restart`, interrupted system calls restart) and returns the action
-/// it replaced, so the handler can pass signals that are not its own on. Installed with
-/// the C library's own `sigaction`, past any hook of that name (greenweave-monkey's
-/// would make the handler end parked greenlets' waits with `EINTR`).
+/// has one; `interrupted` says what becomes of the system calls it interrupts) and
+/// returns the action it replaced, so the handler can pass signals that are not its
+/// own on. Installed with the C library's own `sigaction`, past any hook of that name
+/// (greenweave-monkey's would make the handler end parked greenlets' waits with
+/// `EINTR`).
 pub fn install_handler(
     signal: libc::c_int,
     handler: SigInfoHandler,
-    restart: bool,
+    interrupted: InterruptedCalls,
 ) -> io::Result<libc::sigaction> {
     // SAFETY: sigaction structs are plain data; zeroed is a valid empty value.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler as usize;
     action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-    if restart {
+    if interrupted == InterruptedCalls::Restart {
         action.sa_flags |= libc::SA_RESTART;
     }
     // SAFETY: sa_mask is a valid sigset_t inside `action`.

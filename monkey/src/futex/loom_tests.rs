@@ -9,7 +9,7 @@ use loom::sync::atomic::AtomicU32;
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
-use super::table::{Table, Waker};
+use super::table::{Table, Waker, Word};
 use crate::thread_sync::Ordering;
 
 /// A parked greenlet's `ThreadWaker`: an event its thread waits on.
@@ -57,7 +57,7 @@ fn futex_wait(table: &Table<Event>, word: &AtomicU32, expected: u32, times_out: 
         return Waited::Changed;
     };
     let event = Event::new();
-    let id = joining.join(u32::MAX, false, event.clone());
+    let id = joining.join(u32::MAX, Word::Ordinary, event.clone());
     if !times_out {
         event.wait();
     }

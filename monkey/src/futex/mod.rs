@@ -56,6 +56,7 @@ use libc::{c_int, c_long};
 use crate::Area;
 use crate::errno::set_errno;
 use crate::state::is_patched;
+use table::Word;
 
 /// The real function.
 pub mod real {
@@ -352,7 +353,7 @@ fn wait_on(word: &AtomicU32, expected: u32, bitset: u32, deadline: Option<Instan
     else {
         return fail(libc::EAGAIN);
     };
-    park(addr, bitset, false, joining, deadline, || {}).into_return()
+    park(addr, bitset, Word::Ordinary, joining, deadline, || {}).into_return()
 }
 
 /// A shared (inter-process) word: wakes from other processes reach the kernel, not
@@ -398,7 +399,7 @@ impl Ended {
 fn park(
     addr: usize,
     bitset: u32,
-    shared_by_thread: bool,
+    word: Word,
     joining: table::Joining<'_, ThreadWaker>,
     deadline: Option<Instant>,
     joined: impl FnOnce(),
@@ -411,7 +412,7 @@ fn park(
         ))
     };
     let woken = coop::park_external(&describe, deadline, |waker| {
-        id = joining.join(bitset, shared_by_thread, waker);
+        id = joining.join(bitset, word, waker);
         joined();
     });
     let still_queued = table::global().leave(addr, id);

@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 use greenweave_runtime::coop::{self, Maintenance};
 use libc::c_long;
 
-use super::{Ended, PARKED, fail, table};
+use super::table::{self, Word};
+use super::{Ended, PARKED, fail};
 
 /// std's "no token".
 const EMPTY: u32 = 0;
@@ -148,11 +149,18 @@ pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
     PARKED_HERE.set(parked);
     let slice_end = Instant::now() + slice(parked);
     let until = deadline.map_or(slice_end, |d| d.min(slice_end));
-    let ended = super::park(addr, u32::MAX, true, joining, Some(until), || {
-        // Greenlets run while this one is parked: keep the word out of PARKED for them
-        // (an unpark that made it NOTIFIED meanwhile stays, for `keep` to see).
-        let _ = word.compare_exchange(PARKED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
-    });
+    let ended = super::park(
+        addr,
+        u32::MAX,
+        Word::ThreadParker,
+        joining,
+        Some(until),
+        || {
+            // Greenlets run while this one is parked: keep the word out of PARKED for them
+            // (an unpark that made it NOTIFIED meanwhile stays, for `keep` to see).
+            let _ = word.compare_exchange(PARKED, EMPTY, Ordering::SeqCst, Ordering::SeqCst);
+        },
+    );
     PARKED_HERE.set(PARKED_HERE.get() - 1);
     if ended == Ended::TimedOut && deadline.is_some_and(|d| d <= slice_end) {
         return fail(libc::ETIMEDOUT);

@@ -51,6 +51,16 @@ impl Waker for ThreadWaker {
     }
 }
 
+/// What kind of futex word a greenlet parks on, which decides how many a wake takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Word {
+    /// A word of its own (a lock's, a condvar's, ...): a wake takes up to its count.
+    Ordinary,
+    /// Its thread's parking word (std's parker), shared by all greenlets of the
+    /// thread: a wake wakes every greenlet parked on it, and each re-checks.
+    ThreadParker,
+}
+
 /// Greenlets parked on futex words, by word address.
 pub(crate) struct Table<W> {
     /// Greenlets parked (or about to), in every bucket.
@@ -65,9 +75,7 @@ struct Waiter<W> {
     addr: usize,
     bitset: u32,
     id: u64,
-    /// A per-thread word shared by all greenlets of the thread (std's parker): a
-    /// wake wakes every greenlet parked on it, and each re-checks.
-    shared_by_thread: bool,
+    word: Word,
     waker: W,
 }
 
@@ -218,8 +226,8 @@ impl<W: Waker> Table<W> {
     }
 
     /// Wakes up to `max` greenlets parked on `addr` whose bitset meets `bitset`, oldest
-    /// first (all of them if the word is shared by a thread's greenlets); returns how
-    /// many, and whether the word is such a shared one.
+    /// first (all of them if it is a [`Word::ThreadParker`]); returns how many, and
+    /// whether the word is a thread's parking word.
     pub(crate) fn wake(&self, addr: usize, max: usize, bitset: u32) -> (usize, bool) {
         let mut woken = Vec::new();
         let mut shared = false;
@@ -228,7 +236,7 @@ impl<W: Waker> Table<W> {
             while i < waiters.len() {
                 let w = &waiters[i];
                 if w.addr == addr && w.bitset & bitset != 0 {
-                    shared |= w.shared_by_thread;
+                    shared |= w.word == Word::ThreadParker;
                     if woken.len() < max || shared {
                         woken.push(waiters.remove(i).waker);
                         continue;
@@ -282,7 +290,7 @@ pub(crate) struct Joining<'a, W> {
 impl<W> Joining<'_, W> {
     /// Puts the waiter in its bucket and unlocks it (what a park registers); returns
     /// the wait's id for [`Table::leave`], which also uncounts it.
-    pub(crate) fn join(mut self, bitset: u32, shared_by_thread: bool, waker: W) -> u64 {
+    pub(crate) fn join(mut self, bitset: u32, word: Word, waker: W) -> u64 {
         let id = self.table.next_id.fetch_add(1, Ordering::Relaxed);
         let addr = self.addr;
         self.locked.with_waiters(|waiters| {
@@ -290,7 +298,7 @@ impl<W> Joining<'_, W> {
                 addr,
                 bitset,
                 id,
-                shared_by_thread,
+                word,
                 waker,
             })
         });

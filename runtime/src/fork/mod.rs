@@ -164,8 +164,20 @@ fn guarded(which: &str, f: fn()) {
     }
 }
 
-/// Ends a forked child whose main greenlet (the spawned greenlet that forked) has
-/// returned (`finished_ok`) or died: as a program whose `main` returned or panicked.
-pub(crate) fn exit_child(finished_ok: bool) -> ! {
-    std::process::exit(if finished_ok { 0 } else { 101 })
+/// How a forked child's main greenlet (the spawned greenlet that forked) ended, for
+/// [`exit_child`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChildEnd {
+    /// It returned, or nothing is left to run: exit status 0, as when `main` returns.
+    Returned,
+    /// It panicked or was killed: exit status 101, as when `main` panics.
+    Died,
+}
+
+/// Ends a forked child as a program whose `main` returned or panicked.
+pub(crate) fn exit_child(end: ChildEnd) -> ! {
+    std::process::exit(match end {
+        ChildEnd::Returned => 0,
+        ChildEnd::Died => 101,
+    })
 }

@@ -43,17 +43,19 @@ impl Hub {
         true
     }
 
-    /// Fires timers, polls I/O (blocking only if `may_block` and nothing is ready)
-    /// and runs cross-thread wake-ups.
-    fn maintain(&self, may_block: bool) {
+    /// Fires timers, polls I/O (blocking only if nothing is ready) and runs
+    /// cross-thread wake-ups.
+    fn maintain(&self) {
         self.runs_since_maintenance.set(0);
         self.run_maintenance_hook(Maintenance::Pass);
         if self.stats.entry.dump_requested() {
             crate::dump::answer_requests(self);
         }
         signals::end_interrupted_waits(self, &self.signals_seen);
-        let busy = !self.ready.is_empty() || !may_block;
-        if busy && self.timers.borrow().next_deadline().is_none() && !self.waits_on_os() {
+        if !self.ready.is_empty()
+            && self.timers.borrow().next_deadline().is_none()
+            && !self.waits_on_os()
+        {
             // Nothing could be due and nothing can arrive from the OS: no clock read
             // (but now and then, for `stats`), no `epoll_wait`.
             self.stats.pass_without_clock();
@@ -63,7 +65,7 @@ impl Hub {
         let mut now = Instant::now();
         self.stats.clock_read(now);
         self.fire_timers(now);
-        let mut timeout = if !self.ready.is_empty() || !may_block {
+        let mut timeout = if !self.ready.is_empty() {
             Some(Duration::ZERO)
         } else if let Some(at) = self.timers.borrow().next_deadline() {
             Some(at.saturating_duration_since(now))
@@ -175,7 +177,7 @@ pub(super) fn run_hub() {
     loop {
         let keep_going = with(|hub| {
             if hub.ready.is_empty() || hub.runs_since_maintenance.get() >= MAINTENANCE_INTERVAL {
-                hub.maintain(true);
+                hub.maintain();
             }
             hub.run_ready()
         });

@@ -220,10 +220,10 @@ fn enter(hub: &Hub, fd: RawFd, direction: Direction, keep: Keep) -> io::Result<R
     let found = hub.io.borrow().current(fd).map(Option::<&_>::cloned);
     let entry = match found {
         Ok(Some(entry)) => entry,
-        Ok(None) => return table::register(hub, fd, direction, keep == Keep::Registered),
+        Ok(None) => return table::register(hub, fd, direction, keep),
         Err(()) => {
             table::retire(hub, fd, None);
-            return table::register(hub, fd, direction, keep == Keep::Registered);
+            return table::register(hub, fd, direction, keep);
         }
     };
     entry.clear(direction);
@@ -237,7 +237,7 @@ fn enter(hub: &Hub, fd: RawFd, direction: Direction, keep: Keep) -> io::Result<R
                 if err.raw_os_error() != Some(libc::ENOENT) {
                     return Err(err);
                 }
-                return table::register(hub, fd, direction, false);
+                return table::register(hub, fd, direction, Keep::Once);
             }
         }
     }

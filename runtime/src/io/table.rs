@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
 
-use super::Direction;
+use super::{Direction, Keep};
 use crate::hub::Hub;
 use crate::park::WaitQueue;
 
@@ -184,12 +184,13 @@ impl IoTable {
 
 /// Registers `fd` with the hub's epoll (edge-triggered, read and write interest) and
 /// enters it in the table, its readiness unknown except that `direction` was just
-/// found not ready. The caller holds no borrow of the table.
+/// found not ready; `keep` says whether it stays after this wait. The caller holds no
+/// borrow of the table.
 pub(super) fn register(
     hub: &Hub,
     fd: RawFd,
     direction: Direction,
-    keep: bool,
+    keep: Keep,
 ) -> io::Result<Rc<FdEntry>> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
@@ -216,7 +217,7 @@ pub(super) fn register(
         readiness: Cell::new(UNKNOWN & !clear_mask(direction)),
         readers: WaitQueue::new(),
         writers: WaitQueue::new(),
-        keep: Cell::new(keep),
+        keep: Cell::new(keep == Keep::Registered),
         closed: Cell::new(false),
     });
     table.insert(entry.clone());

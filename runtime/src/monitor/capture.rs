@@ -173,8 +173,10 @@ impl std::fmt::Display for Failure {
 
 /// Installs the handler (once per process).
 fn install() -> Result<(), Failure> {
-    let installed = PREVIOUS
-        .get_or_init(|| sys::install_handler(SIGNAL, on_signal, true).map_err(|e| e.to_string()));
+    let installed = PREVIOUS.get_or_init(|| {
+        sys::install_handler(SIGNAL, on_signal, sys::InterruptedCalls::Restart)
+            .map_err(|e| e.to_string())
+    });
     installed
         .as_ref()
         .map(|_| ())

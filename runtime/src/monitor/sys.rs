@@ -24,7 +24,7 @@ pub(crate) fn signal_thread(tid: libc::pid_t, signal: libc::c_int) -> io::Result
     }
 }
 
-pub(crate) use greenweave_greenlet::signal::{chain, install_handler};
+pub(crate) use greenweave_greenlet::signal::{InterruptedCalls, chain, install_handler};
 
 /// The instruction pointer the signal interrupted, from the handler's context.
 ///

@@ -89,6 +89,7 @@ mod unix;
 mod unix_datagram;
 
 use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
@@ -96,10 +97,12 @@ pub use addr::ToSocketAddrs;
 pub(crate) use addr::resolve_all;
 pub use lookup::lookup_host;
 pub use tcp::TcpStream;
-pub use tcp_listener::{Incoming, TcpListener};
+pub use tcp_listener::{Incoming, ListenOptions, TcpListener};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
 pub use unix_datagram::UnixDatagram;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 pub(crate) use crate::io::Direction;
 use crate::io::Keep;
@@ -139,6 +142,12 @@ fn timed_out(direction: Direction) -> io::Error {
         Direction::Write => "socket write timed out",
     };
     io::Error::new(ErrorKind::TimedOut, what)
+}
+
+/// A new non-blocking socket of type `ty` (`STREAM` or `DGRAM`) for an IP address of
+/// `addr`'s family.
+fn ip_socket(addr: SocketAddr, ty: Type, protocol: Protocol) -> io::Result<Socket> {
+    Socket::new(Domain::for_address(addr), ty.nonblocking(), Some(protocol))
 }
 
 /// The deadline of a `*_timeout` call, rejecting a zero duration as std does.

@@ -5,10 +5,12 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Direction, Sock, checked_deadline, socket_glue, socket_timeouts, stream_io, wait};
+use super::{
+    Direction, Sock, checked_deadline, ip_socket, socket_glue, socket_timeouts, stream_io, wait,
+};
 
 /// A TCP connection whose blocking calls park the greenlet (gevent's socket,
 /// `std::net::TcpStream`'s API).
@@ -172,11 +174,7 @@ impl TcpStream {
 /// One non-blocking connect attempt, parked until it completes or `deadline` passes.
 #[track_caller]
 fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = ip_socket(addr, Type::STREAM, Protocol::TCP)?;
     // Wrapped first, so the registration the handshake's wait makes is the one the
     // stream keeps.
     let conn = TcpStream {

@@ -4,10 +4,10 @@ use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use socket2::{Protocol, SockRef, Type};
 
 use super::addr::{ToSocketAddrs, each_addr};
-use super::{Direction, Sock, TcpStream, Until, checked_deadline, socket_glue};
+use super::{Direction, Sock, TcpStream, Until, checked_deadline, ip_socket, socket_glue};
 
 /// The backlog of [`TcpListener::bind`].
 const DEFAULT_BACKLOG: i32 = 1024;
@@ -37,7 +37,8 @@ socket_glue!(TcpListener, std::net::TcpListener);
 impl TcpListener {
     /// Binds to `addr` (the first of its addresses that works) with `SO_REUSEADDR` and
     /// a backlog of 1024 (the kernel caps it at `net.core.somaxconn`). Port 0 picks a
-    /// free port: see [`local_addr`](Self::local_addr).
+    /// free port: see [`local_addr`](Self::local_addr). For another backlog or
+    /// `SO_REUSEPORT`, see [`options`](Self::options).
     ///
     /// # Errors
     ///
@@ -45,39 +46,13 @@ impl TcpListener {
     /// resolve.
     #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        TcpListener::bind_with(addr, DEFAULT_BACKLOG, false)
+        ListenOptions::new().bind(addr)
     }
 
-    /// Like [`bind`](Self::bind) with a chosen `backlog` (queued, not yet accepted
-    /// connections) and, with `reuse_port`, `SO_REUSEPORT`: several sockets (say one
-    /// per worker thread) may then listen on the same port and the kernel spreads new
-    /// connections over them.
-    ///
-    /// # Errors
-    ///
-    /// As [`bind`](Self::bind).
-    #[track_caller]
-    pub fn bind_with<A: ToSocketAddrs>(
-        addr: A,
-        backlog: i32,
-        reuse_port: bool,
-    ) -> io::Result<TcpListener> {
-        each_addr(&addr, None, |addr| {
-            let socket = Socket::new(
-                Domain::for_address(addr),
-                Type::STREAM.nonblocking(),
-                Some(Protocol::TCP),
-            )?;
-            socket.set_reuse_address(true)?;
-            if reuse_port {
-                socket.set_reuse_port(true)?;
-            }
-            socket.bind(&addr.into())?;
-            socket.listen(backlog)?;
-            Ok(TcpListener {
-                sock: Sock::new(socket.into()),
-            })
-        })
+    /// Options for binding a listener, as [`bind`](Self::bind) does by default
+    /// (`File::options` in std): `TcpListener::options().backlog(64).bind(addr)`.
+    pub fn options() -> ListenOptions {
+        ListenOptions::new()
     }
 
     /// Accepts a connection, parking until one arrives.
@@ -165,6 +140,77 @@ impl TcpListener {
     /// As `getsockopt` reports them.
     pub fn ttl(&self) -> io::Result<u32> {
         self.sock.io.ttl()
+    }
+}
+
+/// How [`TcpListener`] binds: the listen backlog and `SO_REUSEPORT` (see
+/// [`TcpListener::options`]). `SO_REUSEADDR` is always set.
+///
+/// ```
+/// use greenweave_runtime::net::TcpListener;
+///
+/// // Two listeners on one port, say one per worker thread: the kernel spreads new
+/// // connections over them.
+/// let options = TcpListener::options().backlog(128).reuse_port(true);
+/// let first = options.bind("127.0.0.1:0").unwrap();
+/// let addr = first.local_addr().unwrap();
+/// let second = options.bind(addr).unwrap();
+/// assert_eq!(second.local_addr().unwrap(), addr);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    backlog: i32,
+    reuse_port: bool,
+}
+
+impl ListenOptions {
+    /// What [`TcpListener::bind`] uses: a backlog of 1024, no `SO_REUSEPORT`.
+    pub fn new() -> ListenOptions {
+        ListenOptions {
+            backlog: DEFAULT_BACKLOG,
+            reuse_port: false,
+        }
+    }
+
+    /// How many connections the kernel queues while none is being accepted (default
+    /// 1024; the kernel caps it at `net.core.somaxconn`).
+    pub fn backlog(self, backlog: i32) -> ListenOptions {
+        ListenOptions { backlog, ..self }
+    }
+
+    /// Sets `SO_REUSEPORT` (default off): several sockets, say one per worker thread,
+    /// may then listen on the same port, and the kernel spreads new connections over
+    /// them.
+    pub fn reuse_port(self, reuse_port: bool) -> ListenOptions {
+        ListenOptions { reuse_port, ..self }
+    }
+
+    /// Binds a listener to `addr` (the first of its addresses that works) with these
+    /// options.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::bind`].
+    #[track_caller]
+    pub fn bind<A: ToSocketAddrs>(&self, addr: A) -> io::Result<TcpListener> {
+        each_addr(&addr, None, |addr| {
+            let socket = ip_socket(addr, Type::STREAM, Protocol::TCP)?;
+            socket.set_reuse_address(true)?;
+            if self.reuse_port {
+                socket.set_reuse_port(true)?;
+            }
+            socket.bind(&addr.into())?;
+            socket.listen(self.backlog)?;
+            Ok(TcpListener {
+                sock: Sock::new(socket.into()),
+            })
+        })
+    }
+}
+
+impl Default for ListenOptions {
+    fn default() -> ListenOptions {
+        ListenOptions::new()
     }
 }
 

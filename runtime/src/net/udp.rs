@@ -3,10 +3,10 @@
 use std::io;
 use std::net::SocketAddr;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Protocol, Type};
 
 use super::addr::{ToSocketAddrs, each_addr, first_addr};
-use super::{Sock, socket_glue, socket_timeouts};
+use super::{Sock, ip_socket, socket_glue, socket_timeouts};
 
 /// A UDP socket whose `recv*` and `send*` park the greenlet (std's `UdpSocket` API).
 ///
@@ -46,11 +46,7 @@ impl UdpSocket {
     #[track_caller]
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(&addr, None, |addr| {
-            let socket = Socket::new(
-                Domain::for_address(addr),
-                Type::DGRAM.nonblocking(),
-                Some(Protocol::UDP),
-            )?;
+            let socket = ip_socket(addr, Type::DGRAM, Protocol::UDP)?;
             socket.bind(&addr.into())?;
             Ok(UdpSocket {
                 sock: Sock::new(socket.into()),

@@ -38,7 +38,7 @@ impl Pool {
         F: Fn(I::Item) -> R + 'static,
         R: 'static,
     {
-        Feed::new(self, f, input.into_iter(), true, usize::MAX).collect()
+        Feed::new(self, f, input.into_iter(), Order::Input, usize::MAX).collect()
     }
 
     /// Like [`map`](Self::map), lazily: an iterator yielding the results in input
@@ -70,7 +70,7 @@ impl Pool {
         R: 'static,
     {
         let buffered = self.size().unwrap_or(usize::MAX);
-        Feed::new(self, f, input.into_iter(), true, buffered)
+        Feed::new(self, f, input.into_iter(), Order::Input, buffered)
     }
 
     /// Like [`imap`](Self::imap), yielding results in the order the jobs finish
@@ -93,7 +93,7 @@ impl Pool {
         R: 'static,
     {
         let buffered = self.size().unwrap_or(usize::MAX);
-        Feed::new(self, f, input.into_iter(), false, buffered)
+        Feed::new(self, f, input.into_iter(), Order::Completion, buffered)
     }
 }
 
@@ -118,13 +118,22 @@ impl Drop for LogOnDrop {
     }
 }
 
+/// The order a [`Feed`] yields its results in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// The input's (`map`, `imap`).
+    Input,
+    /// The order the jobs ended in (`imap_unordered`).
+    Completion,
+}
+
 /// The iterator behind `map`, `imap` and `imap_unordered`.
 struct Feed<It: Iterator, R> {
     pool: Pool,
     /// `None` once exhausted.
     input: Option<It>,
     f: Rc<dyn Fn(It::Item) -> R>,
-    ordered: bool,
+    order: Order,
     /// Finished results allowed to wait for the reader before no new job starts.
     max_buffered: usize,
     /// Jobs started and not yet ended, by input index.
@@ -141,7 +150,7 @@ impl<It: Iterator, R: 'static> Feed<It, R>
 where
     It::Item: 'static,
 {
-    fn new<F>(pool: &Pool, f: F, input: It, ordered: bool, max_buffered: usize) -> Self
+    fn new<F>(pool: &Pool, f: F, input: It, order: Order, max_buffered: usize) -> Self
     where
         F: Fn(It::Item) -> R + 'static,
     {
@@ -149,7 +158,7 @@ where
             pool: pool.clone(),
             input: Some(input),
             f: Rc::new(f),
-            ordered,
+            order,
             max_buffered,
             jobs: HashMap::new(),
             ready: VecDeque::new(),
@@ -213,7 +222,7 @@ where
 
     /// Where in `ready` the result to yield next is, if it is there.
     fn pick(&self) -> Option<usize> {
-        if self.ordered {
+        if self.order == Order::Input {
             self.ready.iter().position(|&(i, _)| i == self.next_out)
         } else if self.ready.is_empty() {
             None
@@ -241,7 +250,7 @@ where
             self.collect_ended();
             if let Some(pos) = self.pick() {
                 let (_, value) = self.ready.remove(pos).expect("picked from ready");
-                if self.ordered {
+                if self.order == Order::Input {
                     self.next_out += 1;
                 }
                 self.refill();

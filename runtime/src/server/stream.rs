@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{Core, FinishStop, State, Waiting};
-use crate::net::{TcpListener, TcpStream, ToSocketAddrs, resolve_all};
+use crate::net::{ListenOptions, TcpListener, TcpStream, ToSocketAddrs, resolve_all};
 use crate::park::WaitQueue;
 use crate::spawn::{Builder, JoinHandle};
 use crate::time::deadline_after;
@@ -38,8 +38,8 @@ struct Inner {
     core: Core,
     handler: Rc<Handler>,
     listen: RefCell<Listen>,
-    backlog: Cell<i32>,
-    reuse_port: Cell<bool>,
+    /// How [`StreamServer::listen`] binds (`Listen::Pending` only).
+    options: Cell<ListenOptions>,
     max_connections: Cell<Option<usize>>,
     max_accept: Cell<usize>,
     /// Running handlers, by connection number.
@@ -81,7 +81,7 @@ impl StreamServer {
     }
 
     /// A server accepting on an existing `listener` (bound as you like, e.g. with
-    /// [`TcpListener::bind_with`]).
+    /// [`TcpListener::options`]).
     pub fn new<F>(listener: TcpListener, handler: F) -> StreamServer
     where
         F: Fn(TcpStream, SocketAddr) + 'static,
@@ -102,8 +102,7 @@ impl StreamServer {
                 core: Core::new(name),
                 handler,
                 listen: RefCell::new(listen),
-                backlog: Cell::new(1024),
-                reuse_port: Cell::new(false),
+                options: Cell::new(ListenOptions::new()),
                 max_connections: Cell::new(None),
                 max_accept: Cell::new(100),
                 handlers: RefCell::new(HashMap::new()),
@@ -155,11 +154,12 @@ impl StreamServer {
     /// # Panics
     ///
     /// If the server has started or was made with [`new`](Self::new) (configure that
-    /// listener with [`TcpListener::bind_with`]).
+    /// listener with [`TcpListener::options`]).
     #[track_caller]
     pub fn reuse_port(self, reuse: bool) -> StreamServer {
         self.assert_pending("reuse_port");
-        self.inner.reuse_port.set(reuse);
+        let options = self.inner.options.get();
+        self.inner.options.set(options.reuse_port(reuse));
         self
     }
 
@@ -171,7 +171,8 @@ impl StreamServer {
     #[track_caller]
     pub fn backlog(self, backlog: i32) -> StreamServer {
         self.assert_pending("backlog");
-        self.inner.backlog.set(backlog);
+        let options = self.inner.options.get();
+        self.inner.options.set(options.backlog(backlog));
         self
     }
 
@@ -209,11 +210,7 @@ impl StreamServer {
         let listener = match &*listen {
             Listen::Bound(listener) => listener.clone(),
             Listen::Pending(addrs) => {
-                let listener = Rc::new(TcpListener::bind_with(
-                    &addrs[..],
-                    self.inner.backlog.get(),
-                    self.inner.reuse_port.get(),
-                )?);
+                let listener = Rc::new(self.inner.options.get().bind(&addrs[..])?);
                 *listen = Listen::Bound(listener.clone());
                 listener
             }
