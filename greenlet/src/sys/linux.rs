@@ -24,8 +24,8 @@ pub fn page_size() -> usize {
 /// Reserves `len` bytes of read-write anonymous memory for stacks. Pages are only
 /// backed by RAM once touched (`MAP_NORESERVE`).
 pub fn map_stacks(len: usize) -> io::Result<*mut u8> {
-    // SAFETY: an anonymous private mapping at an address of the kernel's choosing
-    // touches no existing memory.
+    // An anonymous private mapping at an address of the kernel's choosing.
+    // SAFETY: a new mapping touches no existing memory.
     let ptr = unsafe {
         libc::mmap(
             ptr::null_mut(),
@@ -126,8 +126,9 @@ impl Drop for AltStack {
             ss_flags: libc::SS_DISABLE,
             ss_size: ALTSTACK_SIZE,
         };
-        // SAFETY: turning the alternate stack off before unmapping it, on the thread
-        // that installed it; the mapping is our own and nothing else uses it.
+        // The alternate stack is turned off before it is unmapped, on the thread that
+        // installed it.
+        // SAFETY: the mapping is our own and nothing else uses it.
         unsafe {
             libc::sigaltstack(&disable, ptr::null_mut());
             unmap(self.base, self.len);
@@ -189,8 +190,9 @@ type SigactionFn =
 fn libc_sigaction() -> SigactionFn {
     static REAL: std::sync::OnceLock<SigactionFn> = std::sync::OnceLock::new();
     *REAL.get_or_init(|| {
-        // SAFETY: a NUL-terminated name; RTLD_NEXT looks past the calling object
-        // (the program, with any hook) into the libraries after it.
+        // RTLD_NEXT looks past the calling object (the program, with any hook) into
+        // the libraries after it.
+        // SAFETY: a NUL-terminated name.
         let found = unsafe { libc::dlsym(libc::RTLD_NEXT, c"sigaction".as_ptr()) };
         if found.is_null() {
             libc::sigaction
@@ -232,8 +234,8 @@ pub fn install_handler(
     unsafe { libc::sigemptyset(&mut action.sa_mask) };
     // SAFETY: as above.
     let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid; the handler is an extern "C" fn with the
-    // SA_SIGINFO signature.
+    // The handler is an extern "C" fn with the SA_SIGINFO signature.
+    // SAFETY: both pointers are valid, and so is the handler (above).
     if unsafe { libc_sigaction()(signal, &action, &mut previous) } != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -257,8 +259,8 @@ pub unsafe fn chain(
         return false;
     }
     if previous.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was registered with SA_SIGINFO, so it has
-        // this signature; we pass the arguments we were given.
+        // We pass on the arguments we were given.
+        // SAFETY: a handler registered with SA_SIGINFO has this signature.
         let f: SigInfoHandler = unsafe { std::mem::transmute::<usize, SigInfoHandler>(prev) };
         f(signum, info, context);
     } else {
@@ -298,10 +300,10 @@ pub fn raw_write(fd: libc::c_int, bytes: &[u8]) {
 #[cfg(target_arch = "x86_64")]
 fn sys_write(fd: libc::c_int, bytes: &[u8]) -> isize {
     let ret: isize;
-    // SAFETY: the x86_64 Linux system-call convention: the number in rax, the arguments
-    // in rdi, rsi, rdx; the kernel returns in rax and clobbers rcx and r11 (declared).
-    // `write` only reads `bytes.len()` bytes at `bytes.as_ptr()`, a live slice; it
-    // touches no other memory of ours and no stack (`nostack`).
+    // The x86_64 Linux system-call convention: the number in rax, the arguments in
+    // rdi, rsi, rdx; the kernel returns in rax and clobbers rcx and r11 (declared).
+    // `write` only reads `bytes.len()` bytes at `bytes.as_ptr()`, a live slice.
+    // SAFETY: it touches no other memory of ours and no stack (`nostack`).
     unsafe {
         core::arch::asm!(
             "syscall",
