@@ -20,8 +20,12 @@ use super::reqresp::KINDS;
 use super::syscalls::target_dir;
 use super::*;
 
-/// Rounds per group.
-const ROUNDS: usize = 15;
+/// Rounds per group: enough for the median of the rounds' ratios to come with a
+/// 90 % confidence interval between the 17th and the 29th of the sorted ratios
+/// (`xtask bench-report` prints it), narrow enough to say whether a goal of "at least
+/// 1.0×" is met when two clients are within a few per cent of each other; about three
+/// minutes for both groups.
+const ROUNDS: usize = 45;
 
 /// Round trips per client per round: about half a second of the slowest client's.
 fn iters_per_round(conns: usize) -> u64 {

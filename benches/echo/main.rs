@@ -38,7 +38,7 @@
 //!   driven over a pipe (see `procs.rs`). One iteration is one round trip; the time is
 //!   the client's, from its first write to its last read. After the groups, a full
 //!   `cargo bench` run measures the four clients again side by side, each command run
-//!   by each client in turn for nine rounds (see `interleaved.rs`), into
+//!   by each client in turn for 45 rounds (see `interleaved.rs`), into
 //!   `target/reqresp_interleaved.json`, and counts each client's system calls per round
 //!   trip with `strace -f -c` (see `syscalls.rs`) into `target/reqresp_syscalls.json`.
 //! - `echo_10k`: 10,000 connections, 64-byte echo round trips against the

@@ -209,9 +209,15 @@ fn evaluate(goal: &Goal, figures: &Figures) -> Option<(String, bool)> {
             peer,
             factor,
         } => {
-            let speedup = figures.interleaved?.speedup(group, subject, peer)?;
-            let (text, met) = speedup_result(speedup, factor);
-            Some((format!("{text} (side by side)"), met))
+            let side = figures.interleaved?.speedup(group, subject, peer)?;
+            let (text, met) = speedup_result(side.median, factor);
+            let interval = side.interval_text();
+            let sep = if interval.is_empty() {
+                ""
+            } else {
+                ", 90 % interval "
+            };
+            Some((format!("{text} (side by side{sep}{interval})"), met))
         }
         Check::MaxExtraNs {
             group,
