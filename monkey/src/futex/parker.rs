@@ -23,9 +23,15 @@
 //!   one) only leaves NOTIFIED. The next maintenance pass (every 61 greenlet runs, or
 //!   when the run queue empties) wakes every parked greenlet for it. A running
 //!   greenlet's own `park` may take the token first, unseen; so each parked greenlet
-//!   also wakes by itself after a slice (10 ms, longer with many parked: at most about
-//!   10,000 such wake-ups a second per thread) and re-checks. An `unpark` is thus never
-//!   lost; at worst it is seen a slice late.
+//!   also wakes by itself after a slice and re-checks. An `unpark` is thus never lost;
+//!   at worst it is seen a slice late (at most 1 s).
+//! - Those self-wake-ups are kept to about a tenth of the thread's time, whatever a
+//!   re-check costs: the slice is 10 ms, or per greenlet parked here 100 µs or ten
+//!   times what a re-check took lately on this thread (measured from a slice's end to
+//!   the same greenlet's next wait), whichever is more. A fixed rate would not do:
+//!   under Valgrind a re-check (a `reqwest` poll) costs some 0.3 ms, so 100 greenlets
+//!   at 10 ms slices would take more than all of the thread's time, and the threads
+//!   that would answer them (`reqwest`'s runtime thread) would starve.
 //! - Every return from the hook leaves NOTIFIED (which the caller's `park` takes), so
 //!   even `park` returns and its caller re-checks; `park_timeout`'s own deadline
 //!   returns "timed out".
@@ -65,6 +71,10 @@ thread_local! {
     /// Greenlets of this thread inside a wait on its word (parked or woken but not
     /// yet returned).
     static PARKED_HERE: Cell<usize> = const { Cell::new(0) };
+    /// The greenlet (id) re-checking after its slice ended, and since when.
+    static RECHECKING: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
+    /// What a re-check after a slice costs on this thread, smoothed (see [`slice`]).
+    static RECHECK_COST: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
 /// In a forked child: the greenlets of this thread parked on its word were left behind
@@ -125,18 +135,41 @@ fn probe() {
     }
 }
 
-/// How long a greenlet waits on the word before it re-checks by itself: 10 ms, or
-/// 100 µs per greenlet parked here if that is more (so self-wake-ups stay near
-/// 10,000 a second per thread), at most 1 s.
-fn slice(parked: usize) -> Duration {
-    let per_greenlet = Duration::from_micros(100).saturating_mul(parked as u32);
-    per_greenlet.clamp(Duration::from_millis(10), Duration::from_secs(1))
+/// How long a greenlet waits on the word before it re-checks by itself, with `parked`
+/// greenlets parked here and re-checks costing `recheck_cost`: 10 ms, or per greenlet
+/// 100 µs or ten times `recheck_cost` if that is more (so self-wake-ups take at most
+/// about a tenth of the thread's time, and stay under 10,000 a second), at most 1 s.
+fn slice(parked: usize, recheck_cost: Duration) -> Duration {
+    let per_greenlet = Duration::from_micros(100).max(recheck_cost.saturating_mul(10));
+    let parked = u32::try_from(parked).unwrap_or(u32::MAX);
+    per_greenlet
+        .saturating_mul(parked)
+        .clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+/// The longest re-check sample taken: more is a greenlet that went on to other work
+/// (its wait was over) before it waited here again, not the cost of a re-check.
+const LONGEST_RECHECK: Duration = Duration::from_millis(10);
+
+/// At a wait's start: if the same greenlet's slice ended last on this thread, the time
+/// since is what its re-check cost; folded into [`RECHECK_COST`] (a quarter weight).
+fn measure_recheck(greenlet: u64, now: Instant) {
+    if let Some((who, since)) = RECHECKING.take()
+        && who == greenlet
+    {
+        let sample = now.saturating_duration_since(since).min(LONGEST_RECHECK);
+        let cost = RECHECK_COST.get();
+        RECHECK_COST.set((cost.saturating_mul(3) + sample) / 4);
+    }
 }
 
 /// A greenlet's wait on this thread's parking word (its `park` just moved the word
 /// from EMPTY to PARKED).
 pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
     let addr = word.as_ptr() as usize;
+    let greenlet = greenweave_greenlet::current().id();
+    let now = Instant::now();
+    measure_recheck(greenlet, now);
     let Some(joining) =
         table::global().start_wait(addr, || word.load(Ordering::SeqCst) != NOTIFIED)
     else {
@@ -147,7 +180,7 @@ pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
     };
     let parked = PARKED_HERE.get() + 1;
     PARKED_HERE.set(parked);
-    let slice_end = Instant::now() + slice(parked);
+    let slice_end = now + slice(parked, RECHECK_COST.get());
     let until = deadline.map_or(slice_end, |d| d.min(slice_end));
     let ended = super::park(
         addr,
@@ -162,8 +195,11 @@ pub(super) fn wait(word: &AtomicU32, deadline: Option<Instant>) -> c_long {
         },
     );
     PARKED_HERE.set(PARKED_HERE.get() - 1);
-    if ended == Ended::TimedOut && deadline.is_some_and(|d| d <= slice_end) {
-        return fail(libc::ETIMEDOUT);
+    if ended == Ended::TimedOut {
+        if deadline.is_some_and(|d| d <= slice_end) {
+            return fail(libc::ETIMEDOUT);
+        }
+        RECHECKING.set(Some((greenlet, Instant::now())));
     }
     // Woken, a slice over, or a spurious end: a token for the caller's `park` to take,
     // so that it returns and its caller re-checks. A token already there is an unpark

@@ -9,8 +9,8 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub fn body(id: u64) -> String {
 pub struct ThreadedHttpServer {
     addr: SocketAddr,
     stopping: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
+    answered: Arc<Mutex<Vec<u64>>>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -35,7 +35,7 @@ impl ThreadedHttpServer {
     /// accepting there.
     pub fn start() -> ThreadedHttpServer {
         let stopping = Arc::new(AtomicBool::new(false));
-        let answered = Arc::new(AtomicUsize::new(0));
+        let answered = Arc::new(Mutex::new(Vec::new()));
         let (s, a) = (stopping.clone(), answered.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let acceptor = std::thread::spawn(move || {
@@ -65,9 +65,15 @@ impl ThreadedHttpServer {
         format!("http://{}/{}/{id}", self.addr, delay.as_millis())
     }
 
-    /// How many requests got an answer so far.
+    /// How many requests (of the form above; not 404s) got an answer so far.
     pub fn answered(&self) -> usize {
-        self.answered.load(Ordering::SeqCst)
+        self.answered.lock().unwrap().len()
+    }
+
+    /// The ids of the requests answered so far (every byte of the answer written to
+    /// the socket), in the order they were answered.
+    pub fn answered_ids(&self) -> Vec<u64> {
+        self.answered.lock().unwrap().clone()
     }
 }
 
@@ -85,7 +91,7 @@ impl Drop for ThreadedHttpServer {
 }
 
 /// Serves one connection until the client closes it or asks to.
-fn serve(conn: TcpStream, answered: &AtomicUsize) -> std::io::Result<()> {
+fn serve(conn: TcpStream, answered: &Mutex<Vec<u64>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
     let mut line = String::new();
@@ -124,7 +130,9 @@ fn serve(conn: TcpStream, answered: &AtomicUsize) -> std::io::Result<()> {
         );
         writer.write_all(head.as_bytes())?;
         writer.write_all(payload.as_bytes())?;
-        answered.fetch_add(1, Ordering::SeqCst);
+        if let Some((_, id)) = target {
+            answered.lock().unwrap().push(id);
+        }
         if close {
             return writer.shutdown(Shutdown::Both);
         }
