@@ -209,7 +209,8 @@ unsafe fn transfer_coop(
         }
     };
     for _ in 0..2 {
-        let kind = fd::kind(fd);
+        let entry = fd::entry(fd);
+        let kind = entry.kind();
         let n = match kind {
             Kind::Plain => return real_call(iov, iovcnt),
             Kind::Stream | Kind::SeqPacket | Kind::Datagram => {
@@ -219,7 +220,7 @@ unsafe fn transfer_coop(
                     0
                 };
                 // SAFETY: as above.
-                unsafe { msg::socket_io(fd, kind, iov, iovcnt, total, direction, eor, single) }
+                unsafe { msg::socket_io(fd, entry, iov, iovcnt, total, direction, eor, single) }
             }
             // SAFETY: as above.
             Kind::Fifo | Kind::Device => unsafe { nowait(fd, kind, iov, iovcnt, total, direction) },

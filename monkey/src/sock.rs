@@ -22,7 +22,7 @@ use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use greenweave_runtime::io::Direction;
 
 use crate::errno::errno;
-use crate::fd::{self, Kind};
+use crate::fd::{self, Entry, Kind};
 use crate::msg;
 use crate::wait::{
     Amount, Attempt, Call, Stop, back_off, cooperative_socket, preserving_errno, transfer,
@@ -58,12 +58,14 @@ pub(crate) const HOOKS: &[*const ()] = &[
     sendmsg as *const (),
 ];
 
-/// The socket kind of `fd` if a call with `flags` should be made cooperatively.
-pub(crate) fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Kind> {
+/// The table entry of `fd` (a socket) if a call with `flags` should be made
+/// cooperatively: the one lookup of the fd table the call makes.
+#[inline]
+pub(crate) fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Entry> {
     if !cooperative_socket() || flags & (libc::MSG_DONTWAIT | never_blocks) != 0 {
         return None;
     }
-    Some(fd::kind(fd)).filter(|k| k.is_socket())
+    Some(fd::entry(fd)).filter(|e| e.kind().is_socket())
 }
 
 /// Receive flags with which the kernel never blocks.
@@ -76,7 +78,7 @@ pub(crate) const RECV_NEVER_BLOCKS: c_int = libc::MSG_ERRQUEUE | libc::MSG_OOB;
 /// As `recv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    let Some(kind) = coop_socket(fd, flags, RECV_NEVER_BLOCKS) else {
+    let Some(entry) = coop_socket(fd, flags, RECV_NEVER_BLOCKS) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::recv(fd, buf, len, flags) };
     };
@@ -84,7 +86,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
     let op = |done: usize, f| unsafe {
         real::recv(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Read, op))
+    preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Read, op))
 }
 
 /// Hook for `recvfrom(2)`.
@@ -101,7 +103,7 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     addrlen: *mut socklen_t,
 ) -> ssize_t {
-    let Some(kind) = coop_socket(fd, flags, RECV_NEVER_BLOCKS) else {
+    let Some(entry) = coop_socket(fd, flags, RECV_NEVER_BLOCKS) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::recvfrom(fd, buf, len, flags, addr, addrlen) };
     };
@@ -116,7 +118,7 @@ pub unsafe extern "C" fn recvfrom(
             addrlen,
         )
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Read, op))
+    preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Read, op))
 }
 
 /// Hook for `recvmsg(2)`.
@@ -128,13 +130,13 @@ pub unsafe extern "C" fn recvfrom(
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's message header, as guaranteed.
     let total = coop_socket(fd, flags, RECV_NEVER_BLOCKS)
-        .and_then(|kind| Some((kind, unsafe { msg::msg_total(msg)? })));
-    let Some((kind, total)) = total else {
+        .and_then(|entry| Some((entry, unsafe { msg::msg_total(msg)? })));
+    let Some((entry, total)) = total else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::recvmsg(fd, msg, flags) };
     };
     // SAFETY: checked above.
-    preserving_errno(|| unsafe { msg::recvmsg_coop(fd, kind, msg, total, flags) })
+    preserving_errno(|| unsafe { msg::recvmsg_coop(fd, entry, msg, total, flags) })
 }
 
 /// Hook for `send(2)`. On a stream socket a blocking send sends it all.
@@ -144,7 +146,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// As `send(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    let Some(kind) = coop_socket(fd, flags, libc::MSG_FASTOPEN) else {
+    let Some(entry) = coop_socket(fd, flags, libc::MSG_FASTOPEN) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::send(fd, buf, len, flags) };
     };
@@ -152,7 +154,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
     let op = |done: usize, f| unsafe {
         real::send(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Write, op))
+    preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Write, op))
 }
 
 /// Hook for `sendto(2)`. On a stream socket a blocking send sends it all.
@@ -169,7 +171,7 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     addrlen: socklen_t,
 ) -> ssize_t {
-    let Some(kind) = coop_socket(fd, flags, libc::MSG_FASTOPEN) else {
+    let Some(entry) = coop_socket(fd, flags, libc::MSG_FASTOPEN) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::sendto(fd, buf, len, flags, addr, addrlen) };
     };
@@ -184,7 +186,7 @@ pub unsafe extern "C" fn sendto(
             addrlen,
         )
     };
-    preserving_errno(|| one_buffer(fd, kind, len, flags, Direction::Write, op))
+    preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Write, op))
 }
 
 /// Hook for `sendmsg(2)`. On a stream socket a blocking send sends it all.
@@ -196,20 +198,20 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's message header, as guaranteed.
     let total = coop_socket(fd, flags, libc::MSG_FASTOPEN)
-        .and_then(|kind| Some((kind, unsafe { msg::msg_total(msg)? })));
-    let Some((kind, total)) = total else {
+        .and_then(|entry| Some((entry, unsafe { msg::msg_total(msg)? })));
+    let Some((entry, total)) = total else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::sendmsg(fd, msg, flags) };
     };
     // SAFETY: checked above.
-    preserving_errno(|| unsafe { msg::sendmsg_coop(fd, kind, msg, total, flags) })
+    preserving_errno(|| unsafe { msg::sendmsg_coop(fd, entry, msg, total, flags) })
 }
 
 /// A cooperative receive (or, `sending`, send) of `len` bytes with one buffer:
 /// `op(done, flags)` makes the real call for the part after `done`.
 pub(crate) fn one_buffer(
     fd: c_int,
-    kind: Kind,
+    entry: Entry,
     len: usize,
     flags: c_int,
     direction: Direction,
@@ -221,8 +223,8 @@ pub(crate) fn one_buffer(
     } else {
         libc::SO_RCVTIMEO
     };
-    let mut call = Call::new(fd, direction, Some(option)).reading_socket(flags);
-    let stream = kind == Kind::Stream;
+    let mut call = Call::with_entry(fd, entry, direction, Some(option)).reading_socket(flags);
+    let stream = entry.kind() == Kind::Stream;
     let waitall = !sending && stream && flags & libc::MSG_WAITALL != 0;
     if waitall && flags & libc::MSG_PEEK != 0 {
         return peek_all(&mut call, len, |f| op(0, flags | f));
