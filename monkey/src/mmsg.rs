@@ -32,11 +32,11 @@ use libc::{c_int, c_uint, mmsghdr, ssize_t, timespec};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::errno;
+use crate::errno::{errno, preserving_errno};
 use crate::fd::Kind;
 use crate::msg::{msg_total, sendmsg_rest};
 use crate::sock::{RECV_NEVER_BLOCKS, coop_socket, nowait};
-use crate::wait::{Attempt, Call, give_up, park_or_answer, preserving_errno};
+use crate::wait::{Attempt, Call, give_up, park_or_answer};
 
 /// The real functions.
 pub mod real {

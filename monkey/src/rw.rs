@@ -58,12 +58,12 @@ use libc::{c_int, c_void, iovec, size_t, ssize_t};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::{errno, set_errno};
+use crate::errno::{errno, preserving_errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::iov::{self, Cursor};
 use crate::msg;
 use crate::poll::ready;
-use crate::wait::{Amount, Attempt, Call, cooperative_socket, preserving_errno, transfer};
+use crate::wait::{Amount, Attempt, Call, cooperative_socket, transfer};
 
 /// The real functions.
 pub mod real {

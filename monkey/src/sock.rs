@@ -21,12 +21,10 @@ use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::errno;
+use crate::errno::{errno, preserving_errno};
 use crate::fd::{self, Entry, Kind};
 use crate::msg;
-use crate::wait::{
-    Amount, Attempt, Call, Stop, back_off, cooperative_socket, preserving_errno, transfer,
-};
+use crate::wait::{Amount, Attempt, Call, Stop, back_off, cooperative_socket, transfer};
 
 /// The real functions.
 pub mod real {
@@ -62,9 +60,22 @@ pub(crate) const HOOKS: &[*const ()] = &[
 /// cooperatively: the one lookup of the fd table the call makes.
 #[inline]
 pub(crate) fn coop_socket(fd: c_int, flags: c_int, never_blocks: c_int) -> Option<Entry> {
-    if !cooperative_socket() || flags & (libc::MSG_DONTWAIT | never_blocks) != 0 {
+    if !coop_flags(flags, never_blocks) {
         return None;
     }
+    socket_entry(fd)
+}
+
+/// The first half of [`coop_socket`], without the fd table: patching is on, the
+/// caller can park, and `flags` may block.
+#[inline]
+fn coop_flags(flags: c_int, never_blocks: c_int) -> bool {
+    cooperative_socket() && flags & (libc::MSG_DONTWAIT | never_blocks) == 0
+}
+
+/// The second half of [`coop_socket`]: `fd`'s entry if it is a socket.
+#[inline]
+fn socket_entry(fd: c_int) -> Option<Entry> {
     Some(fd::entry(fd)).filter(|e| e.kind().is_socket())
 }
 
@@ -78,12 +89,29 @@ pub(crate) const RECV_NEVER_BLOCKS: c_int = libc::MSG_ERRQUEUE | libc::MSG_OOB;
 /// As `recv(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
-    let Some(entry) = coop_socket(fd, flags, RECV_NEVER_BLOCKS) else {
+    if !coop_flags(flags, RECV_NEVER_BLOCKS) {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { real::recv(fd, buf, len, flags) };
+    }
+    // SAFETY: the caller's arguments, as `recv(2)` takes them.
+    unsafe { recv_coop(fd, buf, len, flags) }
+}
+
+/// The rest of [`recv`] once patching is on and the flags may block, out of line so
+/// that the pass-through path stays a few checks and a jump (the C calling convention,
+/// as the hook's, makes this call a jump too: the hook needs no frame of its own).
+///
+/// # Safety
+///
+/// As `recv(2)`.
+#[inline(never)]
+unsafe extern "C" fn recv_coop(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
+    let Some(entry) = socket_entry(fd) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::recv(fd, buf, len, flags) };
     };
     // SAFETY: within the caller's buffer, `done <= len`.
-    let op = |done: usize, f| unsafe {
+    let op = move |done: usize, f| unsafe {
         real::recv(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
     preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Read, op))
@@ -146,12 +174,34 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// As `send(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
-    let Some(entry) = coop_socket(fd, flags, libc::MSG_FASTOPEN) else {
+    if !coop_flags(flags, libc::MSG_FASTOPEN) {
+        // SAFETY: the caller's arguments, passed on unchanged.
+        return unsafe { real::send(fd, buf, len, flags) };
+    }
+    // SAFETY: the caller's arguments, as `send(2)` takes them.
+    unsafe { send_coop(fd, buf, len, flags) }
+}
+
+/// The rest of [`send`] once patching is on and the flags may block, out of line so
+/// that the pass-through path stays a few checks and a jump (the C calling convention,
+/// as the hook's, makes this call a jump too: the hook needs no frame of its own).
+///
+/// # Safety
+///
+/// As `send(2)`.
+#[inline(never)]
+unsafe extern "C" fn send_coop(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+) -> ssize_t {
+    let Some(entry) = socket_entry(fd) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::send(fd, buf, len, flags) };
     };
     // SAFETY: within the caller's buffer, `done <= len`.
-    let op = |done: usize, f| unsafe {
+    let op = move |done: usize, f| unsafe {
         real::send(fd, buf.cast::<u8>().add(done).cast(), len - done, f)
     };
     preserving_errno(|| one_buffer(fd, entry, len, flags, Direction::Write, op))

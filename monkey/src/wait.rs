@@ -58,18 +58,6 @@ pub(crate) fn interrupt_errno(interrupt: &Interrupt) -> c_int {
     }
 }
 
-/// Runs `f`, restoring the caller's `errno` if it succeeds (`>= 0`): a blocking call
-/// that succeeds leaves `errno` alone, whatever `EAGAIN`s happened on the way.
-#[inline]
-pub(crate) fn preserving_errno<R: PartialOrd + Default>(f: impl FnOnce() -> R) -> R {
-    let saved = errno();
-    let result = f();
-    if result >= R::default() {
-        set_errno(saved);
-    }
-    result
-}
-
 /// One cooperative blocking call on one fd.
 ///
 /// It works from the fd's table entry as it was when the call started (one load; see
@@ -163,11 +151,7 @@ impl Call {
     /// transfer after an `SA_RESTART` handler, unless a socket timeout applies to it
     /// (signal(7)).
     pub(crate) fn eintr(&mut self) -> Eintr {
-        if self.deadline().is_some() {
-            Eintr::Always
-        } else {
-            Eintr::UnlessRestarted
-        }
+        eintr_with(self.deadline())
     }
 
     /// The fd said `EAGAIN`: parks until it is ready (`Ok`: try again) or says why not.
@@ -186,7 +170,7 @@ impl Call {
             Err(errno) => return Err(Stop::Fail(errno)),
         }
         let deadline = self.deadline();
-        let eintr = self.eintr();
+        let eintr = eintr_with(deadline);
         match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, coop::wait_fd) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
@@ -196,6 +180,16 @@ impl Call {
             }
             Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
         }
+    }
+}
+
+/// Which signal handlers end the waits of a socket transfer whose socket timeout
+/// expires at `deadline` (see [`Call::eintr`]).
+fn eintr_with(deadline: Option<Instant>) -> Eintr {
+    if deadline.is_some() {
+        Eintr::Always
+    } else {
+        Eintr::UnlessRestarted
     }
 }
 

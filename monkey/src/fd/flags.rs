@@ -59,6 +59,7 @@ static RCVTIMEO: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(0) }; TABLE_S
 static SNDTIMEO: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(0) }; TABLE_SIZE];
 
 /// The value array and known-bit of a timeout option (`None` for other options).
+#[inline]
 fn timeout_slot(fd: c_int, option: c_int) -> Option<(&'static AtomicU64, u16)> {
     let index = usize::try_from(fd).ok().filter(|&i| i < TABLE_SIZE)?;
     match option {
@@ -79,6 +80,7 @@ fn encode(timeout: Option<Duration>) -> u64 {
     })
 }
 
+#[inline]
 fn decode(micros: u64) -> Option<Duration> {
     (micros != 0).then(|| Duration::from_micros(micros))
 }
@@ -182,6 +184,7 @@ pub(crate) fn user_nonblocking(fd: c_int) -> Result<bool, c_int> {
 /// `fd`'s socket timeout `option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`): the record in
 /// `entry` (`fd`'s, taken at the start of the call), or the kernel's answer (recorded
 /// unless shared); `None` if unset (or not a socket). Preserves `errno`.
+#[inline]
 pub(crate) fn socket_timeout(fd: c_int, entry: Entry, option: c_int) -> Option<Duration> {
     let slot = timeout_slot(fd, option);
     if let Some((slot, known)) = slot {
@@ -189,6 +192,18 @@ pub(crate) fn socket_timeout(fd: c_int, entry: Entry, option: c_int) -> Option<D
             return decode(slot.load(Ordering::Relaxed));
         }
     }
+    asked_timeout(fd, entry, option, slot)
+}
+
+/// [`socket_timeout`] when the entry has no usable record: asks the kernel.
+#[cold]
+#[inline(never)]
+fn asked_timeout(
+    fd: c_int,
+    entry: Entry,
+    option: c_int,
+    slot: Option<(&'static AtomicU64, u16)>,
+) -> Option<Duration> {
     let asked = kernel_timeout(fd, option);
     if let Some((slot, known)) = slot {
         if entry.0 & SHARED == 0 {
