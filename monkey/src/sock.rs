@@ -3,11 +3,17 @@
 //!
 //! Every attempt adds `MSG_DONTWAIT`: non-blocking for this call only, whatever the
 //! file description's flags, so no other thread or process sees a change. On `EAGAIN`
-//! the hook asks the kernel whether the user made the socket non-blocking (then
-//! `EAGAIN` is the answer) and for `SO_RCVTIMEO`/`SO_SNDTIMEO`, parks until the socket
-//! is ready or the timeout passes (then `EAGAIN`, as Linux reports an expired socket
-//! timeout), and tries again. Calls that never block in the kernel pass through:
-//! `MSG_DONTWAIT` given by the caller, `MSG_ERRQUEUE`, and `MSG_OOB` reads.
+//! the hook looks at whether the user made the socket non-blocking (then `EAGAIN` is
+//! the answer) and at `SO_RCVTIMEO`/`SO_SNDTIMEO`, both in the fd table entry it read
+//! at its start (the kernel is asked only for what the table does not record), parks
+//! until the socket is ready or the timeout passes (then `EAGAIN`, as Linux reports an
+//! expired socket timeout), and tries again. Calls that never block in the kernel pass
+//! through: `MSG_DONTWAIT` given by the caller, `MSG_ERRQUEUE`, and `MSG_OOB` reads.
+//!
+//! The hot hooks (`recv`, `send`) are two halves: the `extern "C"` hook checks only
+//! that the call is cooperative (patched, a greenlet that can park, flags that may
+//! block) and jumps either to libc or to its cooperative half, which reads the fd
+//! table; so the pass-through path has no frame of its own.
 //!
 //! Blocking semantics kept: a send on a `SOCK_STREAM` socket sends everything (a
 //! timeout, error or interrupt after some progress returns the progress, as the

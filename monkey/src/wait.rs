@@ -3,9 +3,10 @@
 //! A hook makes non-blocking attempts. When one says `EAGAIN` it looks up whether the
 //! *user* made the description non-blocking (if so, `EAGAIN` is the answer, as the
 //! kernel gave it) and, for sockets, the `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must
-//! honour, both from the fd table (see the `fd` module: no system call for an fd the
-//! hooks have seen made). Then it parks the greenlet until epoll reports the fd ready,
-//! and tries again. The fd stays registered with the hub for its life, and the hub
+//! honour, both from the fd table entry the call read once at its start (a
+//! [`Call`] carries it; see the `fd` module: no system call for an fd the hooks have
+//! seen made). Then it parks the greenlet until epoll reports the fd ready, and tries
+//! again. The fd stays registered with the hub for its life, and the hub
 //! keeps what epoll last reported (see `greenweave_runtime::io`): a blocking call
 //! whose fd is known not to be ready (its last attempt found nothing and no event came
 //! since) parks *before* trying, and a read of a TCP stream that returns less than

@@ -11,6 +11,11 @@
 //! `close` (and replaced by `dup2`/`dup3`), so a reused fd number is never confused
 //! with the old file. The pass-through path never touches the table.
 //!
+//! A cooperative call reads its fd's word once, at its start ([`Entry`]), and works
+//! from that snapshot for the rest of the call, as the kernel fixes a call's blocking
+//! mode and timeout when it starts; a change made meanwhile applies from the next
+//! call.
+//!
 //! Every hook that hands out an fd number, or closes one, also reports it to the
 //! runtime ([`notify_closed`](greenweave_runtime::coop::notify_closed)), which retires
 //! any epoll registration a hub still keeps for the number (see
