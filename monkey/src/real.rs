@@ -56,8 +56,7 @@ macro_rules! real_fns {
                 /// The first call: looks the function up, then makes the call. Out of
                 /// line, so the usual path holds nothing across a call and compiles to
                 /// a load and a jump; with the C calling convention, so that a hook
-                /// (an `extern "C"` function) reaches it with a jump too and needs no
-                /// frame of its own on the pass-through path.
+                /// (an `extern "C"` function) reaches it with a jump too.
                 #[cold]
                 #[inline(never)]
                 unsafe extern "C" fn first_call($($arg: $ty),*) -> $ret {

@@ -13,7 +13,7 @@
 //! The hot hooks (`recv`, `send`) are two halves: the `extern "C"` hook checks only
 //! that the call is cooperative (patched, a greenlet that can park, flags that may
 //! block) and jumps either to libc or to its cooperative half, which reads the fd
-//! table; so the pass-through path has no frame of its own.
+//! table: the pass-through path does no more than the check.
 //!
 //! Blocking semantics kept: a send on a `SOCK_STREAM` socket sends everything (a
 //! timeout, error or interrupt after some progress returns the progress, as the
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
 
 /// The rest of [`recv`] once patching is on and the flags may block, out of line so
 /// that the pass-through path stays a few checks and a jump (the C calling convention,
-/// as the hook's, makes this call a jump too: the hook needs no frame of its own).
+/// the hook's own, makes this call a jump too).
 ///
 /// # Safety
 ///
@@ -190,7 +190,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
 
 /// The rest of [`send`] once patching is on and the flags may block, out of line so
 /// that the pass-through path stays a few checks and a jump (the C calling convention,
-/// as the hook's, makes this call a jump too: the hook needs no frame of its own).
+/// the hook's own, makes this call a jump too).
 ///
 /// # Safety
 ///
