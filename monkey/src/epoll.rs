@@ -34,9 +34,9 @@ use libc::{c_int, epoll_event, sigset_t};
 use greenweave_runtime::io::Direction;
 
 use crate::Area;
-use crate::errno::set_errno;
+use crate::errno::{preserving_errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, preserving_errno, wait_fd};
+use crate::wait::{Stop, wait_fd};
 
 /// The real functions.
 pub mod real {

@@ -32,11 +32,11 @@ use libc::{c_int, c_uint, mmsghdr, ssize_t, timespec};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::errno;
+use crate::errno::{errno, preserving_errno};
 use crate::fd::Kind;
 use crate::msg::{msg_total, sendmsg_rest};
 use crate::sock::{RECV_NEVER_BLOCKS, coop_socket, nowait};
-use crate::wait::{Attempt, Call, give_up, park_or_answer, preserving_errno};
+use crate::wait::{Attempt, Call, give_up, park_or_answer};
 
 /// The real functions.
 pub mod real {
@@ -73,11 +73,11 @@ pub unsafe extern "C" fn recvmmsg(
     // SAFETY: the caller's timeout is null or readable.
     let limit = unsafe { timeout.as_ref() }.copied();
     let valid = limit.is_none_or(|t| t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec));
-    let kind = coop_socket(fd, flags, RECV_NEVER_BLOCKS).filter(|&kind| {
+    let kind = coop_socket(fd, flags, RECV_NEVER_BLOCKS).filter(|entry| {
         valid
             && vlen > 0
             && !msgvec.is_null()
-            && !(kind == Kind::Stream && flags & libc::MSG_WAITALL != 0)
+            && !(entry.kind() == Kind::Stream && flags & libc::MSG_WAITALL != 0)
     });
     if kind.is_none() {
         // SAFETY: the caller's arguments, passed on unchanged.
@@ -127,7 +127,7 @@ pub unsafe extern "C" fn sendmmsg(
     flags: c_int,
 ) -> c_int {
     let kind = coop_socket(fd, flags, libc::MSG_FASTOPEN).filter(|_| vlen > 0 && !msgvec.is_null());
-    let Some(kind) = kind else {
+    let Some(kind) = kind.map(|entry| entry.kind()) else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::sendmmsg(fd, msgvec, vlen, flags) };
     };

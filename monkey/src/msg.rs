@@ -6,7 +6,7 @@ use libc::{c_int, c_void, iovec, msghdr, ssize_t};
 
 use greenweave_runtime::io::Direction;
 
-use crate::fd::Kind;
+use crate::fd::{Entry, Kind};
 use crate::iov::{self, Cursor};
 use crate::sock::{nowait, one_buffer, peek_all, real};
 use crate::wait::{Amount, Call, transfer};
@@ -31,13 +31,14 @@ pub(crate) unsafe fn msg_total(msg: *const msghdr) -> Option<usize> {
 /// `msg` is a valid, writable message header whose iovecs total `total` bytes.
 pub(crate) unsafe fn recvmsg_coop(
     fd: c_int,
-    kind: Kind,
+    entry: Entry,
     msg: *mut msghdr,
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, Direction::Read, Some(libc::SO_RCVTIMEO)).reading_socket(flags);
-    let waitall = kind == Kind::Stream && flags & libc::MSG_WAITALL != 0;
+    let mut call =
+        Call::with_entry(fd, entry, Direction::Read, Some(libc::SO_RCVTIMEO)).reading_socket(flags);
+    let waitall = entry.kind() == Kind::Stream && flags & libc::MSG_WAITALL != 0;
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::recvmsg(fd, msg, flags | f) };
     if waitall && flags & libc::MSG_PEEK != 0 {
@@ -76,15 +77,15 @@ pub(crate) unsafe fn recvmsg_coop(
 /// `msg` is a valid message header whose iovecs total `total` bytes.
 pub(crate) unsafe fn sendmsg_coop(
     fd: c_int,
-    kind: Kind,
+    entry: Entry,
     msg: *const msghdr,
     total: usize,
     flags: c_int,
 ) -> ssize_t {
-    let mut call = Call::new(fd, Direction::Write, Some(libc::SO_SNDTIMEO));
+    let mut call = Call::with_entry(fd, entry, Direction::Write, Some(libc::SO_SNDTIMEO));
     // SAFETY: the caller's valid header.
     let once = |f| unsafe { real::sendmsg(fd, msg, flags | f) };
-    if kind != Kind::Stream {
+    if entry.kind() != Kind::Stream {
         return transfer(&mut call, total, Amount::First, |_, attempt| {
             once(nowait(attempt))
         });
@@ -160,7 +161,7 @@ unsafe fn continuation(msg: *const msghdr) -> (msghdr, Cursor) {
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn socket_io(
     fd: c_int,
-    kind: Kind,
+    entry: Entry,
     iov: *const iovec,
     iovcnt: c_int,
     total: usize,
@@ -179,7 +180,7 @@ pub(crate) unsafe fn socket_io(
                 real::recv(fd, at, len - done, f)
             }
         };
-        return one_buffer(fd, kind, len, extra, direction, op);
+        return one_buffer(fd, entry, len, extra, direction, op);
     }
     // SAFETY: an all-zero msghdr is valid (no name, no control).
     let mut msg: msghdr = unsafe { std::mem::zeroed() };
@@ -187,9 +188,9 @@ pub(crate) unsafe fn socket_io(
     msg.msg_iovlen = iovcnt as _;
     if writing {
         // SAFETY: a valid header over the caller's iovecs.
-        unsafe { sendmsg_coop(fd, kind, &msg, total, extra) }
+        unsafe { sendmsg_coop(fd, entry, &msg, total, extra) }
     } else {
         // SAFETY: as above.
-        unsafe { recvmsg_coop(fd, kind, &mut msg, total, extra) }
+        unsafe { recvmsg_coop(fd, entry, &mut msg, total, extra) }
     }
 }

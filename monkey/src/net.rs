@@ -31,11 +31,11 @@ use libc::{c_int, c_void, sockaddr, socklen_t};
 use greenweave_runtime::io::Direction;
 
 use crate::Area;
-use crate::errno::{errno, set_errno};
+use crate::errno::{errno, preserving_errno, set_errno};
 use crate::fd::{self, Kind, Opened};
 use crate::poll::ready;
 use crate::state::is_patched;
-use crate::wait::{Call, Stop, back_off, cooperative_socket, preserving_errno, wait_fd};
+use crate::wait::{Call, Stop, back_off, cooperative_socket, wait_fd};
 
 /// The real functions.
 pub mod real {

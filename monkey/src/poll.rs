@@ -38,10 +38,8 @@ use libc::{c_int, c_short, fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::set_errno;
-use crate::wait::{
-    Stop, back_off, cooperative_socket, preserving_errno, sleep_until, wait_fd, wait_fd_once,
-};
+use crate::errno::{preserving_errno, set_errno};
+use crate::wait::{Stop, back_off, cooperative_socket, sleep_until, wait_fd, wait_fd_once};
 
 /// The real functions.
 pub mod real {

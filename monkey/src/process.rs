@@ -58,9 +58,9 @@ use libc::{c_int, id_t, idtype_t, pid_t, rusage, siginfo_t};
 use greenweave_runtime::io::Direction;
 
 use crate::Area;
-use crate::errno::{errno, set_errno};
+use crate::errno::{errno, preserving_errno, set_errno};
 use crate::state::cooperative;
-use crate::wait::{Stop, preserving_errno, sleep_until, wait_fd_once};
+use crate::wait::{Stop, sleep_until, wait_fd_once};
 
 /// The real functions.
 pub mod real {

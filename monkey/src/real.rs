@@ -55,10 +55,11 @@ macro_rules! real_fns {
                 type Real = unsafe extern "C" fn($($ty),*) -> $ret;
                 /// The first call: looks the function up, then makes the call. Out of
                 /// line, so the usual path holds nothing across a call and compiles to
-                /// a load and a jump.
+                /// a load and a jump; with the C calling convention, so that a hook
+                /// (an `extern "C"` function) reaches it with a jump too.
                 #[cold]
                 #[inline(never)]
-                unsafe fn first_call($($arg: $ty),*) -> $ret {
+                unsafe extern "C" fn first_call($($arg: $ty),*) -> $ret {
                     let ptr = $crate::real::resolve(&SLOT, NAME);
                     // SAFETY: `ptr` is libc's definition of this very symbol, whose C
                     // signature is the one declared here.

@@ -58,12 +58,12 @@ use libc::{c_int, c_void, iovec, size_t, ssize_t};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::{errno, set_errno};
+use crate::errno::{errno, preserving_errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::iov::{self, Cursor};
 use crate::msg;
 use crate::poll::ready;
-use crate::wait::{Amount, Attempt, Call, cooperative_socket, preserving_errno, transfer};
+use crate::wait::{Amount, Attempt, Call, cooperative_socket, transfer};
 
 /// The real functions.
 pub mod real {
@@ -209,7 +209,8 @@ unsafe fn transfer_coop(
         }
     };
     for _ in 0..2 {
-        let kind = fd::kind(fd);
+        let entry = fd::entry(fd);
+        let kind = entry.kind();
         let n = match kind {
             Kind::Plain => return real_call(iov, iovcnt),
             Kind::Stream | Kind::SeqPacket | Kind::Datagram => {
@@ -219,7 +220,7 @@ unsafe fn transfer_coop(
                     0
                 };
                 // SAFETY: as above.
-                unsafe { msg::socket_io(fd, kind, iov, iovcnt, total, direction, eor, single) }
+                unsafe { msg::socket_io(fd, entry, iov, iovcnt, total, direction, eor, single) }
             }
             // SAFETY: as above.
             Kind::Fifo | Kind::Device => unsafe { nowait(fd, kind, iov, iovcnt, total, direction) },

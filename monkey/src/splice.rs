@@ -33,12 +33,10 @@ use libc::{c_int, c_uint, loff_t, off_t, size_t, ssize_t};
 
 use greenweave_runtime::io::Direction;
 
-use crate::errno::{errno, set_errno};
+use crate::errno::{errno, preserving_errno, set_errno};
 use crate::fd::{self, Kind};
 use crate::poll::ready;
-use crate::wait::{
-    Call, Stop, back_off, cooperative_socket, give_up, park_or_answer, preserving_errno,
-};
+use crate::wait::{Call, Stop, back_off, cooperative_socket, give_up, park_or_answer};
 
 /// The real functions.
 pub mod real {

@@ -3,9 +3,10 @@
 //! A hook makes non-blocking attempts. When one says `EAGAIN` it looks up whether the
 //! *user* made the description non-blocking (if so, `EAGAIN` is the answer, as the
 //! kernel gave it) and, for sockets, the `SO_RCVTIMEO`/`SO_SNDTIMEO` the call must
-//! honour, both from the fd table (see the `fd` module: no system call for an fd the
-//! hooks have seen made). Then it parks the greenlet until epoll reports the fd ready,
-//! and tries again. The fd stays registered with the hub for its life, and the hub
+//! honour, both from the fd table entry the call read once at its start (a
+//! [`Call`] carries it; see the `fd` module: no system call for an fd the hooks have
+//! seen made). Then it parks the greenlet until epoll reports the fd ready, and tries
+//! again. The fd stays registered with the hub for its life, and the hub
 //! keeps what epoll last reported (see `greenweave_runtime::io`): a blocking call
 //! whose fd is known not to be ready (its last attempt found nothing and no event came
 //! since) parks *before* trying, and a read of a TCP stream that returns less than
@@ -27,6 +28,7 @@ use greenweave_runtime::io::Direction;
 
 use crate::Area;
 use crate::errno::{errno, set_errno};
+use crate::fd::Entry;
 use crate::state::cooperative;
 
 /// The first check of every socket-area hook (see [`cooperative`]).
@@ -57,24 +59,19 @@ pub(crate) fn interrupt_errno(interrupt: &Interrupt) -> c_int {
     }
 }
 
-/// Runs `f`, restoring the caller's `errno` if it succeeds (`>= 0`): a blocking call
-/// that succeeds leaves `errno` alone, whatever `EAGAIN`s happened on the way.
-#[inline]
-pub(crate) fn preserving_errno<R: PartialOrd + Default>(f: impl FnOnce() -> R) -> R {
-    let saved = errno();
-    let result = f();
-    if result >= R::default() {
-        set_errno(saved);
-    }
-    result
-}
-
 /// One cooperative blocking call on one fd.
+///
+/// It works from the fd's table entry as it was when the call started (one load; see
+/// [`fd::Entry`](crate::fd::Entry)): the kernel, too, fixes a call's blocking mode and
+/// timeout when the call starts. What the entry does not record is asked of the
+/// kernel once, when the call first needs it (at its first park).
 pub(crate) struct Call {
     fd: c_int,
     direction: Direction,
     /// The socket option holding this call's timeout, if any.
     timeout_option: Option<c_int>,
+    /// `fd`'s table entry at the start of the call.
+    entry: Entry,
     /// A read shorter than asked means the fd was drained (a TCP stream, no peek).
     drains: bool,
     nonblocking: Option<bool>,
@@ -85,31 +82,50 @@ impl Call {
     /// A call waiting for `fd` to become ready for `direction`, honouring the socket
     /// timeout in `timeout_option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`) if given.
     pub(crate) fn new(fd: c_int, direction: Direction, timeout_option: Option<c_int>) -> Call {
+        Call::with_entry(fd, Entry::recorded(fd), direction, timeout_option)
+    }
+
+    /// [`new`](Self::new) for a hook that has read `fd`'s table entry already.
+    #[inline]
+    pub(crate) fn with_entry(
+        fd: c_int,
+        entry: Entry,
+        direction: Direction,
+        timeout_option: Option<c_int>,
+    ) -> Call {
         Call {
             fd,
             direction,
             timeout_option,
+            entry,
             drains: false,
-            nonblocking: None,
+            nonblocking: entry.cached_nonblocking(),
             deadline: None,
         }
     }
 
     /// A read call made with `flags` on a socket: a short read drains a TCP stream
     /// unless it only peeked.
+    #[inline]
     pub(crate) fn reading_socket(mut self, flags: c_int) -> Call {
-        self.drains = self.direction == Direction::Read
-            && flags & libc::MSG_PEEK == 0
-            && crate::fd::is_tcp(self.fd);
+        self.drains =
+            self.direction == Direction::Read && flags & libc::MSG_PEEK == 0 && self.entry.is_tcp();
         self
     }
 
-    /// Whether the user made the file description non-blocking (looked up once per
-    /// call, in the fd table). `Err(errno)` if the fd is not open.
+    /// Whether the user made the file description non-blocking (from the entry, or
+    /// asked of the kernel once per call). `Err(errno)` if the fd is not open.
+    #[inline]
     pub(crate) fn user_nonblocking(&mut self) -> Result<bool, c_int> {
         if let Some(known) = self.nonblocking {
             return Ok(known);
         }
+        self.ask_nonblocking()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ask_nonblocking(&mut self) -> Result<bool, c_int> {
         let known = crate::fd::user_nonblocking(self.fd)?;
         self.nonblocking = Some(known);
         Ok(known)
@@ -118,16 +134,16 @@ impl Call {
     /// Whether the next attempt can be skipped for a park: the call would park on
     /// `EAGAIN` (a blocking fd, known without a system call) and the hub knows the fd
     /// is not ready (see `coop::fd_ready`).
+    #[inline]
     pub(crate) fn parks_first(&self) -> bool {
-        crate::fd::cached_nonblocking(self.fd) == Some(false)
-            && !coop::fd_ready(self.fd, self.direction)
+        self.nonblocking == Some(false) && !coop::fd_ready(self.fd, self.direction)
     }
 
     /// When the socket timeout of this call expires (fixed at the first park).
     pub(crate) fn deadline(&mut self) -> Option<Instant> {
         *self.deadline.get_or_insert_with(|| {
             let option = self.timeout_option?;
-            let timeout = crate::fd::socket_timeout(self.fd, option)?;
+            let timeout = crate::fd::socket_timeout(self.fd, self.entry, option)?;
             Instant::now().checked_add(timeout)
         })
     }
@@ -136,11 +152,7 @@ impl Call {
     /// transfer after an `SA_RESTART` handler, unless a socket timeout applies to it
     /// (signal(7)).
     pub(crate) fn eintr(&mut self) -> Eintr {
-        if self.deadline().is_some() {
-            Eintr::Always
-        } else {
-            Eintr::UnlessRestarted
-        }
+        eintr_with(self.deadline())
     }
 
     /// The fd said `EAGAIN`: parks until it is ready (`Ok`: try again) or says why not.
@@ -159,7 +171,7 @@ impl Call {
             Err(errno) => return Err(Stop::Fail(errno)),
         }
         let deadline = self.deadline();
-        let eintr = self.eintr();
+        let eintr = eintr_with(deadline);
         match wait_fd_or_interrupt(self.fd, self.direction, deadline, eintr, coop::wait_fd) {
             Ok(waited) => waited,
             Err(interrupt) if done > 0 => {
@@ -169,6 +181,16 @@ impl Call {
             }
             Err(interrupt) => Err(Stop::Fail(interrupt_errno(&interrupt))),
         }
+    }
+}
+
+/// Which signal handlers end the waits of a socket transfer whose socket timeout
+/// expires at `deadline` (see [`Call::eintr`]).
+fn eintr_with(deadline: Option<Instant>) -> Eintr {
+    if deadline.is_some() {
+        Eintr::Always
+    } else {
+        Eintr::UnlessRestarted
     }
 }
 

@@ -73,13 +73,7 @@ fn ten_greenlets_each_wait_in_their_own_mio_poll_at_once() {
     if !common::valgrind::skip_under_valgrind("the 1.5 s wall-time bound") {
         assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
     }
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 50,
-            "the thread was blocked: {} ticks",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 50, "ten greenlets waited in their mio polls");
     writers.into_iter().for_each(|w| drop(w.join().unwrap()));
     t.kill();
 }

@@ -33,13 +33,11 @@ fn a_std_mutex_held_across_a_sleep_is_waited_for_cooperatively() {
     let mut got = lock.lock().unwrap().clone();
     got.sort();
     assert_eq!(got, (0..10).collect::<Vec<_>>());
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 20,
-            "only {} ticks in {elapsed:?}: the hub stalled",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(
+        &ticks,
+        20,
+        &format!("a greenlet waited for the mutex ({elapsed:?})"),
+    );
     tick.kill();
 }
 
@@ -83,13 +81,7 @@ fn a_condvar_timeout_elapses_while_other_greenlets_run() {
     let elapsed = start.elapsed();
     assert!(result.timed_out());
     assert!(elapsed >= Duration::from_millis(100), "{elapsed:?}");
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 20,
-            "{} ticks: the wait blocked the thread",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 20, "the condvar wait timed out");
     tick.kill();
 }
 
@@ -236,12 +228,6 @@ fn a_std_mutex_in_a_thread_local_is_waited_for_cooperatively() {
     let mut got = LOCAL_LOCK.with(|lock| lock.lock().unwrap().clone());
     got.sort();
     assert_eq!(got, (0..5).collect::<Vec<_>>());
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 10,
-            "{} ticks: a wait blocked the thread",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 10, "greenlets waited for the thread-local mutex");
     tick.kill();
 }

@@ -73,9 +73,7 @@ fn fifty_greenlets_in_command_status_overlap_and_each_gets_its_exit_code() {
             "50 x 0.3 s took {elapsed:?}: serial is 15 s"
         );
     }
-    if common::tick_bounds_checked() {
-        assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
-    }
+    common::assert_ticked(&ticks, 20, "fifty children ran");
     t.kill();
 }
 
@@ -112,9 +110,7 @@ fn command_output_of_children_closing_their_streams_early_overlaps() {
             "20 x 0.3 s took {elapsed:?}"
         );
     }
-    if common::tick_bounds_checked() {
-        assert!(ticks.get() >= 20, "only {} ticks meanwhile", ticks.get());
-    }
+    common::assert_ticked(&ticks, 20, "the children ran");
     t.kill();
 }
 
@@ -125,13 +121,7 @@ fn child_wait_parks_while_the_thread_runs_others() {
     let mut child = sh("sleep 0.2; exit 9").spawn().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(9));
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 20,
-            "only {} ticks while waiting",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 20, "waiting for the child");
     t.kill();
 }
 
@@ -276,13 +266,7 @@ fn wuntraced_and_wcontinued_waits_see_stops_and_continues() {
     assert_eq!(rc, pid as i32);
     let elapsed = start.elapsed();
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 20,
-            "only {} ticks while waiting",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 20, "waiting for the child");
     signaller.join().unwrap();
     t.kill();
 }
@@ -301,13 +285,7 @@ fn waitid_by_pid_and_by_pidfd_park_and_report_the_exit() {
     // SAFETY: the kernel filled in a SIGCHLD siginfo.
     let (pid, code) = unsafe { (info.si_pid(), info.si_status()) };
     assert_eq!((pid, code), (child.id() as i32, 7));
-    if common::tick_bounds_checked() {
-        assert!(
-            ticks.get() >= 20,
-            "only {} ticks while waiting",
-            ticks.get()
-        );
-    }
+    common::assert_ticked(&ticks, 20, "waiting for the child");
     if skip_under_valgrind("waitid(P_PIDFD): Valgrind does not implement pidfd_open") {
         // Still reaped, by pid (WNOWAIT left it to reap).
         let (rc, status, _) = waitpid(child.id(), 0);

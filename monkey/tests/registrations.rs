@@ -1,7 +1,8 @@
 //! The hooks' fd registrations and fd state: kept for the fd's life, never carried
 //! over to another file that gets the same number (through `dup2`, `close` and
 //! `accept`, a close on another thread), and the user's `O_NONBLOCK` and socket
-//! timeouts honoured whenever and however they are set, for fds the hooks saw made and
+//! timeouts honoured whenever and however they are set (from the next call on: a call
+//! keeps the mode it started with, as in the kernel), for fds the hooks saw made and
 //! for fds inherited from the parent process.
 
 mod common;
@@ -231,9 +232,7 @@ fn o_nonblock_and_timeouts_set_after_first_use_are_honoured() {
         ErrorKind::WouldBlock
     );
     assert!(start.elapsed() >= Duration::from_millis(40));
-    if common::tick_bounds_checked() {
-        assert!(ticks.get() > 0, "the read blocked the thread");
-    }
+    common::assert_ticked(&ticks, 1, "the read waited out its timeout");
     t.kill();
     // Cleared: it parks until the data comes again.
     server.set_read_timeout(None).unwrap();
@@ -257,9 +256,7 @@ fn inherited_child(fds: &str) {
     let start = Instant::now();
     assert_eq!(read_fd(blocking, &mut buf), (4, None));
     assert!(start.elapsed() >= Duration::from_millis(50));
-    if common::tick_bounds_checked() {
-        assert!(ticks.get() > 0, "the read blocked the thread");
-    }
+    common::assert_ticked(&ticks, 1, "the read of the inherited fd waited");
     // The parent made it non-blocking: the kernel's EAGAIN, at once.
     let start = Instant::now();
     assert_eq!(read_fd(nonblocking, &mut buf), (-1, Some(libc::EAGAIN)));
@@ -269,9 +266,11 @@ fn inherited_child(fds: &str) {
     let start = Instant::now();
     assert_eq!(read_fd(timed, &mut buf), (-1, Some(libc::EAGAIN)));
     assert!(start.elapsed() >= Duration::from_millis(40));
-    if common::tick_bounds_checked() {
-        assert!(ticks.get() > before, "the read blocked the thread");
-    }
+    common::assert_ticked(
+        &ticks,
+        before + 1,
+        "the read waited out the inherited timeout",
+    );
     t.kill();
 }
 
@@ -337,4 +336,42 @@ fn an_inherited_fd_is_handled() {
         "the child failed (its output is above)"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
+
+/// `recv` on `fd` into a small buffer: (bytes, errno).
+fn recv_fd(fd: RawFd) -> (isize, Option<i32>) {
+    let mut buf = [0_u8; 8];
+    // SAFETY: a valid buffer of the length given.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    (
+        n,
+        (n < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap()),
+    )
+}
+
+#[test]
+fn a_blocking_call_keeps_the_blocking_mode_it_started_with() {
+    greenweave_monkey::patch_all();
+    // As in the kernel, which fixes a call's blocking mode when the call starts: two
+    // receivers park in blocking calls, the socket is made non-blocking under them,
+    // and one byte wakes both. The one that finds nothing left waits on, as a thread
+    // blocked in `recv` would, instead of failing with the new mode's EAGAIN.
+    for _ in 0..100 {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let fd = ours.as_raw_fd();
+        let first = spawn(move || recv_fd(fd));
+        let second = spawn(move || recv_fd(fd));
+        yield_now(); // both parked in their blocking recv
+        ours.set_nonblocking(true).unwrap();
+        (&peer).write_all(b"a").unwrap();
+        // Both woke for it; one took it, and the other parked again.
+        while !(first.is_finished() || second.is_finished()) {
+            yield_now();
+        }
+        (&peer).write_all(b"b").unwrap();
+        assert_eq!(first.join().unwrap(), (1, None));
+        assert_eq!(second.join().unwrap(), (1, None));
+        // New calls see the new mode.
+        assert_eq!(recv_fd(fd), (-1, Some(libc::EAGAIN)));
+    }
 }

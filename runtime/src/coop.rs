@@ -74,7 +74,8 @@ pub fn wait_fd(
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
-    let _signals = Interruptible::enter(eintr);
+    let here = hub::Here::new();
+    let _signals = Interruptible::enter(hub::get(&here), eintr);
     io::wait(fd, direction, deadline, Keep::Registered)
 }
 
@@ -88,7 +89,8 @@ pub fn wait_fd_once(
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
-    let _signals = Interruptible::enter(eintr);
+    let here = hub::Here::new();
+    let _signals = Interruptible::enter(hub::get(&here), eintr);
     io::wait(fd, direction, deadline, Keep::Once)
 }
 
@@ -97,7 +99,9 @@ pub fn wait_fd_once(
 /// this thread's hub keeps no registration of it (nothing known: try). A `false` means
 /// an attempt would find nothing (or no room) unless the kernel raised an event this
 /// hub has not collected yet: a caller that would park on `EAGAIN` can park at once.
-#[inline]
+///
+/// Out of line: one call, in which the runtime's table lookup is inlined (the lookup's
+/// own inlining is left to the runtime crate's needs).
 pub fn fd_ready(fd: RawFd, direction: Direction) -> bool {
     io::is_ready(fd, direction)
 }
@@ -106,7 +110,7 @@ pub fn fd_ready(fd: RawFd, direction: Direction) -> bool {
 /// stream that returned less than asked: the kernel had no more), so the next one
 /// waits for an event before trying. An `EAGAIN` followed by [`wait_fd`] needs no call:
 /// the wait records it.
-#[inline]
+/// Out of line, as [`fd_ready`].
 pub fn fd_not_ready(fd: RawFd, direction: Direction) {
     io::clear_ready(fd, direction);
 }
@@ -130,7 +134,8 @@ pub fn sleep_until(
     deadline: Option<Instant>,
     eintr: Eintr,
 ) -> Result<std::io::Result<()>, Interrupt> {
-    let _signals = Interruptible::enter(eintr);
+    let here = hub::Here::new();
+    let _signals = Interruptible::enter(hub::get(&here), eintr);
     loop {
         match park::park(&Sleeping, deadline, |_| {})? {
             Wake::TimedOut => return Ok(Ok(())),

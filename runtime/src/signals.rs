@@ -33,7 +33,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::hub::{self, Hub};
-use crate::task::{Task, TaskState, Wake};
+use crate::task::{TaskRef, TaskState, Wake};
 
 /// Which signal handlers end a wait, as signal(7) says for the system call it stands
 /// for.
@@ -155,35 +155,37 @@ fn handled_here() -> Handled {
 
 /// Marks the current greenlet's waits as ended by the handlers `eintr` names, for as
 /// long as it lives (one blocking call of a hook). `Eintr::Never` marks nothing.
-pub(crate) struct Interruptible {
-    task: Option<std::rc::Rc<Task>>,
+pub(crate) struct Interruptible<'a> {
+    /// The hub and the task marked (none for `Eintr::Never`), borrowed for the frame
+    /// of the blocking call: neither a reference count nor a second hub lookup.
+    marked: Option<(&'a Hub, TaskRef<'a>)>,
 }
 
-impl Interruptible {
+impl<'a> Interruptible<'a> {
+    #[inline]
     #[track_caller]
-    pub(crate) fn enter(eintr: Eintr) -> Interruptible {
+    pub(crate) fn enter(hub: &'a Hub, eintr: Eintr) -> Interruptible<'a> {
         if eintr == Eintr::Never {
-            return Interruptible { task: None };
+            return Interruptible { marked: None };
         }
-        let here = hub::Here::new();
-        let hub = hub::get(&here);
-        let task = hub.current_task();
+        let task = hub.current_task_borrowed();
         task.set_signal_wait(SignalWait {
             eintr,
             since: handled_here(),
         });
         hub.signal_waits.set(hub.signal_waits.get() + 1);
-        Interruptible { task: Some(task) }
+        Interruptible {
+            marked: Some((hub, task)),
+        }
     }
 }
 
-impl Drop for Interruptible {
+impl Drop for Interruptible<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(task) = self.task.take() {
+        if let Some((hub, task)) = &self.marked {
             task.set_signal_wait(SignalWait::default());
-            if let Some(hub) = hub::existing(&hub::Here::new()) {
-                hub.signal_waits.set(hub.signal_waits.get() - 1);
-            }
+            hub.signal_waits.set(hub.signal_waits.get() - 1);
         }
     }
 }

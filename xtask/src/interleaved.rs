@@ -89,10 +89,10 @@ impl SideBySide {
 const CONFIDENCE: f64 = 0.90;
 
 /// The indices, into `n` sorted samples, of the order statistics that bound the
-/// population median with at least `CONFIDENCE`: the widest `k` with
-/// P(Binomial(n, ½) < k) ≤ (1 − `CONFIDENCE`) / 2 gives `(k, n − 1 − k)` (0-based).
-/// `None` when even the extremes cannot reach that confidence (fewer than five
-/// samples at 90 %).
+/// population median with at least `CONFIDENCE`: with the largest `k` for which
+/// P(Binomial(n, ½) < k) ≤ (1 − `CONFIDENCE`) / 2, the `k`-th smallest and the
+/// `k`-th largest sample, `(k − 1, n − k)` counting from 0. `None` when even the
+/// extremes cannot reach that confidence (fewer than five samples at 90 %).
 fn median_interval(n: usize) -> Option<(usize, usize)> {
     let tail = (1.0 - CONFIDENCE) / 2.0;
     // P(X = i) for X ~ Binomial(n, 1/2), summed from i = 0 while it stays in the tail.
@@ -104,7 +104,6 @@ fn median_interval(n: usize) -> Option<(usize, usize)> {
         p *= (n - k) as f64 / (k + 1) as f64;
         k += 1;
     }
-    // `k` samples lie wholly in each tail; the interval is the next ones in.
     (k > 0).then(|| (k - 1, n - k))
 }
 

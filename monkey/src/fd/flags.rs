@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use libc::c_int;
 
-use super::{TABLE_SIZE, is_connecting, slot, update, word};
+use super::{Entry, TABLE_SIZE, is_connecting, slot, update, word};
 use crate::errno::{errno, set_errno};
 
 /// The user's `O_NONBLOCK` is recorded in [`NONBLOCK`].
@@ -59,6 +59,7 @@ static RCVTIMEO: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(0) }; TABLE_S
 static SNDTIMEO: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(0) }; TABLE_SIZE];
 
 /// The value array and known-bit of a timeout option (`None` for other options).
+#[inline]
 fn timeout_slot(fd: c_int, option: c_int) -> Option<(&'static AtomicU64, u16)> {
     let index = usize::try_from(fd).ok().filter(|&i| i < TABLE_SIZE)?;
     match option {
@@ -79,6 +80,7 @@ fn encode(timeout: Option<Duration>) -> u64 {
     })
 }
 
+#[inline]
 fn decode(micros: u64) -> Option<Duration> {
     (micros != 0).then(|| Duration::from_micros(micros))
 }
@@ -149,17 +151,19 @@ pub(crate) fn set_timeout(fd: c_int, option: c_int, timeout: Option<Duration>) {
     }
 }
 
-/// The user's `O_NONBLOCK` on `fd` if it is recorded and the description not shared:
-/// what a hook may act on without asking the kernel.
-pub(crate) fn cached_nonblocking(fd: c_int) -> Option<bool> {
-    let w = word(fd);
-    (w & (NB_KNOWN | SHARED) == NB_KNOWN).then_some(w & NONBLOCK != 0)
+impl Entry {
+    /// The user's `O_NONBLOCK` if it is recorded and the description not shared: what
+    /// a hook may act on without asking the kernel.
+    #[inline]
+    pub(crate) fn cached_nonblocking(self) -> Option<bool> {
+        (self.0 & (NB_KNOWN | SHARED) == NB_KNOWN).then_some(self.0 & NONBLOCK != 0)
+    }
 }
 
 /// Whether the user made `fd`'s description non-blocking: the record, or the kernel's
 /// answer (recorded unless shared). `Err(errno)` if the fd is not open.
 pub(crate) fn user_nonblocking(fd: c_int) -> Result<bool, c_int> {
-    if let Some(known) = cached_nonblocking(fd) {
+    if let Some(known) = Entry::recorded(fd).cached_nonblocking() {
         return Ok(known);
     }
     // SAFETY: F_GETFL takes no argument.
@@ -177,20 +181,32 @@ pub(crate) fn user_nonblocking(fd: c_int) -> Result<bool, c_int> {
     Ok(on)
 }
 
-/// `fd`'s socket timeout `option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`): the record, or the
-/// kernel's answer (recorded unless shared); `None` if unset (or not a socket).
-/// Preserves `errno`.
-pub(crate) fn socket_timeout(fd: c_int, option: c_int) -> Option<Duration> {
-    let w = word(fd);
+/// `fd`'s socket timeout `option` (`SO_RCVTIMEO`/`SO_SNDTIMEO`): the record in
+/// `entry` (`fd`'s, taken at the start of the call), or the kernel's answer (recorded
+/// unless shared); `None` if unset (or not a socket). Preserves `errno`.
+#[inline]
+pub(crate) fn socket_timeout(fd: c_int, entry: Entry, option: c_int) -> Option<Duration> {
     let slot = timeout_slot(fd, option);
     if let Some((slot, known)) = slot {
-        if w & (known | SHARED) == known {
+        if entry.0 & (known | SHARED) == known {
             return decode(slot.load(Ordering::Relaxed));
         }
     }
+    asked_timeout(fd, entry, option, slot)
+}
+
+/// [`socket_timeout`] when the entry has no usable record: asks the kernel.
+#[cold]
+#[inline(never)]
+fn asked_timeout(
+    fd: c_int,
+    entry: Entry,
+    option: c_int,
+    slot: Option<(&'static AtomicU64, u16)>,
+) -> Option<Duration> {
     let asked = kernel_timeout(fd, option);
     if let Some((slot, known)) = slot {
-        if w & SHARED == 0 {
+        if entry.0 & SHARED == 0 {
             slot.store(encode(asked), Ordering::Relaxed);
             update(fd, |old| old | known);
         }

@@ -11,6 +11,11 @@
 //! `close` (and replaced by `dup2`/`dup3`), so a reused fd number is never confused
 //! with the old file. The pass-through path never touches the table.
 //!
+//! A cooperative call reads its fd's word once, at its start ([`Entry`]), and works
+//! from that snapshot for the rest of the call, as the kernel fixes a call's blocking
+//! mode and timeout when it starts; a change made meanwhile applies from the next
+//! call.
+//!
 //! Every hook that hands out an fd number, or closes one, also reports it to the
 //! runtime ([`notify_closed`](greenweave_runtime::coop::notify_closed)), which retires
 //! any epoll registration a hub still keeps for the number (see
@@ -28,8 +33,8 @@
 mod flags;
 
 pub(crate) use flags::{
-    Opened, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, cached_nonblocking, set_nonblocking, set_timeout,
-    socket_timeout, user_nonblocking,
+    Opened, SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW, set_nonblocking, set_timeout, socket_timeout,
+    user_nonblocking,
 };
 
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -80,6 +85,7 @@ impl Kind {
         }
     }
 
+    #[inline]
     fn decode(bits: u16) -> Option<Kind> {
         Some(match bits & KIND_BITS {
             1 => Kind::Plain,
@@ -108,11 +114,13 @@ const CONNECTING: u16 = 0x8000;
 /// One word per fd: the kind, [`TCP`], [`CONNECTING`] and the bits of [`flags`].
 static TABLE: [AtomicU16; TABLE_SIZE] = [const { AtomicU16::new(0) }; TABLE_SIZE];
 
+#[inline]
 fn slot(fd: c_int) -> Option<&'static AtomicU16> {
     usize::try_from(fd).ok().and_then(|i| TABLE.get(i))
 }
 
 /// `fd`'s word (0 for an fd out of the table's range).
+#[inline]
 fn word(fd: c_int) -> u16 {
     slot(fd).map_or(0, |s| s.load(Ordering::Relaxed))
 }
@@ -124,33 +132,72 @@ fn update(fd: c_int, f: impl Fn(u16) -> u16) {
     }
 }
 
+/// What the table says of one fd, read with one load: its kind, whether it is a TCP
+/// stream, and the recorded state of [`flags`]. A hook takes one at its start and
+/// works from it for the rest of the call, as the kernel fixes a call's blocking mode
+/// and timeout when the call starts; nothing it holds goes stale in a way that costs
+/// more than a stale table entry does (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry(u16);
+
+impl Entry {
+    /// `fd`'s entry as recorded, without classifying it (kind [`Kind::Plain`] if not
+    /// known).
+    #[inline]
+    pub(crate) fn recorded(fd: c_int) -> Entry {
+        Entry(word(fd))
+    }
+
+    /// The kind ([`Kind::Plain`] if not known: an fd that is not open).
+    #[inline]
+    pub(crate) fn kind(self) -> Kind {
+        Kind::decode(self.0).unwrap_or(Kind::Plain)
+    }
+
+    /// Whether the fd is a TCP stream (see [`TCP`]).
+    #[inline]
+    pub(crate) fn is_tcp(self) -> bool {
+        self.0 & TCP != 0
+    }
+}
+
+/// `fd`'s entry, its kind classified on first use (see [`kind`]). Preserves `errno`.
+#[inline]
+pub(crate) fn entry(fd: c_int) -> Entry {
+    let found = Entry::recorded(fd);
+    if found.0 & KIND_BITS != 0 {
+        return found;
+    }
+    classified(fd)
+}
+
 /// The kind of `fd`, classifying it on first use. An fd that is not open comes back as
 /// [`Kind::Plain`] (uncached), so the real call reports `EBADF`. Preserves `errno`.
+#[inline]
 pub(crate) fn kind(fd: c_int) -> Kind {
-    if let Some(kind) = Kind::decode(word(fd)) {
-        return kind;
-    }
+    entry(fd).kind()
+}
+
+/// [`entry`] for an fd whose kind is not recorded: asks the kernel, and records the
+/// answer (an fd out of the table's range gets it for this call only).
+#[cold]
+#[inline(never)]
+fn classified(fd: c_int) -> Entry {
     let saved = errno();
     let found = classify(fd);
     set_errno(saved);
     match found {
         Some((kind, tcp)) => {
-            update(fd, |old| {
-                (old & !(KIND_BITS | TCP)) | kind as u16 | tcp_bit(tcp)
-            });
-            kind
+            let bits = kind as u16 | tcp_bit(tcp);
+            update(fd, |old| (old & !(KIND_BITS | TCP)) | bits);
+            Entry((word(fd) & !(KIND_BITS | TCP)) | bits)
         }
-        None => Kind::Plain,
+        None => Entry(Kind::Plain as u16),
     }
 }
 
 fn tcp_bit(tcp: bool) -> u16 {
     if tcp { TCP } else { 0 }
-}
-
-/// Whether `fd` is known to be a TCP stream (see [`TCP`]).
-pub(crate) fn is_tcp(fd: c_int) -> bool {
-    word(fd) & TCP != 0
 }
 
 /// Records that `fd` is of `kind` (a re-classification: keeps everything else).

@@ -28,6 +28,21 @@ pub fn tick_bounds_checked() -> bool {
     !valgrind::skip_under_valgrind("the bound on the ticker's count (1 ms ticks)")
 }
 
+/// Asserts that a [`ticker`] ticked at least `at_least` times while `during` went on:
+/// the thread kept running other greenlets instead of blocking in the wait. Checked
+/// only where [`tick_bounds_checked`] says so.
+#[track_caller]
+pub fn assert_ticked(ticks: &Cell<u32>, at_least: u32, during: &str) {
+    if tick_bounds_checked() {
+        let n = ticks.get();
+        assert!(
+            n >= at_least,
+            "only {n} ticks (at least {at_least} expected) while {during}: the wait blocked \
+             the thread instead of parking its greenlet"
+        );
+    }
+}
+
 /// A blocking pipe: (read end, write end).
 pub fn pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
