@@ -33,7 +33,7 @@ use libc::{c_int, c_uint, mmsghdr, ssize_t, timespec};
 use greenweave_runtime::io::Direction;
 
 use crate::errno::{errno, preserving_errno};
-use crate::fd::Kind;
+use crate::fd::{Entry, Kind};
 use crate::msg::{msg_total, sendmsg_rest};
 use crate::sock::{RECV_NEVER_BLOCKS, coop_socket, nowait};
 use crate::wait::{Attempt, Call, give_up, park_or_answer};
@@ -73,16 +73,16 @@ pub unsafe extern "C" fn recvmmsg(
     // SAFETY: the caller's timeout is null or readable.
     let limit = unsafe { timeout.as_ref() }.copied();
     let valid = limit.is_none_or(|t| t.tv_sec >= 0 && (0..1_000_000_000).contains(&t.tv_nsec));
-    let kind = coop_socket(fd, flags, RECV_NEVER_BLOCKS).filter(|entry| {
+    let entry = coop_socket(fd, flags, RECV_NEVER_BLOCKS).filter(|entry| {
         valid
             && vlen > 0
             && !msgvec.is_null()
             && !(entry.kind() == Kind::Stream && flags & libc::MSG_WAITALL != 0)
     });
-    if kind.is_none() {
+    let Some(entry) = entry else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::recvmmsg(fd, msgvec, vlen, flags, timeout) };
-    }
+    };
     let deadline = limit
         .and_then(|t| Instant::now().checked_add(Duration::new(t.tv_sec as u64, t.tv_nsec as u32)));
     let vlen = vlen.min(MAX_VLEN);
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn recvmmsg(
             && flags & libc::MSG_WAITFORONE == 0
             && deadline.is_none_or(|d| Instant::now() < d)
     };
-    let rc = preserving_errno(|| batches(fd, Direction::Read, more, attempt, |_| true));
+    let rc = preserving_errno(|| batches(fd, entry, Direction::Read, more, attempt, |_| true));
     // SAFETY: the caller's timeout is null or writable.
     if let (true, Some(deadline), Some(out)) = (rc > 0, deadline, unsafe { timeout.as_mut() }) {
         *out = to_timespec(deadline.saturating_duration_since(Instant::now()));
@@ -126,8 +126,9 @@ pub unsafe extern "C" fn sendmmsg(
     vlen: c_uint,
     flags: c_int,
 ) -> c_int {
-    let kind = coop_socket(fd, flags, libc::MSG_FASTOPEN).filter(|_| vlen > 0 && !msgvec.is_null());
-    let Some(kind) = kind.map(|entry| entry.kind()) else {
+    let entry =
+        coop_socket(fd, flags, libc::MSG_FASTOPEN).filter(|_| vlen > 0 && !msgvec.is_null());
+    let Some(entry) = entry else {
         // SAFETY: the caller's arguments, passed on unchanged.
         return unsafe { real::sendmmsg(fd, msgvec, vlen, flags) };
     };
@@ -140,7 +141,7 @@ pub unsafe extern "C" fn sendmmsg(
     // A stream socket may take the last message of a batch in part: send the rest of
     // it before going on, as the blocking call would.
     let finish = |sent: c_uint| {
-        if kind != Kind::Stream {
+        if entry.kind() != Kind::Stream {
             return true;
         }
         // SAFETY: `sent >= 1` headers were just sent, so the last is the caller's.
@@ -158,15 +159,26 @@ pub unsafe extern "C" fn sendmmsg(
         last.msg_len += rest.max(0) as c_uint;
         last.msg_len as usize == total
     };
-    preserving_errno(|| batches(fd, Direction::Write, |sent| sent < vlen, attempt, finish))
+    preserving_errno(|| {
+        batches(
+            fd,
+            entry,
+            Direction::Write,
+            |sent| sent < vlen,
+            attempt,
+            finish,
+        )
+    })
 }
 
-/// The loop of both hooks. `attempt(done, how)` moves messages from `done` on
+/// The loop of both hooks, working from `fd`'s table `entry` as the hook read it at
+/// its start (see [`Call`]). `attempt(done, how)` moves messages from `done` on
 /// ([`Attempt::Blocking`] only for an fd epoll refuses);
 /// `finish(done)` completes the last message moved, `false` if it could not;
 /// `more(done)` says whether the call goes on.
 fn batches(
     fd: c_int,
+    entry: Entry,
     direction: Direction,
     more: impl Fn(c_uint) -> bool,
     attempt: impl Fn(c_uint, Attempt) -> c_int,
@@ -177,7 +189,7 @@ fn batches(
     } else {
         libc::SO_RCVTIMEO
     };
-    let mut call = Call::new(fd, direction, Some(option));
+    let mut call = Call::with_entry(fd, entry, direction, Some(option));
     let mut done: c_uint = 0;
     // Message counts fit a `c_int` (at most `UIO_MAXIOV`).
     let give_up = |done: c_uint, errno: c_int| give_up(done as usize, errno) as c_int;
@@ -189,7 +201,7 @@ fn batches(
                 return done as c_int;
             }
             // The next message's wait is timed afresh.
-            call = Call::new(fd, direction, Some(option));
+            call = Call::with_entry(fd, entry, direction, Some(option));
             continue;
         }
         if n == 0 {
